@@ -1,0 +1,130 @@
+# fascia: a plain Makefile.  `make` builds everything into build/;
+# `make check` installs missing Debian packages (as root), builds and runs
+# every test; `make demo` runs a gentle session against the simulator.
+
+B ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+PYTHON ?= /usr/bin/python3
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FASCIA_CFLAGS = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -Iinclude
+
+PKGS = libmodbus libevent libevent_pthreads libzmq jansson inih
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+ALL_CFLAGS = $(FASCIA_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS))
+ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),-fsanitize=address,undefined)
+
+# Debian 12 packages the build, the tests and the demo need.
+DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
+	libzmq3-dev libjansson-dev libinih-dev libcmocka-dev libncurses-dev \
+	python3 python3-zmq python3-pytest python3-pymodbus mbpoll
+
+LIB_SRCS = $(wildcard protocol/*.c)
+SIM_SRCS = $(wildcard sim/*.c)
+DAEMON_SRCS = $(wildcard daemon/*.c)
+UNIT_SRCS = $(wildcard tests/unit/*.c)
+BENCH_SRCS = $(wildcard tests/bench/*.c)
+
+LIB_OBJS = $(LIB_SRCS:%.c=$(B)/obj/%.o)
+SIM_OBJS = $(SIM_SRCS:%.c=$(B)/obj/%.o)
+DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/obj/%.o)
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
+
+# The daemon is built once it has its main file.
+PROGRAMS = $(B)/fascia-sim $(if $(wildcard daemon/fasciad.c),$(B)/fasciad)
+
+.PHONY: all check unit unit-asan system bench bench-sim demo deps install \
+	clean format
+.DEFAULT_GOAL := all
+
+all: $(B)/libfascia.a $(B)/libfascia.so $(PROGRAMS) $(UNIT_BINS) $(BENCH_BINS)
+
+$(B)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libfascia.a: $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/libfascia.so: $(LIB_OBJS)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(PKG_LIBS)
+
+$(B)/fascia-sim: $(SIM_OBJS) $(B)/libfascia.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(SIM_OBJS) $(B)/libfascia.a $(PKG_LIBS)
+
+$(B)/fasciad: $(DAEMON_OBJS) $(B)/libfascia.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(B)/libfascia.a $(PKG_LIBS)
+
+# A unit test is one file; it may #include the module .c it tests.
+$(B)/tests/%: tests/unit/%.c $(B)/libfascia.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(B)/libfascia.a $(ALL_LDFLAGS) \
+		$(PKG_LIBS) -lcmocka
+
+$(B)/bench/%: tests/bench/%.c $(B)/libfascia.a
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(B)/libfascia.a $(ALL_LDFLAGS) \
+		$(PKG_LIBS)
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# Install what is missing: as root with apt-get, otherwise say how.
+deps:
+	@missing=; for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+			grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $$missing; \
+	else \
+		echo "missing Debian packages:$$missing" >&2; \
+		echo "run: sudo apt-get install -y$$missing" >&2; \
+		exit 1; \
+	fi
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+unit-asan:
+	$(MAKE) --no-print-directory B=$(B)/asan SAN=1 unit
+
+system: all
+	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q tests/system
+
+check: deps
+	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory unit
+	$(MAKE) --no-print-directory unit-asan
+	$(MAKE) --no-print-directory system
+
+bench-sim: deps all
+	$(B)/bench/bench_sim --sim $(B)/fascia-sim
+
+bench: bench-sim
+
+demo: deps all
+	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) sim/demo.py
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
+		$(DESTDIR)$(PREFIX)/include/fascia
+	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin
+	install -m 644 $(B)/libfascia.a $(DESTDIR)$(PREFIX)/lib
+	install -m 755 $(B)/libfascia.so $(DESTDIR)$(PREFIX)/lib
+	install -m 644 include/fascia/*.h $(DESTDIR)$(PREFIX)/include/fascia
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(B)
