@@ -17,7 +17,8 @@ PKGS = libmodbus libevent libevent_pthreads libzmq jansson inih
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ALL_CFLAGS = $(FASCIA_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS))
-ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),-fsanitize=address,undefined)
+SAN_LDFLAGS = -fsanitize=address,undefined
+ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_LDFLAGS))
 
 # Debian 12 packages the build, the tests and the demo need.
 DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
