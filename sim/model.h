@@ -90,6 +90,7 @@ struct sim_record {
 	uint64_t injected_us;
 	uint64_t first_read;    /* exchange number of the first read of block R
 	                           after the injection; 0: none yet */
+	uint64_t shown_us;      /* time of that read: the cause showed */
 	uint64_t vented_us;     /* 0 until the first VENT or vented state */
 	uint64_t exchanges;     /* exchanges from first_read to the VENT */
 	bool done;
