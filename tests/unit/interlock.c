@@ -1,0 +1,413 @@
+/*
+ * Each interlock of the table with a fake clock: it trips on its cause,
+ * does not trip just short of its threshold, and says whether the cause
+ * is still present (which refuses an acknowledgement).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../daemon/interlock.c"
+
+#define TICK 0.02
+
+struct rig {
+	struct ilk_config c;
+	struct ilk_state s;
+	struct fascia_block_r r;
+	struct ilk_input in;
+	double sp[FASCIA_MAX_CHAMBERS];
+	struct ilk_trip trips[ILK_COUNT];
+	int n;
+	unsigned present;
+	bool freeze_sample;
+};
+
+static void rig_init(struct rig *g)
+{
+	memset(g, 0, sizeof(*g));
+	ilk_config_default(&g->c);
+	ilk_reset(&g->s, 0);
+	g->r.map_version = FASCIA_MAP_VERSION;
+	g->r.chambers = 4;
+	g->r.status = FASCIA_ST_READY | FASCIA_ST_GARMENT_CONNECTED;
+	g->in.chambers = 4;
+	g->in.r = &g->r;
+	g->in.setpoint = g->sp;
+	g->in.exchange_ok = true;
+	g->in.max_pressure = 45;
+	g->in.max_ramp = 10;
+	g->in.device_limit = 80;
+}
+
+/* A session running, every chamber at p and set to p, the interlocks'
+ * memory fresh (no rise from the previous reading). */
+static void running_at(struct rig *g, double p)
+{
+	g->in.running = g->in.in_session = true;
+	for (int i = 0; i < 4; i++)
+		g->r.pressure_mmhg[i] = g->sp[i] = p;
+	ilk_reset(&g->s, g->in.now_s);
+}
+
+
+/* One tick: the device answered (HEARTBEAT echoed, SAMPLE moved on). */
+static int tick(struct rig *g)
+{
+	g->in.now_s += TICK;
+	g->in.heartbeat++;
+	g->r.heartbeat_echo = g->in.heartbeat;
+	if (!g->freeze_sample)
+		g->r.sample += 20;
+	g->n = ilk_check(&g->c, &g->s, &g->in, g->trips, ILK_COUNT,
+	                 &g->present);
+	return g->n;
+}
+
+/* Within one more tick (the clock is in floating point). */
+static void tick_until_trip(struct rig *g)
+{
+	if (tick(g) == 0)
+		tick(g);
+}
+
+static void ticks(struct rig *g, double seconds)
+{
+	for (double t = 0; t < seconds - 1e-9; t += TICK) {
+		tick(g);
+		if (g->n)
+			fail_msg("unexpected trip %s: %s",
+			         ilk_rows[g->trips[0].id].name,
+			         g->trips[0].message);
+	}
+}
+
+/* Every chamber to p at 20 mmHg/s, without a trip. */
+static void ramp_to(struct rig *g, double p)
+{
+	while (fabs(g->sp[0] - p) > 1e-9) {
+		double step = copysign(fmin(fabs(p - g->sp[0]), 20 * TICK),
+		                       p - g->sp[0]);
+
+		for (int c = 0; c < 4; c++)
+			g->r.pressure_mmhg[c] = g->sp[c] += step;
+		ticks(g, TICK);
+	}
+}
+
+static void assert_trip(struct rig *g, enum ilk_id id, int chamber)
+{
+	for (int i = 0; i < g->n; i++)
+		if (g->trips[i].id == id) {
+			assert_int_equal(g->trips[i].chamber, chamber);
+			assert_true(strlen(g->trips[i].message) > 0);
+			return;
+		}
+	fail_msg("%s did not trip (%d trips)", ilk_rows[id].name, g->n);
+}
+
+static void test_quiet(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	ticks(&g, 5);
+	running_at(&g, 40);
+	ticks(&g, 5);
+	assert_int_equal(g.present, 0);
+}
+
+static void test_overpressure(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	running_at(&g, 49.9); /* max 45 + 5 */
+	ticks(&g, 0.1);
+	g.r.pressure_mmhg[2] = 50.1;
+	tick(&g);
+	assert_trip(&g, ILK_OVERPRESSURE, 3);
+	assert_true(g.present & (1u << ILK_OVERPRESSURE));
+	/* Idle, the device limit counts instead of the profile's. */
+	rig_init(&g);
+	g.r.pressure_mmhg[0] = 84.9;
+	ilk_reset(&g.s, 0);
+	ticks(&g, 0.1);
+	g.r.pressure_mmhg[0] = 85.1;
+	tick(&g);
+	assert_trip(&g, ILK_OVERPRESSURE, 1);
+	g.r.pressure_mmhg[0] = 2;
+	tick(&g);
+	assert_false(g.present & (1u << ILK_OVERPRESSURE));
+}
+
+static void test_deviation(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	running_at(&g, 40);
+	g.r.pressure_mmhg[1] = 25.5; /* 14.5 away: fine for ever */
+	ticks(&g, 5);
+	g.r.pressure_mmhg[1] = 24.5; /* 15.5 away: trips after 2 s */
+	ticks(&g, 2.0);
+	tick_until_trip(&g);
+	assert_trip(&g, ILK_DEVIATION, 2);
+	/* Paused, a deviation is expected. */
+	rig_init(&g);
+	running_at(&g, 40);
+	g.in.running = false;
+	g.r.pressure_mmhg[1] = 0;
+	ticks(&g, 5);
+}
+
+static void test_rate(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	running_at(&g, 20);
+	ticks(&g, 0.1);
+	/* 29 mmHg/s: under max_ramp 10 + 20. */
+	for (int i = 0; i < 10; i++) {
+		for (int c = 0; c < 4; c++)
+			g.r.pressure_mmhg[c] = g.sp[c] += 29 * TICK;
+		ticks(&g, TICK);
+	}
+	g.r.pressure_mmhg[3] += 31 * TICK;
+	tick(&g);
+	assert_trip(&g, ILK_RATE, 4);
+	assert_false(g.present & (1u << ILK_RATE));
+}
+
+static void test_hold_time(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	running_at(&g, 35);
+	ticks(&g, 120);
+	tick_until_trip(&g);
+	assert_trip(&g, ILK_HOLD_TIME, 1);
+	/* A dip below 30 mmHg restarts the count. */
+	rig_init(&g);
+	running_at(&g, 35);
+	ticks(&g, 100);
+	ramp_to(&g, 29);
+	ticks(&g, 1);
+	ramp_to(&g, 35);
+	ticks(&g, 100);
+}
+
+static void test_session_time(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	running_at(&g, 20);
+	g.in.session_length_s = 100;
+	g.in.session_elapsed_s = 109.9;
+	ticks(&g, 0.1);
+	g.in.session_elapsed_s = 110.1;
+	tick(&g);
+	assert_trip(&g, ILK_SESSION_TIME, 0);
+	assert_int_equal(ilk_rows[ILK_SESSION_TIME].reaction,
+	                 ILK_REACT_RELEASE);
+}
+
+static void test_stale(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	ticks(&g, 1);
+	g.freeze_sample = true;
+	ticks(&g, 0.18); /* 180 ms unchanged */
+	tick(&g);        /* 200 ms */
+	assert_trip(&g, ILK_STALE, 0);
+	assert_true(g.present & (1u << ILK_STALE));
+	g.freeze_sample = false;
+	tick(&g);
+	assert_false(g.present & (1u << ILK_STALE));
+}
+
+static void test_heartbeat(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	ticks(&g, 1);
+	/* The device stops echoing: a lag of 1 and 2 is tolerated. */
+	g.in.now_s += TICK;
+	g.in.heartbeat += 2;
+	g.r.heartbeat_echo = g.in.heartbeat - 2;
+	g.r.sample += 20;
+	assert_int_equal(ilk_check(&g.c, &g.s, &g.in, g.trips, ILK_COUNT,
+	                           &g.present),
+	                 0);
+	g.in.heartbeat++;
+	g.in.now_s += TICK;
+	g.r.sample += 20;
+	ilk_check(&g.c, &g.s, &g.in, g.trips, ILK_COUNT, &g.present);
+	assert_int_equal(g.trips[0].id, ILK_HEARTBEAT);
+	/* Across the wrap of the 16-bit counter. */
+	rig_init(&g);
+	g.in.heartbeat = 0xFFFE;
+	ticks(&g, 1);
+}
+
+static void test_comms(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	ticks(&g, 1);
+	g.in.exchange_ok = false;
+	assert_int_equal(tick(&g), 0);
+	assert_int_equal(tick(&g), 0);
+	tick(&g);
+	assert_trip(&g, ILK_COMMS, 0);
+	assert_true(g.present & (1u << ILK_COMMS));
+	assert_int_equal(ilk_rows[ILK_COMMS].reaction, ILK_REACT_OFFLINE);
+	/* Two bad exchanges, then a good one: the count starts again. */
+	rig_init(&g);
+	for (int i = 0; i < 5; i++) {
+		g.in.exchange_ok = false;
+		assert_int_equal(tick(&g), 0);
+		assert_int_equal(tick(&g), 0);
+		g.in.exchange_ok = true;
+		assert_int_equal(tick(&g), 0);
+	}
+}
+
+static void test_status_bits(void **state)
+{
+	static const struct {
+		uint16_t set, clear, fault;
+		enum ilk_id id;
+		bool present;
+	} cases[] = {
+		{FASCIA_ST_ESTOP, 0, FASCIA_FAULT_ESTOP, ILK_ESTOP, true},
+		{0, FASCIA_ST_GARMENT_CONNECTED, 0, ILK_GARMENT, true},
+		{FASCIA_ST_SENSOR_FAULT, 0, FASCIA_FAULT_SENSOR, ILK_SENSOR,
+		 true},
+		{FASCIA_ST_WATCHDOG_TRIPPED, 0, FASCIA_FAULT_WATCHDOG,
+		 ILK_DEVICE_FAULT, false},
+		{FASCIA_ST_OVERLIMIT, 0, FASCIA_FAULT_OVERLIMIT,
+		 ILK_DEVICE_FAULT, false},
+		{FASCIA_ST_RELIEF_OPEN, 0, FASCIA_FAULT_RELIEF,
+		 ILK_DEVICE_FAULT, true},
+		{FASCIA_ST_PUMP_FAULT, 0, FASCIA_FAULT_PUMP, ILK_DEVICE_FAULT,
+		 true},
+		/* FAULT alone: a cause that came and went between reads */
+		{0, 0, FASCIA_FAULT_ESTOP, ILK_DEVICE_FAULT, false},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rig g;
+
+		rig_init(&g);
+		running_at(&g, 30);
+		ticks(&g, 0.2);
+		g.r.status = (g.r.status | cases[i].set) & ~cases[i].clear;
+		g.r.fault = cases[i].fault;
+		tick(&g);
+		assert_int_equal(g.n, 1); /* one alarm per cause */
+		assert_trip(&g, cases[i].id, 0);
+		assert_int_equal(!!(g.present & (1u << cases[i].id)),
+		                 cases[i].present);
+	}
+}
+
+static void test_sensor_range(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	g.r.pressure_mmhg[2] = -4.9;
+	ticks(&g, 0.1);
+	g.r.pressure_mmhg[2] = -5.1;
+	tick(&g);
+	assert_trip(&g, ILK_SENSOR, 3);
+	rig_init(&g);
+	g.in.device_limit = 300; /* so that only the sensor row answers */
+	g.r.pressure_mmhg[0] = 300.5;
+	tick(&g);
+	assert_trip(&g, ILK_SENSOR, 1);
+	assert_int_equal(g.n, 1);
+}
+
+static void test_deadline(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	for (int i = 0; i < 10; i++) {
+		g.in.late = true;
+		assert_int_equal(tick(&g), 0);
+		assert_int_equal(tick(&g), 0);
+		g.in.late = false;
+		assert_int_equal(tick(&g), 0);
+	}
+	g.in.late = true;
+	tick(&g);
+	tick(&g);
+	tick(&g);
+	assert_trip(&g, ILK_DEADLINE, 0);
+}
+
+/* Every row has a name, a hazard, and sane parameter bounds. */
+static void test_table(void **state)
+{
+	(void)state;
+	for (int i = 0; i < ILK_COUNT; i++) {
+		assert_int_equal(ilk_rows[i].id, i);
+		assert_non_null(ilk_rows[i].name);
+		assert_non_null(ilk_rows[i].hazard);
+		for (int j = 0; j < 2; j++) {
+			const struct ilk_param *p = &ilk_rows[i].param[j];
+
+			if (p->key == NULL)
+				continue;
+			assert_true(p->lo <= p->def && p->def <= p->hi);
+		}
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_quiet),
+		cmocka_unit_test(test_overpressure),
+		cmocka_unit_test(test_deviation),
+		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_hold_time),
+		cmocka_unit_test(test_session_time),
+		cmocka_unit_test(test_stale),
+		cmocka_unit_test(test_heartbeat),
+		cmocka_unit_test(test_comms),
+		cmocka_unit_test(test_status_bits),
+		cmocka_unit_test(test_sensor_range),
+		cmocka_unit_test(test_deadline),
+		cmocka_unit_test(test_table),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
