@@ -1,0 +1,432 @@
+/*
+ * fasciad's configuration: an INI file parsed with libinih into a fresh
+ * struct.  Every error is reported with its line, and nothing is accepted
+ * beyond the compiled-in bounds, so `fasciad -n` can tell an operator all
+ * that is wrong with a file at once.  Without a file the daemon runs the
+ * built-in default: one device `sim` at 127.0.0.1:1502.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "fasciad.h"
+
+/* Counts lines for the handler: inih does not pass them in this build. */
+struct parse {
+	struct fd_conf *conf;
+	struct conf_errors *errs;
+	FILE *fp;
+	int line;
+	struct fd_device_conf *dev; /* the [device NAME] being read */
+	unsigned seen;              /* daemon keys seen, for duplicates */
+};
+
+void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
+{
+	struct conf_error *e;
+	va_list ap;
+
+	if (errs->n >= CONF_MAX_ERRORS) {
+		errs->dropped++;
+		return;
+	}
+	e = &errs->e[errs->n++];
+	e->line = line;
+	va_start(ap, fmt);
+	vsnprintf(e->message, sizeof(e->message), fmt, ap);
+	va_end(ap);
+}
+
+static void device_default(struct fd_device_conf *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->transport = TRANSPORT_TCP;
+	snprintf(d->host, sizeof(d->host), "127.0.0.1");
+	d->port = 1502;
+	d->baud = 115200;
+	d->parity = 'N';
+	d->unit = 1;
+	d->chambers = 8;
+	d->limit_mmhg = 80.0;
+	d->watchdog_ms = FASCIA_WATCHDOG_MS_DEFAULT;
+}
+
+void conf_default(struct fd_conf *c)
+{
+	memset(c, 0, sizeof(*c));
+	snprintf(c->control, sizeof(c->control), "tcp://127.0.0.1:7410");
+	snprintf(c->publish, sizeof(c->publish), "tcp://127.0.0.1:7411");
+	snprintf(c->profiles, sizeof(c->profiles), "etc/profiles");
+	c->tick_hz = 50;
+	c->publish_hz = 10;
+	c->max_session_s = 3600;
+	ilk_config_default(&c->ilk);
+}
+
+/* The built-in default when no file is given. */
+void conf_builtin(struct fd_conf *c)
+{
+	conf_default(c);
+	c->ndev = 1;
+	device_default(&c->dev[0]);
+	snprintf(c->dev[0].name, sizeof(c->dev[0].name), "sim");
+}
+
+/* Numbers: the whole value must parse, and lie within [lo, hi]. */
+static int get_long(struct parse *p, const char *key, const char *v, long lo,
+                    long hi, long *out)
+{
+	char *end;
+	long n;
+
+	errno = 0;
+	n = strtol(v, &end, 10);
+	if (errno || end == v || *end != '\0') {
+		conf_error(p->errs, p->line, "%s: '%s' is not a whole number",
+		           key, v);
+		return -1;
+	}
+	if (n < lo || n > hi) {
+		conf_error(p->errs, p->line, "%s: %ld is outside %ld..%ld",
+		           key, n, lo, hi);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static int get_int(struct parse *p, const char *key, const char *v, long lo,
+                   long hi, int *out)
+{
+	long n;
+
+	if (get_long(p, key, v, lo, hi, &n) == -1)
+		return -1;
+	*out = (int)n;
+	return 0;
+}
+
+static int get_double(struct parse *p, const char *key, const char *v,
+                      double lo, double hi, double *out)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (errno || end == v || *end != '\0' || !isfinite(d)) {
+		conf_error(p->errs, p->line, "%s: '%s' is not a number", key,
+		           v);
+		return -1;
+	}
+	if (d < lo || d > hi) {
+		conf_error(p->errs, p->line, "%s: %g is outside %g..%g", key,
+		           d, lo, hi);
+		return -1;
+	}
+	*out = d;
+	return 0;
+}
+
+static int get_string(struct parse *p, const char *key, const char *v,
+                      char *out, size_t size)
+{
+	if (*v == '\0' || strlen(v) >= size) {
+		conf_error(p->errs, p->line, "%s: must be 1..%zu characters",
+		           key, size - 1);
+		return -1;
+	}
+	memcpy(out, v, strlen(v) + 1);
+	return 0;
+}
+
+static int get_endpoint(struct parse *p, const char *key, const char *v,
+                        char *out, size_t size)
+{
+	if (strncmp(v, "tcp://", 6) && strncmp(v, "ipc://", 6) &&
+	    strncmp(v, "inproc://", 9)) {
+		conf_error(p->errs, p->line,
+		           "%s: '%s' is not a ZeroMQ endpoint (tcp://, ipc://)",
+		           key, v);
+		return -1;
+	}
+	return get_string(p, key, v, out, size);
+}
+
+/* "HOST:PORT" for tcp. */
+static int get_address(struct parse *p, struct fd_device_conf *d,
+                       const char *v)
+{
+	const char *colon = strrchr(v, ':');
+	size_t hlen;
+
+	if (d->transport == TRANSPORT_RTU)
+		return get_string(p, "address", v, d->path, sizeof(d->path));
+	if (colon == NULL || colon == v) {
+		conf_error(p->errs, p->line,
+		           "address: '%s' is not HOST:PORT", v);
+		return -1;
+	}
+	hlen = (size_t)(colon - v);
+	if (hlen >= sizeof(d->host)) {
+		conf_error(p->errs, p->line, "address: host too long");
+		return -1;
+	}
+	if (get_int(p, "address port", colon + 1, 1, 65535, &d->port) == -1)
+		return -1;
+	memcpy(d->host, v, hlen);
+	d->host[hlen] = '\0';
+	return 0;
+}
+
+static const long bauds[] = {1200,  2400,  4800,   9600,   19200,
+                             38400, 57600, 115200, 230400, 460800};
+
+static int get_baud(struct parse *p, const char *v, int *out)
+{
+	long n;
+	size_t i;
+
+	if (get_long(p, "baud", v, 1, 4000000, &n) == -1)
+		return -1;
+	for (i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++)
+		if (bauds[i] == n) {
+			*out = (int)n;
+			return 0;
+		}
+	conf_error(p->errs, p->line, "baud: %ld is not a standard rate", n);
+	return -1;
+}
+
+/* [daemon] keys, in the order of the bit that marks each as seen. */
+static const char *const daemon_keys[] = {
+        "control", "publish", "profiles", "tick_hz", "publish_hz",
+        "max_session_s",
+};
+
+/* Interlock thresholds: the keys and bounds of the table's rows. */
+static int interlock_key(struct parse *p, const char *name, const char *v)
+{
+	for (int i = 0; i < ILK_COUNT; i++)
+		for (int j = 0; j < 2; j++) {
+			const struct ilk_param *k = &ilk_rows[i].param[j];
+
+			if (k->key && strcmp(k->key, name) == 0)
+				return get_double(p, name, v, k->lo, k->hi,
+				                  &p->conf->ilk.v[i][j]);
+		}
+	conf_error(p->errs, p->line, "unknown key '%s' in [daemon]", name);
+	return -1;
+}
+
+static int daemon_key(struct parse *p, const char *name, const char *v)
+{
+	struct fd_conf *c = p->conf;
+	size_t i;
+
+	for (i = 0; i < sizeof(daemon_keys) / sizeof(daemon_keys[0]); i++)
+		if (strcmp(name, daemon_keys[i]) == 0)
+			break;
+	if (i == sizeof(daemon_keys) / sizeof(daemon_keys[0]))
+		return interlock_key(p, name, v);
+	if (p->seen & (1u << i)) {
+		conf_error(p->errs, p->line, "%s: given twice", name);
+		return -1;
+	}
+	p->seen |= 1u << i;
+	switch (i) {
+	case 0:
+		return get_endpoint(p, name, v, c->control, sizeof(c->control));
+	case 1:
+		return get_endpoint(p, name, v, c->publish, sizeof(c->publish));
+	case 2:
+		return get_string(p, name, v, c->profiles, sizeof(c->profiles));
+	case 3:
+		return get_int(p, name, v, 10, 200, &c->tick_hz);
+	case 4:
+		return get_int(p, name, v, 1, 50, &c->publish_hz);
+	default:
+		return get_double(p, name, v, 60, FASCIA_MAX_SESSION_S,
+		                  &c->max_session_s);
+	}
+}
+
+static int device_key(struct parse *p, const char *name, const char *v)
+{
+	struct fd_device_conf *d = p->dev;
+
+	if (strcmp(name, "transport") == 0) {
+		if (strcmp(v, "tcp") == 0)
+			d->transport = TRANSPORT_TCP;
+		else if (strcmp(v, "rtu") == 0)
+			d->transport = TRANSPORT_RTU;
+		else {
+			conf_error(p->errs, p->line,
+			           "transport: '%s' is neither tcp nor rtu", v);
+			return -1;
+		}
+		return 0;
+	}
+	if (strcmp(name, "address") == 0)
+		return get_address(p, d, v);
+	if (strcmp(name, "baud") == 0)
+		return get_baud(p, v, &d->baud);
+	if (strcmp(name, "parity") == 0) {
+		if (strlen(v) != 1 || strchr("NEO", toupper(*v)) == NULL) {
+			conf_error(p->errs, p->line,
+			           "parity: '%s' is not N, E or O", v);
+			return -1;
+		}
+		d->parity = (char)toupper(*v);
+		return 0;
+	}
+	if (strcmp(name, "unit") == 0)
+		return get_int(p, name, v, 1, 247, &d->unit);
+	if (strcmp(name, "chambers") == 0)
+		return get_int(p, name, v, 1, FASCIA_MAX_CHAMBERS,
+		               &d->chambers);
+	if (strcmp(name, "limit_mmhg") == 0)
+		return get_double(p, name, v, 10, FASCIA_CEILING_MMHG,
+		                  &d->limit_mmhg);
+	if (strcmp(name, "watchdog_ms") == 0)
+		return get_int(p, name, v, FASCIA_WATCHDOG_MS_MIN,
+		               FASCIA_WATCHDOG_MS_MAX, &d->watchdog_ms);
+	conf_error(p->errs, p->line, "unknown key '%s' in [device %s]", name,
+	           d->name);
+	return -1;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= sizeof(((struct fd_device_conf *)0)->name))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+			return false;
+	return true;
+}
+
+/* A new section: [daemon] or [device NAME]. */
+static void new_section(struct parse *p, const char *section)
+{
+	struct fd_conf *c = p->conf;
+	const char *name;
+	int i;
+
+	p->dev = NULL;
+	if (strcmp(section, "daemon") == 0)
+		return;
+	if (strncmp(section, "device ", 7) != 0) {
+		conf_error(p->errs, p->line, "unknown section [%s]", section);
+		return;
+	}
+	name = section + 7;
+	if (!valid_name(name)) {
+		conf_error(p->errs, p->line,
+		           "device name '%s': use 1..31 letters, digits, - or _",
+		           name);
+		return;
+	}
+	for (i = 0; i < c->ndev; i++)
+		if (strcmp(c->dev[i].name, name) == 0) {
+			conf_error(p->errs, p->line,
+			           "device '%s' is defined twice", name);
+			return;
+		}
+	if (c->ndev == FD_MAX_DEVICES) {
+		conf_error(p->errs, p->line, "more than %d devices",
+		           FD_MAX_DEVICES);
+		return;
+	}
+	p->dev = &c->dev[c->ndev++];
+	device_default(p->dev);
+	memcpy(p->dev->name, name, strlen(name) + 1); /* valid_name: fits */
+	p->dev->line = p->line;
+}
+
+static int handler(void *user, const char *section, const char *name,
+                   const char *value)
+{
+	struct parse *p = user;
+
+	if (strcmp(section, "daemon") == 0)
+		daemon_key(p, name, value);
+	else if (p->dev != NULL)
+		device_key(p, name, value);
+	else if (section[0] == '\0')
+		conf_error(p->errs, p->line, "'%s' outside any section", name);
+	return 1; /* go on: report every error, not just the first */
+}
+
+/*
+ * Reads for inih, counting lines, and sees each [section] itself: inih
+ * tells the handler nothing of a section without keys, and a [device NAME]
+ * with none still defines a device with the defaults.
+ */
+static char *reader(char *str, int num, void *stream)
+{
+	struct parse *p = stream;
+	char *s = fgets(str, num, p->fp), *start, *end;
+	char section[64];
+
+	if (s == NULL)
+		return NULL;
+	p->line++;
+	for (start = s; isspace((unsigned char)*start); start++)
+		;
+	if (*start == '[' && (end = strchr(start, ']')) != NULL &&
+	    (size_t)(end - start) < sizeof(section)) {
+		memcpy(section, start + 1, (size_t)(end - start - 1));
+		section[end - start - 1] = '\0';
+		new_section(p, section);
+	}
+	return s;
+}
+
+/* Checks that need the whole file. */
+static void check_whole(struct parse *p)
+{
+	struct fd_conf *c = p->conf;
+	int i;
+
+	if (c->ndev == 0)
+		conf_error(p->errs, 0, "no [device NAME] section");
+	for (i = 0; i < c->ndev; i++) {
+		struct fd_device_conf *d = &c->dev[i];
+
+		if (d->transport == TRANSPORT_RTU && d->path[0] == '\0')
+			conf_error(p->errs, d->line,
+			           "device %s: rtu needs address = /dev/...",
+			           d->name);
+	}
+	if (strcmp(c->control, c->publish) == 0)
+		conf_error(p->errs, 0, "control and publish are the same");
+}
+
+int conf_load(const char *path, struct fd_conf *c, struct conf_errors *errs)
+{
+	struct parse p = {.conf = c, .errs = errs};
+	int rc;
+
+	memset(errs, 0, sizeof(*errs));
+	conf_default(c);
+	if ((p.fp = fopen(path, "r")) == NULL) {
+		conf_error(errs, 0, "cannot open: %s", strerror(errno));
+		return -1;
+	}
+	rc = ini_parse_stream(reader, &p, handler, &p);
+	fclose(p.fp);
+	if (rc > 0)
+		conf_error(errs, rc, "not a key = value line nor a [section]");
+	check_whole(&p);
+	return errs->n || errs->dropped ? -1 : 0;
+}
