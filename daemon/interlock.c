@@ -11,6 +11,7 @@
 #include "safety.h"
 
 #define NOPARAM {NULL, NULL, 0, 0, 0}
+#define RATE_WINDOW_S 0.1
 
 const struct ilk_row ilk_rows[ILK_COUNT] = {
 	[ILK_OVERPRESSURE] = {ILK_OVERPRESSURE, "overpressure", "tissue injury",
@@ -126,7 +127,10 @@ static void chambers(struct eval *e)
 	struct ilk_state *s = e->s;
 	double limit = in->in_session ? in->max_pressure : in->device_limit;
 	double over = limit + param(e, ILK_OVERPRESSURE, 0);
+	/* The rise is measured over at least RATE_WINDOW_S: between two
+	 * ticks, sensor noise alone looks like a steep rate. */
 	double dt = in->now_s - s->last_time_s;
+	bool window = !s->primed || dt >= RATE_WINDOW_S;
 	double max_rate = (in->in_session ? in->max_ramp
 	                                  : FASCIA_MAX_RAMP_MMHG_S) +
 	                  param(e, ILK_RATE, 0);
@@ -147,7 +151,7 @@ static void chambers(struct eval *e)
 			trip(e, ILK_OVERPRESSURE, i + 1,
 			     "%.1f mmHg is above the %.1f mmHg ceiling", p,
 			     over);
-		if (s->primed && dt > 0 &&
+		if (s->primed && window &&
 		    (p - s->last_pressure[i]) / dt > max_rate)
 			trip(e, ILK_RATE, i + 1,
 			     "rising at %.1f mmHg/s, above %.1f mmHg/s",
@@ -178,8 +182,11 @@ static void chambers(struct eval *e)
 		} else {
 			s->hold_since[i] = -1;
 		}
-		s->last_pressure[i] = p;
+		if (window)
+			s->last_pressure[i] = p;
 	}
+	if (window)
+		s->last_time_s = in->now_s;
 }
 
 /* Rows that look at the device as a whole. */
@@ -254,7 +261,6 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 	e.present &= ~(1u << ILK_DEVIATION | 1u << ILK_RATE |
 	               1u << ILK_HOLD_TIME | 1u << ILK_DEADLINE);
 	s->primed = true;
-	s->last_time_s = in->now_s;
 	*present = e.present;
 	return e.n;
 }

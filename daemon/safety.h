@@ -85,8 +85,8 @@ struct ilk_input {
 /* What the interlocks remember between ticks, per device. */
 struct ilk_state {
 	bool primed;           /* one good exchange seen */
-	double last_pressure[FASCIA_MAX_CHAMBERS];
-	double last_time_s;
+	double last_pressure[FASCIA_MAX_CHAMBERS]; /* at last_time_s */
+	double last_time_s;    /* start of the rate window */
 	double deviation_since[FASCIA_MAX_CHAMBERS]; /* < 0: none */
 	double hold_since[FASCIA_MAX_CHAMBERS];
 	uint16_t last_sample;

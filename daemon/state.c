@@ -27,6 +27,7 @@ static const char *const event_names[FD_EV_COUNT] = {
 static const unsigned char table[FD_STATE_COUNT][FD_EV_COUNT] = {
 	[FD_OFFLINE] = {
 		[FD_EV_READY] = TO(FD_IDLE),
+		[FD_EV_VENT] = TO(FD_OFFLINE), /* it vents already */
 		[FD_EV_TRIP] = TO(FD_FAULT),
 		[FD_EV_LINK_DOWN] = TO(FD_OFFLINE),
 	},

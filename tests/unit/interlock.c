@@ -183,9 +183,19 @@ static void test_rate(void **state)
 			g.r.pressure_mmhg[c] = g.sp[c] += 29 * TICK;
 		ticks(&g, TICK);
 	}
-	g.r.pressure_mmhg[3] += 31 * TICK;
-	tick(&g);
+	/* 31 mmHg/s, sustained over the 100 ms window. */
+	for (int i = 0; i < 12 && g.n == 0; i++) {
+		g.r.pressure_mmhg[3] += 31 * TICK;
+		tick(&g);
+	}
 	assert_trip(&g, ILK_RATE, 4);
+	/* Noise alone: +-0.3 mmHg between ticks is 15 mmHg/s, no trip. */
+	rig_init(&g);
+	running_at(&g, 20);
+	for (int i = 0; i < 500; i++) {
+		g.r.pressure_mmhg[0] = 20 + (i % 2 ? 0.3 : -0.3);
+		ticks(&g, TICK);
+	}
 	assert_false(g.present & (1u << ILK_RATE));
 }
 

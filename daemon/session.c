@@ -1,0 +1,486 @@
+/*
+ * One device's session, one tick at a time: interlocks first, then the
+ * operator's command, then what the state asks of the device.  Every state
+ * change goes through change(), which asks the state table.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "session.h"
+
+void fd_session_init(struct fd_session *s, const struct fd_session_conf *c,
+                     double now)
+{
+	memset(s, 0, sizeof(*s));
+	s->c = *c;
+	s->state = FD_OFFLINE;
+	s->command = FASCIA_CMD_VENT; /* safe start */
+	s->last_now = now;
+	ilk_reset(&s->ilk, now);
+}
+
+static struct fd_event_rec *event(struct fd_session *s,
+                                  enum fd_event_kind kind, const char *fmt,
+                                  ...) __attribute__((format(printf, 3, 4)));
+
+static struct fd_event_rec *event(struct fd_session *s,
+                                  enum fd_event_kind kind, const char *fmt,
+                                  ...)
+{
+	static struct fd_event_rec sink;
+	struct fd_event_rec *e;
+	va_list ap;
+
+	if (s->nev == FD_MAX_EVENTS) {
+		s->ev_dropped++;
+		e = &sink;
+	} else {
+		e = &s->ev[s->nev++];
+	}
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	e->from = e->to = s->state;
+	va_start(ap, fmt);
+	vsnprintf(e->text, sizeof(e->text), fmt, ap);
+	va_end(ap);
+	return e;
+}
+
+/* The one place the state changes.  -1 when the table refuses. */
+static int change(struct fd_session *s, enum fd_event ev)
+{
+	int to = fd_transition(s->state, ev);
+	struct fd_event_rec *e;
+
+	if (to < 0)
+		return -1;
+	if ((enum fd_state)to != s->state) {
+		e = event(s, FD_E_STATE, "%s -> %s", fd_state_name(s->state),
+		          fd_state_name(to));
+		e->to = to;
+		s->state = to;
+	}
+	return 0;
+}
+
+bool fd_session_vented(const struct fd_session *s)
+{
+	if (!s->have_r)
+		return false;
+	for (int i = 0; i < s->c.chambers; i++)
+		if (s->r.pressure_mmhg[i] >= FASCIA_VENTED_MMHG)
+			return false;
+	return true;
+}
+
+static bool in_session(const struct fd_session *s)
+{
+	return s->have_profile &&
+	       (s->state == FD_RUNNING || s->state == FD_PAUSED ||
+	        s->state == FD_RELEASING);
+}
+
+static double release_rate(const struct fd_session *s)
+{
+	if (s->have_profile)
+		return fascia_profile_release_rate(&s->profile);
+	return FASCIA_PROFILE_RELEASE_MMHG_S;
+}
+
+static void zero_setpoints(struct fd_session *s)
+{
+	memset(s->setpoint, 0, sizeof(s->setpoint));
+}
+
+static void ramp_all(struct fd_session *s, const double *target, double rate,
+                     double dt)
+{
+	for (int i = 0; i < s->c.chambers; i++)
+		s->setpoint[i] = fascia_ramp_toward(s->setpoint[i], target[i],
+		                                    rate, dt);
+}
+
+static struct fd_alarm *find_alarm(struct fd_session *s, enum ilk_id id,
+                                   int chamber)
+{
+	for (int i = 0; i < s->nalarm; i++)
+		if (s->alarm[i].id == id && s->alarm[i].chamber == chamber)
+			return &s->alarm[i];
+	return NULL;
+}
+
+/* A trip: the alarm latches, the state becomes fault, the reaction is
+ * set up for the next exchange. */
+static void raise(struct fd_session *s, const struct ilk_trip *t,
+                  unsigned present, double now, bool *vent_now)
+{
+	const struct ilk_row *row = &ilk_rows[t->id];
+	struct fd_alarm *a = find_alarm(s, t->id, t->chamber);
+	struct fd_event_rec *e;
+
+	if (a == NULL) {
+		/* One alarm per row: a row's later chambers update it. */
+		for (int i = 0; i < s->nalarm; i++)
+			if (s->alarm[i].id == t->id)
+				a = &s->alarm[i];
+	}
+	if (a == NULL && s->nalarm < FD_MAX_ALARMS) {
+		a = &s->alarm[s->nalarm++];
+		a->id = t->id;
+		a->chamber = t->chamber;
+		a->since_s = now;
+		snprintf(a->message, sizeof(a->message), "%s", t->message);
+		e = event(s, FD_E_ALARM, "%s", t->message);
+		e->alarm = t->id;
+		e->chamber = t->chamber;
+	}
+	if (a)
+		a->present = present & (1u << t->id);
+	if (t->id == ILK_COMMS) {
+		s->link_up = false;
+		event(s, FD_E_LINK, "down: %s", t->message);
+		change(s, FD_EV_LINK_DOWN);
+	} else {
+		change(s, FD_EV_TRIP);
+	}
+	if (row->reaction == ILK_REACT_RELEASE && s->state == FD_FAULT &&
+	    s->nalarm == 1)
+		s->gentle_fault = true;
+	if (row->reaction == ILK_REACT_VENT) {
+		s->gentle_fault = false;
+		s->command = FASCIA_CMD_VENT;
+		zero_setpoints(s);
+		if (s->link_up)
+			*vent_now = true;
+	}
+}
+
+/* A FAULT the device latched for a cause already alarmed (the e-stop,
+ * the sensor) stays until the RESET of an ack: not a second alarm. */
+static bool explained(const struct fd_session *s, const struct ilk_trip *t)
+{
+	const uint16_t bits = FASCIA_ST_WATCHDOG_TRIPPED |
+	                      FASCIA_ST_RELIEF_OPEN | FASCIA_ST_PUMP_FAULT |
+	                      FASCIA_ST_OVERLIMIT;
+
+	if (t->id != ILK_DEVICE_FAULT || (s->r.status & bits))
+		return false;
+	for (int i = 0; i < s->nalarm; i++)
+		if ((s->alarm[i].id == ILK_ESTOP &&
+		     s->r.fault == FASCIA_FAULT_ESTOP) ||
+		    (s->alarm[i].id == ILK_SENSOR &&
+		     s->r.fault == FASCIA_FAULT_SENSOR))
+			return true;
+	return false;
+}
+
+static void interlocks(struct fd_session *s, const struct fd_tick_in *in,
+                       double dt, bool *vent_now)
+{
+	struct ilk_trip trips[ILK_COUNT];
+	struct ilk_input ii = {
+		.now_s = in->now,
+		.exchange_ok = in->exchange_ok,
+		.late = in->late,
+		.r = &s->r,
+		.heartbeat = s->heartbeat,
+		.chambers = s->c.chambers,
+		.setpoint = s->setpoint,
+		.running = s->state == FD_RUNNING,
+		.in_session = in_session(s),
+		.max_pressure = s->have_profile ? s->profile.max_pressure_mmhg
+		                                : s->c.limit_mmhg,
+		.max_ramp = s->have_profile ? s->profile.max_ramp_mmhg_s
+		                            : FASCIA_MAX_RAMP_MMHG_S,
+		.device_limit = s->c.limit_mmhg,
+		.session_elapsed_s = s->t,
+		.session_length_s = s->have_profile
+		                            ? fascia_profile_duration_s(&s->profile)
+		                            : 0,
+	};
+	unsigned present;
+	int n;
+
+	(void)dt;
+	n = ilk_check(&s->c.ilk, &s->ilk, &ii, trips, ILK_COUNT, &present);
+	for (int i = 0; i < s->nalarm; i++)
+		s->alarm[i].present = present & (1u << s->alarm[i].id);
+	for (int i = 0; i < n; i++)
+		if (!explained(s, &trips[i]))
+			raise(s, &trips[i], present, in->now, vent_now);
+}
+
+static const struct fd_alarm *first_present(const struct fd_session *s)
+{
+	for (int i = 0; i < s->nalarm; i++)
+		if (s->alarm[i].present)
+			return &s->alarm[i];
+	return NULL;
+}
+
+static enum fd_verdict refuse(struct fd_session *s, enum fd_verdict v,
+                              const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static enum fd_verdict refuse(struct fd_session *s, enum fd_verdict v,
+                              const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	return v;
+}
+
+const char *fd_cmd_name(enum fd_cmd c)
+{
+	static const char *const names[] = {
+		[FD_CMD_NONE] = "none",   [FD_CMD_START] = "start",
+		[FD_CMD_PAUSE] = "pause", [FD_CMD_RESUME] = "resume",
+		[FD_CMD_STOP] = "stop",   [FD_CMD_VENT] = "vent",
+		[FD_CMD_ACK] = "ack",
+	};
+
+	return (unsigned)c <= FD_CMD_ACK ? names[c] : "unknown";
+}
+
+static bool device_latched(const struct fd_session *s)
+{
+	return s->r.fault != FASCIA_FAULT_NONE ||
+	       (s->r.status &
+	        (FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_OVERLIMIT));
+}
+
+/* The acknowledgement: refused while a cause is present or the chambers
+ * are not vented; a latched device fault is cleared with a RESET first,
+ * and the verdict waits for the reading after it. */
+static enum fd_verdict ack(struct fd_session *s)
+{
+	const struct fd_alarm *a = first_present(s);
+
+	if (s->state != FD_FAULT)
+		return refuse(s, FD_EFORBIDDEN, "nothing to acknowledge: %s",
+		              fd_state_name(s->state));
+	s->ack_reset = s->ack_reset && s->link_up && !a;
+	if (!s->link_up)
+		return refuse(s, FD_EINTERLOCK, "the link is down");
+	if (a)
+		return refuse(s, FD_EINTERLOCK, "%s is still present: %s",
+		              ilk_rows[a->id].name, a->message);
+	if (!fd_session_vented(s))
+		return refuse(s, FD_EINTERLOCK,
+		              "the chambers are not vented yet");
+	if (device_latched(s)) {
+		if (s->ack_reset) { /* the RESET did not take */
+			s->ack_reset = false;
+			return refuse(s, FD_EINTERLOCK,
+			              "the device kept FAULT %u after RESET",
+			              (unsigned)s->r.fault);
+		}
+		s->ack_reset = true;
+		s->command = FASCIA_CMD_RESET;
+		return FD_PENDING;
+	}
+	s->ack_reset = false;
+	s->gentle_fault = false;
+	change(s, FD_EV_ACK);
+	for (int i = 0; i < s->nalarm; i++) {
+		struct fd_event_rec *e = event(s, FD_E_ALARM_ACK, "%s",
+		                               s->alarm[i].message);
+		e->alarm = s->alarm[i].id;
+		e->chamber = s->alarm[i].chamber;
+	}
+	s->nalarm = 0;
+	s->have_profile = false;
+	return FD_OK;
+}
+
+static enum fd_verdict start(struct fd_session *s,
+                             const struct fascia_profile *p)
+{
+	if (s->state != FD_IDLE || p == NULL)
+		return refuse(s, FD_EFORBIDDEN, "cannot start: the device is %s",
+		              fd_state_name(s->state));
+	if (s->r.fault != FASCIA_FAULT_NONE)
+		return refuse(s, FD_EINTERLOCK,
+		              "cannot start: device fault %u is latched",
+		              (unsigned)s->r.fault);
+	if (!(s->r.status & FASCIA_ST_GARMENT_CONNECTED))
+		return refuse(s, FD_EINTERLOCK,
+		              "cannot start: no garment connected");
+	if (s->r.status & FASCIA_ST_ESTOP)
+		return refuse(s, FD_EINTERLOCK,
+		              "cannot start: the e-stop is pressed");
+	if (p->chambers > s->c.chambers)
+		return refuse(s, FD_EINTERLOCK,
+		              "cannot start: the profile has %d chambers, the "
+		              "device %d",
+		              p->chambers, s->c.chambers);
+	if (p->max_pressure_mmhg > s->c.limit_mmhg)
+		return refuse(s, FD_EINTERLOCK,
+		              "cannot start: the profile's maximum %.1f mmHg is "
+		              "above the device limit %.1f mmHg",
+		              p->max_pressure_mmhg, s->c.limit_mmhg);
+	s->profile = *p;
+	s->have_profile = true;
+	s->t = 0;
+	s->session_seq++;
+	zero_setpoints(s);
+	change(s, FD_EV_START);
+	event(s, FD_E_SESSION, "started %s", p->name);
+	return FD_OK;
+}
+
+static enum fd_verdict command(struct fd_session *s,
+                               const struct fd_tick_in *in)
+{
+	static const enum fd_event map[] = {
+		[FD_CMD_PAUSE] = FD_EV_PAUSE,
+		[FD_CMD_RESUME] = FD_EV_RESUME,
+		[FD_CMD_STOP] = FD_EV_STOP,
+		[FD_CMD_VENT] = FD_EV_VENT,
+	};
+	static const char *const what[] = {
+		[FD_CMD_PAUSE] = "paused",
+		[FD_CMD_RESUME] = "resumed",
+		[FD_CMD_STOP] = "stopped",
+		[FD_CMD_VENT] = "vented by the operator",
+	};
+	bool had_session = in_session(s);
+
+	switch (in->cmd) {
+	case FD_CMD_NONE:
+		return FD_OK;
+	case FD_CMD_START:
+		return start(s, in->profile);
+	case FD_CMD_ACK:
+		return ack(s);
+	case FD_CMD_PAUSE:
+	case FD_CMD_RESUME:
+	case FD_CMD_STOP:
+	case FD_CMD_VENT:
+		if (change(s, map[in->cmd]) < 0)
+			return refuse(s, FD_EFORBIDDEN, "cannot %s: the device is %s",
+			              fd_cmd_name(in->cmd),
+			              fd_state_name(s->state));
+		if (in->cmd != FD_CMD_VENT || had_session)
+			event(s, FD_E_SESSION, "%s", what[in->cmd]);
+		return FD_OK;
+	}
+	return FD_EFORBIDDEN;
+}
+
+/* What the state asks of the device in the next exchange. */
+static void progress(struct fd_session *s, double dt)
+{
+	static const double zero[FASCIA_MAX_CHAMBERS];
+	double target[FASCIA_MAX_CHAMBERS];
+	struct fascia_profile_pos pos;
+
+	switch (s->state) {
+	case FD_OFFLINE:
+		s->command = FASCIA_CMD_VENT;
+		zero_setpoints(s);
+		if (s->link_up && fd_session_vented(s) &&
+		    !device_latched(s) && change(s, FD_EV_READY) == 0)
+			s->command = FASCIA_CMD_IDLE;
+		break;
+	case FD_IDLE:
+		s->command = FASCIA_CMD_IDLE;
+		zero_setpoints(s);
+		break;
+	case FD_RUNNING:
+		s->t += dt;
+		fascia_profile_targets(&s->profile, s->t, target, &pos);
+		ramp_all(s, target, s->profile.max_ramp_mmhg_s, dt);
+		s->command = FASCIA_CMD_RUN;
+		if (pos.done && change(s, FD_EV_END) == 0)
+			event(s, FD_E_SESSION, "completed");
+		break;
+	case FD_PAUSED:
+		ramp_all(s, zero, release_rate(s), dt);
+		s->command = FASCIA_CMD_RUN;
+		break;
+	case FD_RELEASING:
+		ramp_all(s, zero, release_rate(s), dt);
+		s->command = FASCIA_CMD_RUN;
+		for (int i = 0; i < s->c.chambers; i++)
+			if (s->setpoint[i] > 0)
+				return;
+		if (fd_session_vented(s) && change(s, FD_EV_RELEASED) == 0) {
+			s->command = FASCIA_CMD_IDLE;
+			s->have_profile = false;
+		}
+		break;
+	case FD_VENTING:
+		s->command = FASCIA_CMD_VENT;
+		zero_setpoints(s);
+		if (fd_session_vented(s) && change(s, FD_EV_RELEASED) == 0) {
+			s->command = FASCIA_CMD_IDLE;
+			s->have_profile = false;
+		}
+		break;
+	case FD_FAULT:
+		/* A release reaction ramps down gently, then vents. */
+		if (s->gentle_fault) {
+			ramp_all(s, zero, release_rate(s), dt);
+			s->command = FASCIA_CMD_RUN;
+			for (int i = 0; i < s->c.chambers; i++)
+				if (s->setpoint[i] > 0)
+					return;
+			s->gentle_fault = false;
+		}
+		zero_setpoints(s);
+		if (!s->ack_reset)
+			s->command = FASCIA_CMD_VENT;
+		break;
+	case FD_STATE_COUNT:
+		break;
+	}
+}
+
+enum fd_verdict fd_session_tick(struct fd_session *s,
+                                const struct fd_tick_in *in, bool *vent_now)
+{
+	double dt = in->now - s->last_now;
+	enum fd_verdict v;
+
+	*vent_now = false;
+	s->last_now = in->now;
+	if (dt < 0)
+		dt = 0;
+	if (in->exchange_ok) {
+		s->r = *in->r;
+		s->have_r = true;
+		if (!s->link_up) {
+			s->link_up = true;
+			ilk_reset(&s->ilk, in->now);
+			event(s, FD_E_LINK, "up");
+		}
+	}
+	/* Nothing to check on a link that never came up. */
+	if (in->exchange_ok || s->link_up)
+		interlocks(s, in, dt, vent_now);
+	if (s->state == FD_FAULT && s->ack_reset && in->cmd != FD_CMD_ACK)
+		s->ack_reset = false;
+	v = command(s, in);
+	progress(s, dt);
+	if (s->ack_reset)
+		s->command = FASCIA_CMD_RESET;
+	return v;
+}
+
+void fd_session_block_w(struct fd_session *s, struct fascia_block_w *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->heartbeat = ++s->heartbeat;
+	w->command = s->command;
+	w->watchdog_ms = (uint16_t)s->c.watchdog_ms;
+	w->limit_mmhg = s->c.limit_mmhg;
+	w->pump = true;
+	for (int i = 0; i < s->c.chambers; i++)
+		w->setpoint_mmhg[i] = fmin(s->setpoint[i], s->c.limit_mmhg);
+}

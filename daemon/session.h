@@ -1,0 +1,141 @@
+/*
+ * One device's session logic for one tick, pure: what the exchange read,
+ * the operator's command and the time in; the next block W, the state and
+ * what happened out.  The control thread runs it between exchanges; unit
+ * tests run it with a fake clock and no sockets.
+ */
+#ifndef FASCIAD_SESSION_H
+#define FASCIAD_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <fascia/profile.h>
+#include <fascia/regmap.h>
+
+#include "safety.h"
+
+#define FD_MAX_ALARMS ILK_COUNT
+#define FD_MAX_EVENTS 8
+
+/* What an operator asks of a device. */
+enum fd_cmd {
+	FD_CMD_NONE,
+	FD_CMD_START, /* with a profile */
+	FD_CMD_PAUSE,
+	FD_CMD_RESUME,
+	FD_CMD_STOP,
+	FD_CMD_VENT,
+	FD_CMD_ACK,
+};
+
+/* The answer to a command: 0 done, or an error code of the protocol. */
+enum fd_verdict {
+	FD_OK,
+	FD_PENDING,   /* not decided yet (ack waits for the device's RESET) */
+	FD_EBUSY,     /* another command is being applied */
+	FD_EINTERLOCK, /* refused by an interlock or the device's state */
+	FD_EFORBIDDEN, /* the state machine does not allow it now */
+};
+
+struct fd_alarm {
+	enum ilk_id id;
+	int chamber;     /* 1-based, 0: the device */
+	bool present;    /* the cause is present now */
+	double since_s;  /* monotonic, when it tripped */
+	char message[120];
+};
+
+enum fd_event_kind {
+	FD_E_STATE,      /* state changed: from, to */
+	FD_E_SESSION,    /* started, paused, resumed, completed, stopped */
+	FD_E_ALARM,      /* raised */
+	FD_E_ALARM_ACK,  /* acknowledged and cleared */
+	FD_E_LINK,       /* up or down */
+};
+
+struct fd_event_rec {
+	enum fd_event_kind kind;
+	enum fd_state from, to;
+	enum ilk_id alarm;
+	int chamber;
+	char text[120];  /* "started", "link down: ...", the alarm message */
+};
+
+/* Fixed for the life of a device. */
+struct fd_session_conf {
+	int chambers;
+	double limit_mmhg;   /* the device's LIMIT */
+	int watchdog_ms;
+	double tick_s;
+	double max_session_s;
+	struct ilk_config ilk;
+};
+
+struct fd_session {
+	struct fd_session_conf c;
+	enum fd_state state;
+	struct ilk_state ilk;
+	bool link_up;
+
+	/* the session */
+	bool have_profile;
+	struct fascia_profile profile;
+	double t;             /* profile clock, s (frozen while paused) */
+	double setpoint[FASCIA_MAX_CHAMBERS];
+	double last_now;
+	int session_seq;      /* sessions started on this device */
+	bool ack_reset;       /* an ack sent RESET; verdict next tick */
+	bool gentle_fault;    /* only release reactions tripped: ramp down
+	                         at the gentle rate, then vent */
+
+	/* what the next exchange writes */
+	uint16_t heartbeat;
+	uint16_t command;     /* enum fascia_command */
+
+	/* the last reading */
+	struct fascia_block_r r;
+	bool have_r;
+
+	struct fd_alarm alarm[FD_MAX_ALARMS];
+	int nalarm;
+
+	char why[160];        /* why the last command was refused */
+
+	struct fd_event_rec ev[FD_MAX_EVENTS];
+	int nev, ev_dropped;
+};
+
+/* What one tick brings in. */
+struct fd_tick_in {
+	double now;       /* monotonic, s */
+	bool exchange_ok; /* r valid */
+	const struct fascia_block_r *r;
+	bool late;
+	enum fd_cmd cmd;
+	const struct fascia_profile *profile; /* FD_CMD_START */
+};
+
+const char *fd_cmd_name(enum fd_cmd c);
+
+void fd_session_init(struct fd_session *s, const struct fd_session_conf *c,
+                     double now);
+
+/*
+ * Run one tick: interlocks, the state machine, the next setpoints.
+ * Returns the verdict on in->cmd (FD_OK when there was none).  Sets
+ * *vent_now when an interlock tripped in this tick: the caller writes the
+ * block W again at once, so the VENT reaches the device in the next
+ * exchange, not the next tick.  Events are appended to s->ev (the caller
+ * empties it: s->nev = 0).
+ */
+enum fd_verdict fd_session_tick(struct fd_session *s,
+                                const struct fd_tick_in *in, bool *vent_now);
+
+/* The block W the next exchange writes (HEARTBEAT advanced each call). */
+void fd_session_block_w(struct fd_session *s, struct fascia_block_w *w);
+
+/* True when every chamber in use reads below FASCIA_VENTED_MMHG. */
+bool fd_session_vented(const struct fd_session *s);
+
+#endif
