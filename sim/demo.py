@@ -51,8 +51,10 @@ class Device:
         w = [0] * 32
         w[0], w[1], w[2], w[3], w[4] = self.heartbeat, command, 500, 800, 1
         w[16] = int(round(setpoint * 10))
+        # pymodbus 3.0 (Debian 12) takes write_registers= and unit= here.
         rr = self.client.readwrite_registers(read_address=100, read_count=48,
-                                             write_address=0, values=w, slave=1)
+                                             write_address=0,
+                                             write_registers=w, unit=1)
         if rr.isError():
             sys.exit("device error: %s" % rr)
         r = rr.registers

@@ -85,6 +85,10 @@ void sim_server_close(struct sim_device *d);
  */
 json_t *sim_request(struct sim *s, json_t *req, const char **code,
                     char *msg, size_t msglen);
+/* The checks of sim_request without applying anything (a scenario is
+ * checked whole at start).  Returns 0, or -1 with *code and msg set. */
+int sim_request_check(struct sim *s, json_t *req, const char **code,
+                      char *msg, size_t msglen);
 /* One request as text to one reply as text (malloc'd, never NULL):
  * {"v":1,"id":...,"ok":true,"result":{...}} or ok:false with error. */
 char *sim_control_handle(struct sim *s, const char *text, size_t len);
