@@ -408,7 +408,8 @@ static void check_whole(struct parse *p)
 			           "device %s: rtu needs address = /dev/...",
 			           d->name);
 	}
-	if (strcmp(c->control, c->publish) == 0)
+	/* "tcp://host:*" binds a fresh port each time: no clash. */
+	if (strcmp(c->control, c->publish) == 0 && !strchr(c->control, '*'))
 		conf_error(p->errs, 0, "control and publish are the same");
 }
 

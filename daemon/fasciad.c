@@ -1,0 +1,186 @@
+/*
+ * fasciad: the process.  Reads the configuration and the profiles, opens
+ * the ZeroMQ sockets, starts one control thread per device, and runs the
+ * main libevent loop until SIGTERM or SIGINT, when it vents every device
+ * (for at most SHUTDOWN_VENT_S) before it exits.  SIGHUP reloads the
+ * profiles, keeping the old set if the new one does not load.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <zmq.h>
+
+#include "fasciad.h"
+
+#define SHUTDOWN_VENT_S 2.0
+#define VERSION "0.1"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: fasciad [-c FILE] [-n] [-f] [-v] [-h]\n"
+	        "  -c FILE  configuration (default: built in, one device `sim`"
+	        " at 127.0.0.1:1502)\n"
+	        "  -n       check the configuration and the profiles, and exit\n"
+	        "  -f       stay in the foreground; print `ready control=... "
+	        "publish=...`\n"
+	        "           on stdout once listening\n"
+	        "  -v       log debug messages\n"
+	        "  -h       this help\n"
+	        "See fasciad(8) and fasciad.conf(5).\n");
+}
+
+static int load_conf(struct fd_daemon *d)
+{
+	struct conf_errors errs;
+
+	if (d->conf_path == NULL) {
+		conf_builtin(&d->conf);
+		return 0;
+	}
+	if (conf_load(d->conf_path, &d->conf, &errs) == 0)
+		return 0;
+	for (int i = 0; i < errs.n; i++) {
+		if (errs.e[i].line)
+			fprintf(stderr, "%s:%d: %s\n", d->conf_path,
+			        errs.e[i].line, errs.e[i].message);
+		else
+			fprintf(stderr, "%s: %s\n", d->conf_path,
+			        errs.e[i].message);
+	}
+	if (errs.dropped)
+		fprintf(stderr, "%s: and %d more errors\n", d->conf_path,
+		        errs.dropped);
+	return -1;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct fd_daemon *d = arg;
+	struct fd_profiles *fresh;
+
+	(void)what;
+	if (sig != SIGHUP) {
+		log_info("%s: venting and stopping", strsignal((int)sig));
+		event_base_loopbreak(d->base);
+		return;
+	}
+	fresh = xcalloc(1, sizeof(*fresh));
+	if (fd_profiles_load(d->conf.profiles, &d->limits, fresh) == 0) {
+		d->profiles = *fresh;
+		log_info("SIGHUP: %d profiles loaded from %s", d->profiles.n,
+		         d->conf.profiles);
+	} else {
+		log_warnx("SIGHUP: the profiles did not load; keeping the %d "
+		          "loaded before",
+		          d->profiles.n);
+	}
+	free(fresh);
+}
+
+static void stop_devices(struct fd_daemon *d)
+{
+	/* Every device vents at once; then wait for each. */
+	for (int i = 0; i < d->ndev; i++)
+		fd_device_request_stop(&d->dev[i], SHUTDOWN_VENT_S);
+	for (int i = 0; i < d->ndev; i++)
+		fd_device_stop(&d->dev[i], SHUTDOWN_VENT_S);
+}
+
+int main(int argc, char **argv)
+{
+	static struct fd_daemon daemon_state;
+	struct fd_daemon *d = &daemon_state;
+	struct event *sigs[3];
+	const int signos[3] = {SIGTERM, SIGINT, SIGHUP};
+	bool check = false, foreground = false, verbose = false;
+	int opt;
+
+	while ((opt = getopt(argc, argv, "c:nfvh")) != -1) {
+		switch (opt) {
+		case 'c':
+			d->conf_path = optarg;
+			break;
+		case 'n':
+			check = true;
+			break;
+		case 'f':
+			foreground = true;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (load_conf(d) == -1)
+		return 1;
+	log_init(!check, verbose);
+	fd_profile_limits(&d->conf, &d->limits);
+	if (fd_profiles_load(d->conf.profiles, &d->limits, &d->profiles)) {
+		log_warnx("the profiles in %s did not load", d->conf.profiles);
+		return 1;
+	}
+	if (check) {
+		printf("%s: configuration OK, %d devices, %d profiles\n",
+		       d->conf_path ? d->conf_path : "built-in", d->conf.ndev,
+		       d->profiles.n);
+		return 0;
+	}
+	if (!foreground && daemon(0, 0) == -1)
+		fatal("daemon");
+	signal(SIGPIPE, SIG_IGN);
+	if ((d->base = event_base_new()) == NULL)
+		fatalx("event_base_new");
+	for (int i = 0; i < 3; i++) {
+		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
+		if (sigs[i] == NULL || event_add(sigs[i], NULL) == -1)
+			fatalx("cannot watch signal %d", signos[i]);
+	}
+	if (fd_server_open(d) == -1)
+		return 1;
+	d->ndev = d->conf.ndev;
+	d->dev = xcalloc((size_t)d->ndev, sizeof(*d->dev));
+	for (int i = 0; i < d->ndev; i++) {
+		d->dev[i].index = i;
+		d->dev[i].conf = d->conf.dev[i];
+		d->dev[i].daemon = d;
+		if (fd_device_start(&d->dev[i]) == -1) {
+			stop_devices(d);
+			return 1;
+		}
+	}
+	log_info("fasciad %s: %d devices, %d profiles, %d Hz, control %s, "
+	         "publish %s",
+	         VERSION, d->ndev, d->profiles.n, d->conf.tick_hz,
+	         d->control_bound, d->publish_bound);
+	if (foreground) {
+		printf("ready control=%s publish=%s\n", d->control_bound,
+		       d->publish_bound);
+		fflush(stdout);
+	}
+	event_base_dispatch(d->base);
+	stop_devices(d);
+	fd_server_close(d);
+	for (int i = 0; i < 3; i++)
+		event_free(sigs[i]);
+	free(d->dev);
+	event_base_free(d->base);
+	log_info("stopped");
+	return 0;
+}

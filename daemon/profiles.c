@@ -1,0 +1,289 @@
+/*
+ * The profile directory: every NAME.json in it, parsed and validated by
+ * libfascia against the largest configured device.  A load builds a fresh
+ * set and keeps the old one when any file is refused; profile.put writes
+ * a file atomically (temporary name, fsync, rename, fsync of the
+ * directory) before the set changes, so what the daemon serves is always
+ * what a restart would load.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "fasciad.h"
+
+void fd_profile_limits(const struct fd_conf *c,
+                       struct fascia_profile_limits *lim)
+{
+	fascia_profile_limits_default(lim);
+	if (c->ndev > 0) {
+		lim->device_chambers = 0;
+		lim->device_limit_mmhg = 0;
+	}
+	for (int i = 0; i < c->ndev; i++) {
+		if (c->dev[i].chambers > lim->device_chambers)
+			lim->device_chambers = c->dev[i].chambers;
+		if (c->dev[i].limit_mmhg > lim->device_limit_mmhg)
+			lim->device_limit_mmhg = c->dev[i].limit_mmhg;
+	}
+	if (c->max_session_s > 0)
+		lim->max_session_s = c->max_session_s;
+}
+
+/* A profile name is also a file name: [a-z0-9-], not empty. */
+static bool safe_name(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > FASCIA_PROFILE_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') ||
+		      (name[i] >= '0' && name[i] <= '9') || name[i] == '-'))
+			return false;
+	return true;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The *.json entries of dir, sorted; NULL with errno on failure. */
+static char **list_json(const char *dir, int *n)
+{
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	int cap = 0;
+
+	*n = 0;
+	if (dp == NULL)
+		return NULL;
+	while ((de = readdir(dp)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len <= 5 ||
+		    strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			names = realloc(names, cap * sizeof(*names));
+			if (names == NULL)
+				fatal("realloc");
+		}
+		if ((names[(*n)++] = strdup(de->d_name)) == NULL)
+			fatal("strdup");
+	}
+	closedir(dp);
+	if (names == NULL)
+		names = xcalloc(1, sizeof(*names));
+	qsort(names, *n, sizeof(*names), cmp_names);
+	return names;
+}
+
+/* Load one file into set; -1 logged. */
+static int load_one(const char *dir, const char *file,
+                    const struct fascia_profile_limits *lim,
+                    struct fd_profiles *set)
+{
+	struct fascia_profile_error err;
+	struct fascia_profile *p = &set->p[set->n];
+	char path[1024], buf[700];
+	size_t base = strlen(file) - 5;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (set->n == FD_MAX_PROFILES) {
+		log_warnx("%s: refused: more than %d profiles", path,
+		          FD_MAX_PROFILES);
+		return -1;
+	}
+	memset(&err, 0, sizeof(err));
+	if (fascia_profile_load_file(path, lim, p, &err) < 0) {
+		log_warnx("%s",
+		          fascia_profile_error_format(&err, buf, sizeof(buf)));
+		return -1;
+	}
+	if (strlen(p->name) != base || strncmp(p->name, file, base) != 0) {
+		log_warnx("%s: name: \"%s\" differs from the file's name", path,
+		          p->name);
+		return -1;
+	}
+	if (fd_profiles_find(set, p->name) != NULL) {
+		log_warnx("%s: name: \"%s\" is defined twice", path, p->name);
+		return -1;
+	}
+	set->n++;
+	return 0;
+}
+
+int fd_profiles_load(const char *dir, const struct fascia_profile_limits *lim,
+                     struct fd_profiles *out)
+{
+	struct fd_profiles *set;
+	char **names;
+	int n, bad = 0;
+
+	if (strlen(dir) >= sizeof(out->dir)) {
+		log_warnx("%s: profile directory name too long", dir);
+		return -1;
+	}
+	if ((names = list_json(dir, &n)) == NULL) {
+		log_warn("%s", dir);
+		return -1;
+	}
+	set = xcalloc(1, sizeof(*set));
+	snprintf(set->dir, sizeof(set->dir), "%s", dir);
+	for (int i = 0; i < n; i++) {
+		if (load_one(dir, names[i], lim, set) < 0)
+			bad++;
+		free(names[i]);
+	}
+	free(names);
+	if (bad == 0) {
+		*out = *set;
+		log_info("%s: %d profiles", dir, set->n);
+	} else {
+		log_warnx("%s: %d profile files refused; nothing loaded", dir,
+		          bad);
+	}
+	free(set);
+	return bad ? -1 : 0;
+}
+
+const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,
+                                              const char *name)
+{
+	for (int i = 0; i < ps->n; i++)
+		if (strcmp(ps->p[i].name, name) == 0)
+			return &ps->p[i];
+	return NULL;
+}
+
+static int io_error(struct fascia_profile_error *err, const char *what,
+                    const char *path)
+{
+	int e = errno;
+
+	snprintf(err->field, sizeof(err->field), "%s", "");
+	snprintf(err->message, sizeof(err->message), "%s %.180s: %s", what,
+	         path, strerror(e));
+	errno = e;
+	return -1;
+}
+
+static int write_all(int fd, const char *s, size_t len)
+{
+	while (len > 0) {
+		ssize_t w = write(fd, s, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		s += w;
+		len -= w;
+	}
+	return 0;
+}
+
+/* The canonical document, indented, with a final newline; NULL: ENOMEM. */
+static char *canonical(const struct fascia_profile *p)
+{
+	char *compact = fascia_profile_to_json(p), *pretty;
+	json_t *root;
+
+	if (compact == NULL)
+		return NULL;
+	root = json_loads(compact, 0, NULL);
+	free(compact);
+	if (root == NULL)
+		return NULL;
+	pretty = json_dumps(root, JSON_INDENT(2));
+	json_decref(root);
+	return pretty;
+}
+
+/* dir/NAME.json written atomically with text. */
+static int store(const char *dir, const char *name, const char *text,
+                 struct fascia_profile_error *err)
+{
+	char tmp[1100], path[1024]; /* dir < 512, name < 64 */
+	int fd, e;
+
+	snprintf(path, sizeof(path), "%s/%s.json", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path);
+	if ((fd = mkstemp(tmp)) < 0)
+		return io_error(err, "creating", tmp);
+	if (fchmod(fd, 0644) < 0 || write_all(fd, text, strlen(text)) < 0 ||
+	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
+		e = errno;
+		close(fd);
+		unlink(tmp);
+		errno = e;
+		return io_error(err, "writing", tmp);
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		e = errno;
+		unlink(tmp);
+		errno = e;
+		return io_error(err, "storing", path);
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+		return io_error(err, "opening", dir);
+	if (fsync(fd) < 0) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return io_error(err, "syncing", dir);
+	}
+	close(fd);
+	return 0;
+}
+
+int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
+                    const struct fascia_profile_limits *lim,
+                    struct fascia_profile_error *err)
+{
+	struct fascia_profile *p = xcalloc(1, sizeof(*p));
+	struct fascia_profile *slot;
+	char *text;
+	int rc = -1;
+
+	memset(err, 0, sizeof(*err));
+	if (fascia_profile_parse(json, len, lim, p, err) < 0)
+		goto out;
+	if (!safe_name(p->name)) {
+		snprintf(err->field, sizeof(err->field), "name");
+		snprintf(err->message, sizeof(err->message),
+		         "not a safe file name: [a-z0-9-] only");
+		errno = EINVAL;
+		goto out;
+	}
+	slot = (struct fascia_profile *)fd_profiles_find(ps, p->name);
+	if (slot == NULL && ps->n == FD_MAX_PROFILES) {
+		snprintf(err->message, sizeof(err->message),
+		         "the directory holds %d profiles already",
+		         FD_MAX_PROFILES);
+		errno = ENOSPC;
+		goto out;
+	}
+	if ((text = canonical(p)) == NULL)
+		fatal("profile %s: encoding", p->name);
+	rc = store(ps->dir, p->name, text, err);
+	free(text);
+	if (rc == 0) {
+		*(slot ? slot : &ps->p[ps->n++]) = *p;
+		log_info("profile %s stored in %s", p->name, ps->dir);
+	}
+out:
+	free(p);
+	return rc;
+}

@@ -1,0 +1,300 @@
+/*
+ * What fasciad publishes on its PUB socket: each device's full state (at
+ * publish_hz and on every change of state or alarms) and its events and
+ * alarms as they come from the control thread.  Every message stands
+ * alone — PUB drops messages to slow or late subscribers, so none is a
+ * delta — and carries the device's seq, which advances by one for every
+ * message on any of the device's topics, so a subscriber sees its gaps.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#include "fasciad.h"
+
+static json_t *pub_must(json_t *v)
+{
+	if (v == NULL)
+		fatalx("out of memory building JSON");
+	return v;
+}
+
+static void set(json_t *obj, const char *key, json_t *v)
+{
+	if (json_object_set_new(obj, key, pub_must(v)) < 0)
+		fatalx("out of memory building JSON");
+}
+
+int64_t fd_unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A pressure or a time: rounded to 0.1, null when not a number. */
+static json_t *num1(double v)
+{
+	if (!isfinite(v))
+		return json_null();
+	return json_real(round(v * 10) / 10);
+}
+
+/* A message from elsewhere: cut or garbled UTF-8 must not lose it all. */
+static json_t *text_json(const char *t)
+{
+	json_t *v = json_string(t);
+
+	return v != NULL ? v : json_string("(not UTF-8)");
+}
+
+static const char *valve_name(uint8_t v)
+{
+	static const char *const names[] = {"hold", "inflate", "deflate"};
+
+	return v < 3 ? names[v] : "unknown";
+}
+
+static json_t *session_json(const struct fd_device *dev,
+                            const struct fd_snapshot *s)
+{
+	char id[64];
+
+	if (!s->have_session)
+		return json_null();
+	snprintf(id, sizeof(id), "%s-%d", dev->conf.name, s->session_seq);
+	return json_pack("{s:s, s:s, s:i, s:i, s:o, s:o}", "id", id, "profile",
+	                 s->profile, "step", s->pos.step, "cycle", s->pos.cycle,
+	                 "elapsed_s", pub_must(num1(s->pos.elapsed_s)),
+	                 "remaining_s", pub_must(num1(s->pos.remaining_s)));
+}
+
+static json_t *chambers_json(const struct fd_snapshot *s)
+{
+	json_t *a = pub_must(json_array());
+	int n = s->chambers < FASCIA_MAX_CHAMBERS ? s->chambers
+	                                          : FASCIA_MAX_CHAMBERS;
+
+	for (int i = 0; i < n; i++)
+		json_array_append_new(
+		        a, pub_must(json_pack(
+		                   "{s:o, s:o, s:s}", "pressure",
+		                   pub_must(num1(s->pressure[i])), "setpoint",
+		                   pub_must(num1(s->setpoint[i])), "valve",
+		                   valve_name(s->valve[i]))));
+	return a;
+}
+
+/* Monotonic seconds of the snapshot's clock as Unix ms. */
+static int64_t unix_of(const struct fd_snapshot *s, double mono_s)
+{
+	double ms = (double)s->unix_ms - (s->mono_s - mono_s) * 1000.0;
+
+	return isfinite(ms) ? (int64_t)llround(ms) : s->unix_ms;
+}
+
+static json_t *alarms_json(const struct fd_snapshot *s)
+{
+	json_t *a = pub_must(json_array());
+	int n = s->nalarm < FD_MAX_ALARMS ? s->nalarm : FD_MAX_ALARMS;
+
+	for (int i = 0; i < n; i++) {
+		const struct fd_alarm *al = &s->alarm[i];
+		const struct ilk_row *row = &ilk_rows[al->id % ILK_COUNT];
+		json_t *o = json_pack(
+		        "{s:s, s:i, s:s, s:b, s:b, s:I}", "id", row->name,
+		        "chamber", al->chamber, "priority",
+		        row->priority == ILK_PRIO_HIGH ? "high" : "medium",
+		        "latched", 1, "present", al->present, "since",
+		        (json_int_t)unix_of(s, al->since_s));
+
+		set(o, "message", text_json(al->message));
+		json_array_append_new(a, pub_must(o));
+	}
+	return a;
+}
+
+static json_t *link_json(const struct fd_link_stats *l)
+{
+	json_t *hist = pub_must(json_array());
+	json_t *o;
+
+	for (int i = 0; i < FD_RTT_BUCKETS; i++)
+		json_array_append_new(hist, json_integer(l->rtt_hist[i]));
+	o = pub_must(json_pack(
+	        "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "up", l->up,
+	        "rtt_us", (json_int_t)l->rtt_us, "timeouts",
+	        (json_int_t)l->timeouts, "exceptions",
+	        (json_int_t)l->exceptions, "errors", (json_int_t)l->errors,
+	        "reconnects", (json_int_t)l->reconnects, "exchanges",
+	        (json_int_t)l->exchanges, "fc23", l->fc23, "rtt_hist", hist));
+	set(o, "last_error", text_json(l->last_error));
+	return o;
+}
+
+json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
+{
+	struct fd_dev_server *ds = fd_dev_server(dev);
+	static const struct fd_snapshot offline; /* state 0: offline */
+	const struct fd_snapshot *s = ds->have_snap ? &ds->snap : &offline;
+	json_t *o;
+
+	o = pub_must(json_pack("{s:i, s:s, s:I, s:I, s:s}", "v", 1, "device",
+	                       dev->conf.name, "seq", (json_int_t)seq, "time",
+	                       (json_int_t)now_ms, "state",
+	                       fd_state_name(s->state)));
+	set(o, "session", session_json(dev, s));
+	set(o, "chambers", chambers_json(s));
+	set(o, "supply", ds->have_snap ? num1(s->supply) : json_null());
+	set(o, "alarms", alarms_json(s));
+	set(o, "link", link_json(&s->link));
+	set(o, "device_status",
+	    json_pack("{s:i, s:i}", "status", s->status, "fault", s->fault));
+	set(o, "ticks",
+	    json_pack("{s:I, s:I, s:o}", "count", (json_int_t)s->link.ticks,
+	              "late", (json_int_t)s->link.late_ticks, "max_late_ms",
+	              pub_must(num1(s->link.max_late_ms))));
+	return o;
+}
+
+static void event_fields(json_t *o, const struct fd_device *dev,
+                         const struct fd_snapshot *s,
+                         const struct fd_event_rec *e)
+{
+	const struct ilk_row *row = &ilk_rows[e->alarm % ILK_COUNT];
+	json_t *text = text_json(e->text);
+
+	switch (e->kind) {
+	case FD_E_STATE:
+		set(o, "kind", json_string("state"));
+		set(o, "from", json_string(fd_state_name(e->from)));
+		set(o, "to", json_string(fd_state_name(e->to)));
+		set(o, "text", text);
+		break;
+	case FD_E_SESSION:
+		set(o, "kind", json_string("session"));
+		set(o, "session", session_json(dev, s));
+		set(o, "text", text);
+		break;
+	case FD_E_LINK:
+		set(o, "kind", json_string("link"));
+		set(o, "up", json_boolean(strncmp(e->text, "up", 2) == 0));
+		set(o, "text", text);
+		break;
+	case FD_E_ALARM:
+	case FD_E_ALARM_ACK:
+		set(o, "kind",
+		    json_string(e->kind == FD_E_ALARM ? "raised"
+		                                      : "acknowledged"));
+		set(o, "alarm", json_string(row->name));
+		set(o, "chamber", json_integer(e->chamber));
+		set(o, "priority",
+		    json_string(row->priority == ILK_PRIO_HIGH ? "high"
+		                                               : "medium"));
+		set(o, "message", text);
+		break;
+	default:
+		set(o, "kind", json_string("unknown"));
+		set(o, "text", text);
+	}
+}
+
+json_t *fd_event_json(struct fd_device *dev, const struct fd_event_rec *e,
+                      uint64_t seq, int64_t now_ms, const char **topic)
+{
+	struct fd_dev_server *ds = fd_dev_server(dev);
+	static const struct fd_snapshot none;
+	json_t *o;
+
+	*topic = e->kind == FD_E_ALARM || e->kind == FD_E_ALARM_ACK ? "alarm"
+	                                                            : "event";
+	o = pub_must(json_pack("{s:i, s:s, s:I, s:I}", "v", 1, "device",
+	                       dev->conf.name, "seq", (json_int_t)seq, "time",
+	                       (json_int_t)now_ms));
+	event_fields(o, dev, ds->have_snap ? &ds->snap : &none, e);
+	return o;
+}
+
+void fd_publish(struct fd_daemon *d, const char *topic, const char *device,
+                json_t *msg)
+{
+	struct fd_server *sv = d->server;
+	char t[128], *text;
+
+	if (sv == NULL || sv->pub == NULL) {
+		json_decref(msg);
+		return;
+	}
+	snprintf(t, sizeof(t), "%s.%s", topic, device);
+	if ((text = json_dumps(msg, JSON_COMPACT)) == NULL)
+		fatalx("out of memory encoding a message");
+	json_decref(msg);
+	/* PUB never blocks: at SNDHWM it drops, which seq shows */
+	if (zmq_send(sv->pub, t, strlen(t), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+	    zmq_send(sv->pub, text, strlen(text), ZMQ_DONTWAIT) < 0)
+		log_debug("publish %s: %s", t, zmq_strerror(zmq_errno()));
+	free(text);
+}
+
+void fd_publish_state(struct fd_daemon *d, struct fd_device *dev)
+{
+	struct fd_dev_server *ds = fd_dev_server(dev);
+
+	ds->seq++;
+	fd_publish(d, "state", dev->conf.name,
+	           fd_state_json(dev, ds->seq, fd_unix_ms()));
+}
+
+void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,
+                      const struct fd_event_rec *e)
+{
+	struct fd_dev_server *ds = fd_dev_server(dev);
+	const char *topic;
+	json_t *msg;
+
+	ds->seq++;
+	msg = fd_event_json(dev, e, ds->seq, fd_unix_ms(), &topic);
+	fd_publish(d, topic, dev->conf.name, msg);
+}
+
+/* A change worth a state message at once: the state or the alarms. */
+static bool snap_changed(const struct fd_snapshot *a,
+                         const struct fd_snapshot *b)
+{
+	if (a->state != b->state || a->nalarm != b->nalarm)
+		return true;
+	for (int i = 0; i < a->nalarm; i++)
+		if (a->alarm[i].id != b->alarm[i].id ||
+		    a->alarm[i].chamber != b->alarm[i].chamber ||
+		    a->alarm[i].present != b->alarm[i].present)
+			return true;
+	return false;
+}
+
+void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
+                           const struct fd_outbox *out)
+{
+	struct fd_dev_server *ds = fd_dev_server(dev);
+	bool changed = false;
+
+	if (out->have_snap) {
+		changed = !ds->have_snap || snap_changed(&ds->snap, &out->snap);
+		ds->snap = out->snap;
+		ds->have_snap = true;
+	}
+	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++)
+		fd_publish_event(d, dev, &out->events[i]);
+	if (out->events_dropped > 0)
+		log_warnx("%s: %llu events dropped", dev->conf.name,
+		          (unsigned long long)out->events_dropped);
+	if (changed)
+		fd_publish_state(d, dev);
+	if (out->have_verdict)
+		fd_server_verdict(d, dev, &out->cmd);
+}

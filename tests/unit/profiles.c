@@ -1,0 +1,200 @@
+/*
+ * The profile directory: a load takes every *.json sorted by name, refuses
+ * a file whose name differs from its profile's and keeps the old set on
+ * any failure; a put stores the file atomically and adds or replaces the
+ * profile; the limits are those of the largest device.
+ */
+#include <dirent.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../../daemon/profiles.c"
+
+static int warnings;
+
+void log_warn(const char *fmt, ...)
+{
+	(void)fmt;
+	warnings++;
+}
+void log_warnx(const char *fmt, ...)
+{
+	(void)fmt;
+	warnings++;
+}
+void log_info(const char *fmt, ...)
+{
+	(void)fmt;
+}
+void fatal(const char *fmt, ...)
+{
+	(void)fmt;
+	abort();
+}
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+static char dir[64];
+static struct fd_profiles *set;
+static struct fascia_profile_limits lim;
+
+static const char *doc_fmt =
+        "{\"name\":\"%s\",\"description\":\"test\",\"chambers\":2,"
+        "\"max_pressure_mmhg\":%d,\"max_ramp_mmhg_s\":10,\"repeat\":1,"
+        "\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2}]}";
+
+static void put_file(const char *file, const char *name, int maxp)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f, doc_fmt, name, maxp);
+	fclose(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/fascia-prof-XXXXXX");
+	assert_non_null(mkdtemp(dir));
+	set = xcalloc(1, sizeof(*set));
+	fascia_profile_limits_default(&lim);
+	warnings = 0;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	free(set);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+	return 0;
+}
+
+static void test_load_sorted(void **state)
+{
+	(void)state;
+	put_file("b.json", "b", 40);
+	put_file("a.json", "a", 40);
+	put_file("notes.txt", "x", 40);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
+	assert_int_equal(set->n, 2);
+	assert_string_equal(set->p[0].name, "a");
+	assert_string_equal(set->p[1].name, "b");
+	assert_string_equal(set->dir, dir);
+	assert_non_null(fd_profiles_find(set, "b"));
+	assert_null(fd_profiles_find(set, "c"));
+}
+
+static void test_refused_keeps_old(void **state)
+{
+	(void)state;
+	put_file("a.json", "a", 40);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
+	/* a file named for another profile */
+	put_file("c.json", "d", 40);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), -1);
+	assert_int_equal(set->n, 1);
+	assert_true(warnings > 0);
+	/* an invalid one */
+	put_file("c.json", "c", 500);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), -1);
+	assert_int_equal(set->n, 1);
+	assert_int_equal(fd_profiles_load("/nonexistent/x", &lim, set), -1);
+	assert_int_equal(set->n, 1);
+}
+
+static void test_put(void **state)
+{
+	struct fascia_profile_error err;
+	char doc[512];
+
+	(void)state;
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
+	snprintf(doc, sizeof(doc), doc_fmt, "new", 40);
+	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err), 0);
+	assert_int_equal(set->n, 1);
+	snprintf(doc, sizeof(doc), doc_fmt, "new", 45);
+	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err), 0);
+	assert_int_equal(set->n, 1);
+	assert_true(fd_profiles_find(set, "new")->max_pressure_mmhg == 45);
+	/* the file reloads to the same */
+	{
+		struct fd_profiles *again = xcalloc(1, sizeof(*again));
+
+		assert_int_equal(fd_profiles_load(dir, &lim, again), 0);
+		assert_int_equal(again->n, 1);
+		assert_true(fascia_profile_equal(&again->p[0], &set->p[0]));
+		free(again);
+	}
+	/* refused: nothing changes */
+	snprintf(doc, sizeof(doc), doc_fmt, "new", 500);
+	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
+	                 -1);
+	assert_int_equal(errno, EINVAL);
+	assert_string_equal(err.field, "max_pressure_mmhg");
+	assert_true(fd_profiles_find(set, "new")->max_pressure_mmhg == 45);
+	snprintf(doc, sizeof(doc), doc_fmt, "../evil", 40);
+	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
+	                 -1);
+	assert_string_equal(err.field, "name");
+	assert_int_equal(set->n, 1);
+	/* an I/O failure: errno, not EINVAL */
+	snprintf(set->dir, sizeof(set->dir), "%s/missing", dir);
+	snprintf(doc, sizeof(doc), doc_fmt, "other", 40);
+	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
+	                 -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(set->n, 1);
+}
+
+static void test_limits(void **state)
+{
+	struct fd_conf *c = xcalloc(1, sizeof(*c));
+	struct fascia_profile_limits l;
+
+	(void)state;
+	c->max_session_s = 1800;
+	c->ndev = 2;
+	c->dev[0].chambers = 4;
+	c->dev[0].limit_mmhg = 60;
+	c->dev[1].chambers = 8;
+	c->dev[1].limit_mmhg = 50;
+	fd_profile_limits(c, &l);
+	assert_int_equal(l.device_chambers, 8);
+	assert_true(l.device_limit_mmhg == 60);
+	assert_true(l.max_session_s == 1800);
+	free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_setup_teardown(test_load_sorted, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_refused_keeps_old, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(test_put, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
