@@ -462,12 +462,14 @@ class Device:
         return out
 
     def vent_and_reset(self, timeout=5.0):
-        """VENT until every chamber reads < 5 mmHg, then RESET; returns the
+        """VENT until every chamber reads < 4 mmHg, then RESET; returns the
         BlockR of the RESET exchange."""
         self.setpoints = [0.0] * 16
         self.beat = True
-        self.run_until(lambda b: all(b.pressure(i) < 5.0 for i in range(1, b.chambers + 1)),
-                       timeout, command=VENT, what="all chambers < 5 mmHg")
+        # The firmware judges RESET on its next (noisy, 0.1 mmHg sd) reading:
+        # vent to a margin below its 5 mmHg rule so that reading is below too.
+        self.run_until(lambda b: all(b.pressure(i) < 4.0 for i in range(1, b.chambers + 1)),
+                       timeout, command=VENT, what="all chambers < 4 mmHg")
         b = self.exchange(command=RESET)
         self.command = IDLE
         return b
