@@ -280,7 +280,19 @@ int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
 	rc = store(ps->dir, p->name, text, err);
 	free(text);
 	if (rc == 0) {
-		*(slot ? slot : &ps->p[ps->n++]) = *p;
+		if (slot == NULL) {
+			/* A new name goes where it sorts: `profiles` lists
+			 * the set in name order. */
+			int at = 0;
+
+			while (at < ps->n && strcmp(ps->p[at].name, p->name) < 0)
+				at++;
+			memmove(&ps->p[at + 1], &ps->p[at],
+			        (size_t)(ps->n - at) * sizeof(ps->p[0]));
+			ps->n++;
+			slot = &ps->p[at];
+		}
+		*slot = *p;
 		log_info("profile %s stored in %s", p->name, ps->dir);
 	}
 out:

@@ -189,7 +189,10 @@ static void interlocks(struct fd_session *s, const struct fd_tick_in *in,
 		.chambers = s->c.chambers,
 		.setpoint = s->setpoint,
 		.running = s->state == FD_RUNNING,
-		.in_session = in_session(s),
+		/* A session's fault keeps its profile's limits until the
+		 * ack: a surge that tripped it is still "present". */
+		.in_session = in_session(s) ||
+		              (s->state == FD_FAULT && s->have_profile),
 		.max_pressure = s->have_profile ? s->profile.max_pressure_mmhg
 		                                : s->c.limit_mmhg,
 		.max_ramp = s->have_profile ? s->profile.max_ramp_mmhg_s

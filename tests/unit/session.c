@@ -293,7 +293,12 @@ static void test_overpressure_trip(void **state)
 	assert_int_equal(g.s.alarm[0].chamber, 2);
 	assert_int_equal(sim_model_record_at(&g.m, 0)->exchanges, 1);
 	assert_int_equal(g.m.command, FASCIA_CMD_VENT);
+	/* The surge holds 50 mmHg: the cause stays present after the trip. */
+	for (int i = 0; i < 10; i++)
+		tick(&g);
+	assert_true(g.s.alarm[0].present);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
+	assert_non_null(strstr(g.s.why, "overpressure is still present"));
 	sim_model_clear(&g.m, SIM_FAULT_OVERPRESSURE, -1);
 	for (int i = 0; i < 50; i++)
 		tick(&g);

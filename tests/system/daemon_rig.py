@@ -1,0 +1,373 @@
+"""The daemon side of the system tests: one fasciad process with a generated
+configuration, its control socket and its publisher.
+
+  Daemon        fasciad -f -c FILE (.control, .publish, .call(), .ok(),
+                .subscribe(), .stop(), .kill(), .log())
+  Sub           a SUB socket whose messages a background thread collects
+  PROFILES      the short test profiles (name -> document)
+
+Readiness is always polled (the ready line, wait_until on a state), never
+slept for; every process is stopped by its pid.
+"""
+import json
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import zmq
+
+from conftest import BUILD, wait_until
+
+FASCIAD_BIN = os.path.join(BUILD, "fasciad")
+DAEMON_START_TIMEOUT_S = 5.0
+DAEMON_STOP_TIMEOUT_S = 5.0
+CALL_TIMEOUT_MS = 4000   # a device command waits up to 2 s for its verdict
+
+# Short profiles for the tests: 4 chambers, max 40 mmHg, ramps at 10 mmHg/s
+# at most (docs/profiles.md).  "wave" completes in 12 s; "long" holds 25 mmHg
+# (below the hold_time interlock's 30) for a minute and is stopped by the
+# tests that use it.
+PROFILES = {
+    "wave": {
+        "name": "wave", "description": "two short cycles",
+        "chambers": 4, "max_pressure_mmhg": 40, "max_ramp_mmhg_s": 10,
+        "gradient": "none", "repeat": 2,
+        "steps": [
+            {"set": {"1": 25, "2": 25, "3": 20, "4": 15}, "ramp_s": 2.5, "hold_s": 1.5},
+            {"set": {"all": 0}, "ramp_s": 2.5, "hold_s": 0.5},
+        ],
+    },
+    "long": {
+        "name": "long", "description": "hold 25 mmHg",
+        "chambers": 4, "max_pressure_mmhg": 40, "max_ramp_mmhg_s": 10,
+        "gradient": "none", "repeat": 1,
+        "steps": [
+            {"set": {"all": 25}, "ramp_s": 2.5, "hold_s": 60},
+            {"set": {"all": 0}, "ramp_s": 2.5, "hold_s": 1},
+        ],
+    },
+}
+
+CONFIG = """[daemon]
+control = tcp://127.0.0.1:*
+publish = tcp://127.0.0.1:*
+profiles = {profiles}
+tick_hz = 50
+
+[device sim]
+address = 127.0.0.1:{port}
+chambers = 8
+limit_mmhg = 60
+"""
+
+
+def write_profiles(directory, profiles=None):
+    os.makedirs(directory, exist_ok=True)
+    for name, doc in (PROFILES if profiles is None else profiles).items():
+        with open(os.path.join(directory, name + ".json"), "w") as f:
+            json.dump(doc, f, indent=1)
+
+
+def write_config(directory, sim_port, profiles_dir=None, extra=""):
+    if profiles_dir is None:
+        profiles_dir = os.path.join(directory, "profiles")
+        write_profiles(profiles_dir)
+    path = os.path.join(directory, "fasciad.conf")
+    with open(path, "w") as f:
+        f.write(CONFIG.format(profiles=profiles_dir, port=sim_port) + extra)
+    return path
+
+
+def run_check(conf_path, timeout=10):
+    """fasciad -n -c FILE -> CompletedProcess (text)."""
+    return subprocess.run([FASCIAD_BIN, "-n", "-c", conf_path], capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class DaemonStartError(AssertionError):
+    pass
+
+
+class Sub:
+    """A SUB socket on the daemon's publisher; a thread collects every
+    message as (topic, dict, monotonic time of receipt)."""
+
+    def __init__(self, ctx, endpoint, topics=("state.sim", "event.sim", "alarm.sim")):
+        self.sock = ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.RCVHWM, 100000)
+        for t in topics:
+            self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+        self.sock.connect(endpoint)
+        self.lock = threading.Lock()
+        self.msgs = []
+        self.bad = []          # frames that were not (topic, JSON object)
+        self._stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        while not self._stop:
+            if not poller.poll(50):
+                continue
+            while True:
+                try:
+                    frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                now = time.monotonic()
+                try:
+                    assert len(frames) == 2
+                    msg = json.loads(frames[1])
+                    assert isinstance(msg, dict)
+                    item = (frames[0].decode(), msg, now)
+                except (AssertionError, ValueError, UnicodeDecodeError):
+                    with self.lock:
+                        self.bad.append(frames)
+                    continue
+                with self.lock:
+                    self.msgs.append(item)
+
+    def close(self):
+        self._stop = True
+        self.thread.join(timeout=2)
+        self.sock.close(linger=0)
+
+    # ---- reading what was collected
+    def all(self, topic=None, since=0):
+        with self.lock:
+            out = self.msgs[since:]
+        if topic is not None:
+            out = [m for m in out if m[0] == topic]
+        return out
+
+    def mark(self):
+        """An index to pass as since= to see only later messages."""
+        with self.lock:
+            return len(self.msgs)
+
+    def states(self, since=0):
+        return [m for _, m, _ in self.all("state.sim", since)]
+
+    def events(self, since=0):
+        return [m for _, m, _ in self.all("event.sim", since)]
+
+    def alarms(self, since=0):
+        return [m for _, m, _ in self.all("alarm.sim", since)]
+
+    def last_state(self):
+        s = self.states()
+        return s[-1] if s else None
+
+    def wait_state(self, pred, timeout, since=0, what=None):
+        """Wait for a state.sim message (after since) for which pred(msg)
+        holds; returns it."""
+        def find():
+            for m in self.states(since):
+                if pred(m):
+                    return m
+            return None
+        return wait_until(find, timeout, interval=0.01,
+                          what=what or "a state.sim message matching %s" % pred)
+
+    def wait_for(self, topic, pred, timeout, since=0, what=None):
+        def find():
+            for _, m, _ in self.all(topic, since):
+                if pred(m):
+                    return m
+            return None
+        return wait_until(find, timeout, interval=0.01,
+                          what=what or "a %s message matching %s" % (topic, pred))
+
+    def seqs(self, since=0):
+        return [m.get("seq") for _, m, _ in self.all(None, since)]
+
+
+class Daemon:
+    """One fasciad -f -c FILE process."""
+
+    _zctx = zmq.Context.instance()
+
+    def __init__(self, conf_path, timeout=DAEMON_START_TIMEOUT_S, args=()):
+        if not os.access(FASCIAD_BIN, os.X_OK):
+            pytest.fail("no daemon binary at %s (set FASCIA_BUILD, run make)" % FASCIAD_BIN)
+        self.conf_path = conf_path
+        self.args = [FASCIAD_BIN, "-f", "-c", conf_path] + list(args)
+        self.stderr_path = conf_path + ".%d.err" % id(self)
+        self._err = open(self.stderr_path, "w+b")
+        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._err,
+                                     stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        self.killed = False
+        self.sock = None
+        self.subs = []
+        self.next_id = 1000
+        try:
+            self.ready_line = self._read_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+        fields = dict(f.split("=", 1) for f in self.ready_line.split()[1:])
+        self.control = fields["control"]
+        self.publish = fields["publish"]
+
+    def log(self):
+        self._err.flush()
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def _read_ready(self, timeout):
+        fd = self.proc.stdout.fileno()
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DaemonStartError("no ready line from %s within %.1fs; stdout %r; log:\n%s"
+                                       % (" ".join(self.args), timeout, buf, self.log()))
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    self.proc.wait(timeout=2)
+                    raise DaemonStartError("%s exited (%s) before ready; log:\n%s"
+                                           % (" ".join(self.args), self.proc.returncode,
+                                              self.log()))
+                buf += chunk
+        line = buf.split(b"\n", 1)[0].decode()
+        if not (line.startswith("ready ") and "control=" in line and "publish=" in line):
+            raise DaemonStartError("unexpected first line %r; log:\n%s" % (line, self.log()))
+        return line
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    # ---- control
+    def socket(self, kind=zmq.REQ, timeout_ms=CALL_TIMEOUT_MS):
+        """A fresh client socket on the control endpoint (the caller closes it)."""
+        s = self._zctx.socket(kind)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        s.setsockopt(zmq.SNDTIMEO, timeout_ms)
+        s.connect(self.control)
+        return s
+
+    def _socket(self):
+        if self.sock is None:
+            self.sock = self.socket()
+        return self.sock
+
+    def _drop_socket(self):
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None
+
+    def call_raw(self, data):
+        """Send bytes as one request on the REQ socket; the reply as JSON."""
+        s = self._socket()
+        try:
+            s.send(data)
+            reply = s.recv()
+        except zmq.Again:
+            self._drop_socket()
+            raise AssertionError("no reply from fasciad within %d ms to %r (alive: %s); log:\n%s"
+                                 % (CALL_TIMEOUT_MS, data[:200], self.alive(),
+                                    self.log()[-3000:]))
+        try:
+            rep = json.loads(reply)
+        except ValueError:
+            raise AssertionError("reply is not JSON: %r" % reply[:300])
+        assert isinstance(rep, dict) and rep.get("v") == 1, rep
+        return rep
+
+    def call(self, cmd, **args):
+        """{"v":1,"id":N,"cmd":cmd,**args} -> the reply dict (ok or not)."""
+        self.next_id += 1
+        req = {"v": 1, "id": self.next_id, "cmd": cmd}
+        req.update(args)
+        rep = self.call_raw(json.dumps(req).encode())
+        assert rep.get("id") == self.next_id, ("reply id does not match", req, rep)
+        assert isinstance(rep.get("ok"), bool), rep
+        if rep["ok"]:
+            assert isinstance(rep.get("result"), dict), rep
+        else:
+            err = rep.get("error")
+            assert isinstance(err, dict) and isinstance(err.get("code"), str) \
+                and isinstance(err.get("message"), str), rep
+        return rep
+
+    def ok(self, cmd, **args):
+        rep = self.call(cmd, **args)
+        assert rep["ok"] is True, ("fasciad refused %s %r" % (cmd, args), rep)
+        return rep["result"]
+
+    def status(self):
+        return self.ok("status", device="sim")
+
+    def wait_status(self, pred, timeout, what=None):
+        return wait_until(lambda: (lambda st: st if pred(st) else None)(self.status()),
+                          timeout, interval=0.02, what=what or pred)
+
+    def subscribe(self, topics=("state.sim", "event.sim", "alarm.sim"), timeout=3.0):
+        """A Sub, returned once it receives (the SUB join is asynchronous:
+        wait for the first periodic state message)."""
+        sub = Sub(self._zctx, self.publish, topics)
+        self.subs.append(sub)
+        wait_until(lambda: sub.all(), timeout, interval=0.01,
+                   what="a first published message")
+        return sub
+
+    # ---- stopping
+    def signal(self, sig):
+        assert self.alive(), "fasciad already exited (%r); log:\n%s" % (
+            self.proc.returncode, self.log()[-3000:])
+        os.kill(self.pid, sig)
+
+    def wait_exit(self, timeout=DAEMON_STOP_TIMEOUT_S):
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait()
+            self.killed = True
+            raise AssertionError("fasciad pid %d did not exit within %.0fs; log:\n%s"
+                                 % (self.pid, timeout, self.log()[-3000:]))
+
+    def stop(self):
+        """SIGTERM by pid; returns the exit status (SIGKILL after 5 s is a
+        failure)."""
+        self._drop_socket()
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            self.wait_exit()
+        return self.proc.returncode
+
+    def kill(self):
+        """SIGKILL by pid (the test's choice: no exit status is checked)."""
+        self.killed = True
+        self._drop_socket()
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def finish(self):
+        """Stop it and check it exited 0, unless the test killed it."""
+        try:
+            for s in self.subs:
+                s.close()
+            self.subs = []
+            if self.killed:
+                self.kill()
+                return
+            rc = self.stop()
+            assert rc == 0, "fasciad exited %r; log:\n%s" % (rc, self.log()[-3000:])
+        finally:
+            if not self.proc.stdout.closed:
+                self.proc.stdout.close()
+            self._err.close()
