@@ -81,7 +81,7 @@ void conf_builtin(struct fd_conf *c)
 
 /* Numbers: the whole value must parse, and lie within [lo, hi]. */
 static int get_long(struct parse *p, const char *key, const char *v, long lo,
-                    long hi, long *out)
+		    long hi, long *out)
 {
 	char *end;
 	long n;
@@ -90,12 +90,12 @@ static int get_long(struct parse *p, const char *key, const char *v, long lo,
 	n = strtol(v, &end, 10);
 	if (errno || end == v || *end != '\0') {
 		conf_error(p->errs, p->line, "%s: '%s' is not a whole number",
-		           key, v);
+			   key, v);
 		return -1;
 	}
 	if (n < lo || n > hi) {
-		conf_error(p->errs, p->line, "%s: %ld is outside %ld..%ld",
-		           key, n, lo, hi);
+		conf_error(p->errs, p->line, "%s: %ld is outside %ld..%ld", key,
+			   n, lo, hi);
 		return -1;
 	}
 	*out = n;
@@ -103,7 +103,7 @@ static int get_long(struct parse *p, const char *key, const char *v, long lo,
 }
 
 static int get_int(struct parse *p, const char *key, const char *v, long lo,
-                   long hi, int *out)
+		   long hi, int *out)
 {
 	long n;
 
@@ -114,7 +114,7 @@ static int get_int(struct parse *p, const char *key, const char *v, long lo,
 }
 
 static int get_double(struct parse *p, const char *key, const char *v,
-                      double lo, double hi, double *out)
+		      double lo, double hi, double *out)
 {
 	char *end;
 	double d;
@@ -123,12 +123,12 @@ static int get_double(struct parse *p, const char *key, const char *v,
 	d = strtod(v, &end);
 	if (errno || end == v || *end != '\0' || !isfinite(d)) {
 		conf_error(p->errs, p->line, "%s: '%s' is not a number", key,
-		           v);
+			   v);
 		return -1;
 	}
 	if (d < lo || d > hi) {
-		conf_error(p->errs, p->line, "%s: %g is outside %g..%g", key,
-		           d, lo, hi);
+		conf_error(p->errs, p->line, "%s: %g is outside %g..%g", key, d,
+			   lo, hi);
 		return -1;
 	}
 	*out = d;
@@ -136,11 +136,11 @@ static int get_double(struct parse *p, const char *key, const char *v,
 }
 
 static int get_string(struct parse *p, const char *key, const char *v,
-                      char *out, size_t size)
+		      char *out, size_t size)
 {
 	if (*v == '\0' || strlen(v) >= size) {
 		conf_error(p->errs, p->line, "%s: must be 1..%zu characters",
-		           key, size - 1);
+			   key, size - 1);
 		return -1;
 	}
 	memcpy(out, v, strlen(v) + 1);
@@ -148,21 +148,20 @@ static int get_string(struct parse *p, const char *key, const char *v,
 }
 
 static int get_endpoint(struct parse *p, const char *key, const char *v,
-                        char *out, size_t size)
+			char *out, size_t size)
 {
 	if (strncmp(v, "tcp://", 6) && strncmp(v, "ipc://", 6) &&
 	    strncmp(v, "inproc://", 9)) {
 		conf_error(p->errs, p->line,
-		           "%s: '%s' is not a ZeroMQ endpoint (tcp://, ipc://)",
-		           key, v);
+			   "%s: '%s' is not a ZeroMQ endpoint (tcp://, ipc://)",
+			   key, v);
 		return -1;
 	}
 	return get_string(p, key, v, out, size);
 }
 
 /* "HOST:PORT" for tcp. */
-static int get_address(struct parse *p, struct fd_device_conf *d,
-                       const char *v)
+static int get_address(struct parse *p, struct fd_device_conf *d, const char *v)
 {
 	const char *colon = strrchr(v, ':');
 	size_t hlen;
@@ -170,8 +169,8 @@ static int get_address(struct parse *p, struct fd_device_conf *d,
 	if (d->transport == TRANSPORT_RTU)
 		return get_string(p, "address", v, d->path, sizeof(d->path));
 	if (colon == NULL || colon == v) {
-		conf_error(p->errs, p->line,
-		           "address: '%s' is not HOST:PORT", v);
+		conf_error(p->errs, p->line, "address: '%s' is not HOST:PORT",
+			   v);
 		return -1;
 	}
 	hlen = (size_t)(colon - v);
@@ -187,7 +186,7 @@ static int get_address(struct parse *p, struct fd_device_conf *d,
 }
 
 static const long bauds[] = {1200,  2400,  4800,   9600,   19200,
-                             38400, 57600, 115200, 230400, 460800};
+			     38400, 57600, 115200, 230400, 460800};
 
 static int get_baud(struct parse *p, const char *v, int *out)
 {
@@ -207,8 +206,8 @@ static int get_baud(struct parse *p, const char *v, int *out)
 
 /* [daemon] keys, in the order of the bit that marks each as seen. */
 static const char *const daemon_keys[] = {
-        "control", "publish", "profiles", "tick_hz", "publish_hz",
-        "max_session_s",
+	"control", "publish",    "profiles",
+	"tick_hz", "publish_hz", "max_session_s",
 };
 
 /* Interlock thresholds: the keys and bounds of the table's rows. */
@@ -220,7 +219,7 @@ static int interlock_key(struct parse *p, const char *name, const char *v)
 
 			if (k->key && strcmp(k->key, name) == 0)
 				return get_double(p, name, v, k->lo, k->hi,
-				                  &p->conf->ilk.v[i][j]);
+						  &p->conf->ilk.v[i][j]);
 		}
 	conf_error(p->errs, p->line, "unknown key '%s' in [daemon]", name);
 	return -1;
@@ -254,7 +253,7 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 		return get_int(p, name, v, 1, 50, &c->publish_hz);
 	default:
 		return get_double(p, name, v, 60, FASCIA_MAX_SESSION_S,
-		                  &c->max_session_s);
+				  &c->max_session_s);
 	}
 }
 
@@ -269,7 +268,7 @@ static int device_key(struct parse *p, const char *name, const char *v)
 			d->transport = TRANSPORT_RTU;
 		else {
 			conf_error(p->errs, p->line,
-			           "transport: '%s' is neither tcp nor rtu", v);
+				   "transport: '%s' is neither tcp nor rtu", v);
 			return -1;
 		}
 		return 0;
@@ -281,7 +280,7 @@ static int device_key(struct parse *p, const char *name, const char *v)
 	if (strcmp(name, "parity") == 0) {
 		if (strlen(v) != 1 || strchr("NEO", toupper(*v)) == NULL) {
 			conf_error(p->errs, p->line,
-			           "parity: '%s' is not N, E or O", v);
+				   "parity: '%s' is not N, E or O", v);
 			return -1;
 		}
 		d->parity = (char)toupper(*v);
@@ -291,15 +290,15 @@ static int device_key(struct parse *p, const char *name, const char *v)
 		return get_int(p, name, v, 1, 247, &d->unit);
 	if (strcmp(name, "chambers") == 0)
 		return get_int(p, name, v, 1, FASCIA_MAX_CHAMBERS,
-		               &d->chambers);
+			       &d->chambers);
 	if (strcmp(name, "limit_mmhg") == 0)
 		return get_double(p, name, v, 10, FASCIA_CEILING_MMHG,
-		                  &d->limit_mmhg);
+				  &d->limit_mmhg);
 	if (strcmp(name, "watchdog_ms") == 0)
 		return get_int(p, name, v, FASCIA_WATCHDOG_MS_MIN,
-		               FASCIA_WATCHDOG_MS_MAX, &d->watchdog_ms);
+			       FASCIA_WATCHDOG_MS_MAX, &d->watchdog_ms);
 	conf_error(p->errs, p->line, "unknown key '%s' in [device %s]", name,
-	           d->name);
+		   d->name);
 	return -1;
 }
 
@@ -331,20 +330,21 @@ static void new_section(struct parse *p, const char *section)
 	}
 	name = section + 7;
 	if (!valid_name(name)) {
-		conf_error(p->errs, p->line,
-		           "device name '%s': use 1..31 letters, digits, - or _",
-		           name);
+		conf_error(
+			p->errs, p->line,
+			"device name '%s': use 1..31 letters, digits, - or _",
+			name);
 		return;
 	}
 	for (i = 0; i < c->ndev; i++)
 		if (strcmp(c->dev[i].name, name) == 0) {
 			conf_error(p->errs, p->line,
-			           "device '%s' is defined twice", name);
+				   "device '%s' is defined twice", name);
 			return;
 		}
 	if (c->ndev == FD_MAX_DEVICES) {
 		conf_error(p->errs, p->line, "more than %d devices",
-		           FD_MAX_DEVICES);
+			   FD_MAX_DEVICES);
 		return;
 	}
 	p->dev = &c->dev[c->ndev++];
@@ -354,7 +354,7 @@ static void new_section(struct parse *p, const char *section)
 }
 
 static int handler(void *user, const char *section, const char *name,
-                   const char *value)
+		   const char *value)
 {
 	struct parse *p = user;
 
@@ -405,8 +405,8 @@ static void check_whole(struct parse *p)
 
 		if (d->transport == TRANSPORT_RTU && d->path[0] == '\0')
 			conf_error(p->errs, d->line,
-			           "device %s: rtu needs address = /dev/...",
-			           d->name);
+				   "device %s: rtu needs address = /dev/...",
+				   d->name);
 	}
 	/* "tcp://host:*" binds a fresh port each time: no clash. */
 	if (strcmp(c->control, c->publish) == 0 && !strchr(c->control, '*'))

@@ -34,10 +34,10 @@ struct link {
 	bool connected;
 	bool ever_connected;
 	bool fc23;
-	int fails;              /* consecutive failed exchanges */
+	int fails; /* consecutive failed exchanges */
 	double next_attempt_s;
 	double backoff_s;
-	double timeout_s;       /* response timeout: 3/4 of a tick */
+	double timeout_s; /* response timeout: 3/4 of a tick */
 };
 
 /* What the thread holds until it can hand it over. */
@@ -46,7 +46,7 @@ struct pending_out {
 	int nev;
 	uint64_t dropped;
 	bool have_verdict;
-	struct fd_command cmd;  /* the command being applied */
+	struct fd_command cmd; /* the command being applied */
 	bool active;
 };
 
@@ -82,7 +82,7 @@ static int64_t unix_ms(void)
 static void link_error(struct ctl *c, const char *what)
 {
 	snprintf(c->st.last_error, sizeof(c->st.last_error), "%s: %s", what,
-	         modbus_strerror(errno));
+		 modbus_strerror(errno));
 }
 
 static void link_close(struct ctl *c, double now)
@@ -92,7 +92,7 @@ static void link_close(struct ctl *c, double now)
 	if (l->connected) {
 		modbus_close(l->mb);
 		log_warnx("device %s: link down (%s)", c->dev->conf.name,
-		          c->st.last_error);
+			  c->st.last_error);
 	}
 	l->connected = false;
 	c->st.up = false;
@@ -170,14 +170,14 @@ static int transfer(struct link *l, const uint16_t *w, uint16_t *r)
 
 	if (l->fc23)
 		return modbus_write_and_read_registers(
-		        l->mb, FASCIA_BLOCK_W_ADDR, FASCIA_BLOCK_W_LEN, w,
-		        FASCIA_BLOCK_R_ADDR, FASCIA_BLOCK_R_LEN, r);
+			l->mb, FASCIA_BLOCK_W_ADDR, FASCIA_BLOCK_W_LEN, w,
+			FASCIA_BLOCK_R_ADDR, FASCIA_BLOCK_R_LEN, r);
 	rc = modbus_write_registers(l->mb, FASCIA_BLOCK_W_ADDR,
-	                            FASCIA_BLOCK_W_LEN, w);
+				    FASCIA_BLOCK_W_LEN, w);
 	if (rc != FASCIA_BLOCK_W_LEN)
 		return -1;
 	return modbus_read_registers(l->mb, FASCIA_BLOCK_R_ADDR,
-	                             FASCIA_BLOCK_R_LEN, r);
+				     FASCIA_BLOCK_R_LEN, r);
 }
 
 /* One exchange: the session's block W out, block R in.  0, or -1. */
@@ -199,14 +199,14 @@ static int exchange(struct ctl *c, struct fascia_block_r *r)
 		wr[FASCIA_REG_COMMAND] = FASCIA_CMD_VENT;
 		wr[FASCIA_REG_WATCHDOG_MS] = w.watchdog_ms;
 		fascia_mmhg_to_reg(c->dev->conf.limit_mmhg,
-		                   &wr[FASCIA_REG_LIMIT]);
+				   &wr[FASCIA_REG_LIMIT]);
 		wr[FASCIA_REG_PUMP] = 1;
 	}
 	t0 = mono_s();
 	rc = transfer(l, wr, rd);
 	if (rc == -1 && errno == EMBXILFUN && l->fc23) {
 		log_info("device %s: no FC23; using FC16 + FC03",
-		         c->dev->conf.name);
+			 c->dev->conf.name);
 		l->fc23 = false;
 		rc = transfer(l, wr, rd);
 	}
@@ -222,10 +222,10 @@ static int exchange(struct ctl *c, struct fascia_block_r *r)
 	if (rc == FASCIA_BLOCK_R_LEN) {
 		c->st.errors++;
 		snprintf(c->st.last_error, sizeof(c->st.last_error),
-		         "block R refused: %s",
-		         errno >= FASCIA_ENOBASE ? fascia_strerror(errno)
-		                                 : "fewer chambers than "
-		                                   "configured");
+			 "block R refused: %s",
+			 errno >= FASCIA_ENOBASE ? fascia_strerror(errno)
+						 : "fewer chambers than "
+						   "configured");
 	} else {
 		if (errno == ETIMEDOUT)
 			c->st.timeouts++;
@@ -270,8 +270,8 @@ static void fill_snapshot(struct ctl *c, double now)
 	sn->unix_ms = unix_ms();
 	sn->state = s->state;
 	sn->have_session = s->have_profile &&
-	                   (s->state == FD_RUNNING || s->state == FD_PAUSED ||
-	                    s->state == FD_RELEASING);
+			   (s->state == FD_RUNNING || s->state == FD_PAUSED ||
+			    s->state == FD_RELEASING);
 	sn->session_seq = s->session_seq;
 	if (s->have_profile) {
 		memcpy(sn->profile, s->profile.name, sizeof(sn->profile));
@@ -362,7 +362,7 @@ static void tick(struct ctl *c, double now, bool late)
 	if (in.cmd != FD_CMD_NONE && v != FD_PENDING) {
 		c->out.cmd.verdict = v;
 		snprintf(c->out.cmd.why, sizeof(c->out.cmd.why), "%s",
-		         v == FD_OK ? "" : c->s.why);
+			 v == FD_OK ? "" : c->s.why);
 		c->out.have_verdict = true;
 	}
 	queue_events(c);
@@ -378,8 +378,8 @@ static void realtime(struct fd_device *dev)
 	err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
 	if (err)
 		log_info("device %s: no real-time priority (%s); ticking at "
-		         "normal priority",
-		         dev->conf.name, strerror(err));
+			 "normal priority",
+			 dev->conf.name, strerror(err));
 }
 
 static void timespec_add(struct timespec *t, long ns)
@@ -422,7 +422,7 @@ static void shutdown_vent(struct ctl *c, double timeout_s)
 	c->dev->vented_at_stop = vented;
 	pthread_mutex_unlock(&c->dev->lock);
 	log_info("device %s: %s", c->dev->conf.name,
-	         vented ? "vented" : "NOT confirmed vented at shutdown");
+		 vented ? "vented" : "NOT confirmed vented at shutdown");
 }
 
 static void *control_thread(void *arg)
@@ -439,7 +439,7 @@ static void *control_thread(void *arg)
 
 		timespec_add(&deadline, period_ns);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
-		                       &deadline, NULL) == EINTR)
+				       &deadline, NULL) == EINTR)
 			;
 		now = mono_s();
 		late_s = now - ts_s(&deadline);
@@ -510,7 +510,7 @@ int fd_device_start(struct fd_device *dev)
 	if (dev->wake_fd == -1)
 		fatal("eventfd");
 	dev->wake_ev = event_new(dev->daemon->base, dev->wake_fd,
-	                         EV_READ | EV_PERSIST, wake_cb, dev);
+				 EV_READ | EV_PERSIST, wake_cb, dev);
 	if (dev->wake_ev == NULL || event_add(dev->wake_ev, NULL) == -1)
 		fatalx("device %s: cannot watch its eventfd", dev->conf.name);
 	pthread_attr_init(&attr);
@@ -520,7 +520,7 @@ int fd_device_start(struct fd_device *dev)
 	if (err) {
 		errno = err;
 		log_warn("device %s: cannot start its control thread",
-		         dev->conf.name);
+			 dev->conf.name);
 		free(c);
 		return -1;
 	}
@@ -549,8 +549,8 @@ void fd_device_stop(struct fd_device *dev, double timeout_s)
 	until.tv_sec += (time_t)timeout_s + 1;
 	if (pthread_timedjoin_np(dev->thread, NULL, &until) != 0) {
 		log_warnx("device %s: control thread did not stop; leaving it "
-		          "to the device watchdog",
-		          dev->conf.name);
+			  "to the device watchdog",
+			  dev->conf.name);
 		return;
 	}
 	dev->started = false;

@@ -24,16 +24,17 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: fasciad [-c FILE] [-n] [-f] [-v] [-h]\n"
-	        "  -c FILE  configuration (default: built in, one device `sim`"
-	        " at 127.0.0.1:1502)\n"
-	        "  -n       check the configuration and the profiles, and exit\n"
-	        "  -f       stay in the foreground; print `ready control=... "
-	        "publish=...`\n"
-	        "           on stdout once listening\n"
-	        "  -v       log debug messages\n"
-	        "  -h       this help\n"
-	        "See fasciad(8) and fasciad.conf(5).\n");
+		"usage: fasciad [-c FILE] [-n] [-f] [-v] [-h]\n"
+		"  -c FILE  configuration (default: built in, one device `sim`"
+		" at 127.0.0.1:1502)\n"
+		"  -n       check the configuration and the profiles, and "
+		"exit\n"
+		"  -f       stay in the foreground; print `ready control=... "
+		"publish=...`\n"
+		"           on stdout once listening\n"
+		"  -v       log debug messages\n"
+		"  -h       this help\n"
+		"See fasciad(8) and fasciad.conf(5).\n");
 }
 
 static int load_conf(struct fd_daemon *d)
@@ -49,14 +50,14 @@ static int load_conf(struct fd_daemon *d)
 	for (int i = 0; i < errs.n; i++) {
 		if (errs.e[i].line)
 			fprintf(stderr, "%s:%d: %s\n", d->conf_path,
-			        errs.e[i].line, errs.e[i].message);
+				errs.e[i].line, errs.e[i].message);
 		else
 			fprintf(stderr, "%s: %s\n", d->conf_path,
-			        errs.e[i].message);
+				errs.e[i].message);
 	}
 	if (errs.dropped)
 		fprintf(stderr, "%s: and %d more errors\n", d->conf_path,
-		        errs.dropped);
+			errs.dropped);
 	return -1;
 }
 
@@ -75,11 +76,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	if (fd_profiles_load(d->conf.profiles, &d->limits, fresh) == 0) {
 		d->profiles = *fresh;
 		log_info("SIGHUP: %d profiles loaded from %s", d->profiles.n,
-		         d->conf.profiles);
+			 d->conf.profiles);
 	} else {
 		log_warnx("SIGHUP: the profiles did not load; keeping the %d "
-		          "loaded before",
-		          d->profiles.n);
+			  "loaded before",
+			  d->profiles.n);
 	}
 	free(fresh);
 }
@@ -166,9 +167,9 @@ int main(int argc, char **argv)
 		}
 	}
 	log_info("fasciad %s: %d devices, %d profiles, %d Hz, control %s, "
-	         "publish %s",
-	         VERSION, d->ndev, d->profiles.n, d->conf.tick_hz,
-	         d->control_bound, d->publish_bound);
+		 "publish %s",
+		 VERSION, d->ndev, d->profiles.n, d->conf.tick_hz,
+		 d->control_bound, d->publish_bound);
 	if (foreground) {
 		printf("ready control=%s publish=%s\n", d->control_bound,
 		       d->publish_bound);

@@ -69,7 +69,7 @@ void conf_builtin(struct fd_conf *c);
 /* Load path into c; 0, or -1 with every error (and its line) in errs. */
 int conf_load(const char *path, struct fd_conf *c, struct conf_errors *errs);
 void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+	__attribute__((format(printf, 3, 4)));
 
 /* ---- log.c: stderr and syslog (OpenBSD's verbs) ---- */
 
@@ -79,9 +79,9 @@ void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *fmt, ...)
-        __attribute__((format(printf, 1, 2), noreturn));
+	__attribute__((format(printf, 1, 2), noreturn));
 void fatalx(const char *fmt, ...)
-        __attribute__((format(printf, 1, 2), noreturn));
+	__attribute__((format(printf, 1, 2), noreturn));
 /* Allocation that cannot fail: fatal on ENOMEM. */
 void *xcalloc(size_t n, size_t size);
 
@@ -93,26 +93,26 @@ void *xcalloc(size_t n, size_t size);
 /* Link statistics, kept by the control thread. */
 struct fd_link_stats {
 	bool up;
-	uint32_t rtt_us;          /* last round trip */
+	uint32_t rtt_us; /* last round trip */
 	uint64_t rtt_hist[FD_RTT_BUCKETS];
-	uint64_t exchanges;       /* good ones */
+	uint64_t exchanges; /* good ones */
 	uint64_t timeouts;
-	uint64_t exceptions;      /* Modbus exception replies */
-	uint64_t errors;          /* other failures (bad data, reset) */
-	uint64_t reconnects;      /* connections made after the first */
-	bool fc23;                /* false: the FC16 + FC03 fallback */
+	uint64_t exceptions; /* Modbus exception replies */
+	uint64_t errors;     /* other failures (bad data, reset) */
+	uint64_t reconnects; /* connections made after the first */
+	bool fc23;           /* false: the FC16 + FC03 fallback */
 	char last_error[96];
 	uint64_t ticks;
-	uint64_t late_ticks;      /* began over half a period late */
+	uint64_t late_ticks; /* began over half a period late */
 	double max_late_ms;
 };
 
 /* What the main thread publishes about a device: a copy of the session
  * and the link, taken by the control thread after its tick. */
 struct fd_snapshot {
-	uint64_t tick;            /* the control thread's tick number */
-	double mono_s;            /* CLOCK_MONOTONIC of the tick */
-	int64_t unix_ms;          /* CLOCK_REALTIME of the tick */
+	uint64_t tick;   /* the control thread's tick number */
+	double mono_s;   /* CLOCK_MONOTONIC of the tick */
+	int64_t unix_ms; /* CLOCK_REALTIME of the tick */
 	enum fd_state state;
 	bool have_session;
 	int session_seq;
@@ -123,8 +123,8 @@ struct fd_snapshot {
 	double setpoint[FASCIA_MAX_CHAMBERS];
 	uint8_t valve[FASCIA_MAX_CHAMBERS];
 	double supply;
-	uint16_t status, fault;   /* the device's STATUS and FAULT */
-	uint16_t command;         /* last COMMAND written */
+	uint16_t status, fault; /* the device's STATUS and FAULT */
+	uint16_t command;       /* last COMMAND written */
 	struct fd_alarm alarm[FD_MAX_ALARMS];
 	int nalarm;
 	struct fd_link_stats link;
@@ -134,8 +134,8 @@ struct fd_snapshot {
 struct fd_command {
 	enum fd_cmd cmd;
 	struct fascia_profile profile; /* FD_CMD_START */
-	uint64_t token;           /* the main thread's, returned with the
-	                             verdict */
+	uint64_t token;                /* the main thread's, returned with the
+					  verdict */
 	enum fd_verdict verdict;
 	char why[160];
 };
@@ -152,22 +152,22 @@ struct fd_device {
 	/* Shared with the control thread, under lock.  The control thread
 	 * only ever trylocks: it never waits for the main thread. */
 	pthread_mutex_t lock;
-	bool cmd_pending;         /* cmd waits to be taken */
-	bool cmd_active;          /* taken, no verdict yet */
+	bool cmd_pending; /* cmd waits to be taken */
+	bool cmd_active;  /* taken, no verdict yet */
 	struct fd_command cmd;
-	bool verdict_ready;       /* cmd has its verdict */
-	struct fd_snapshot snap;  /* the latest */
+	bool verdict_ready;      /* cmd has its verdict */
+	struct fd_snapshot snap; /* the latest */
 	bool snap_new;
 	struct fd_event_rec events[FD_OUTBOX_EVENTS];
 	int nevents;
 	uint64_t events_dropped;
-	bool stop;                /* asks the thread to vent and return */
+	bool stop; /* asks the thread to vent and return */
 	double stop_timeout_s;
-	bool vented_at_stop;      /* set by the thread before it returns */
+	bool vented_at_stop; /* set by the thread before it returns */
 
-	int wake_fd;              /* eventfd: the thread has news */
+	int wake_fd; /* eventfd: the thread has news */
 	struct event *wake_ev;
-	void *server;             /* server.c's per-device state */
+	void *server; /* server.c's per-device state */
 };
 
 /* Start the device's control thread. 0, or -1 logged. */
@@ -190,7 +190,7 @@ struct fd_outbox {
 	int nevents;
 	uint64_t events_dropped;
 	bool have_verdict;
-	struct fd_command cmd;    /* with verdict and why */
+	struct fd_command cmd; /* with verdict and why */
 };
 
 /* Main thread, when dev->wake_fd is readable: take what is new. */
@@ -208,44 +208,44 @@ struct fd_profiles {
 
 /* Limits every stored profile is checked against: the largest device. */
 void fd_profile_limits(const struct fd_conf *c,
-                       struct fascia_profile_limits *lim);
+		       struct fascia_profile_limits *lim);
 /*
  * Load every *.json in dir into a fresh set.  Returns 0, or -1 with each
  * refused file logged (naming the file and the field) and *out untouched:
  * a reload that fails keeps the old set.
  */
 int fd_profiles_load(const char *dir, const struct fascia_profile_limits *lim,
-                     struct fd_profiles *out);
+		     struct fd_profiles *out);
 const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,
-                                              const char *name);
+					      const char *name);
 /*
  * Validate and store a profile (NAME.json in the directory: a temporary
  * file, fsync, rename, fsync of the directory), then add or replace it in
  * ps.  Returns 0, or -1 with err filled (EINVAL) or errno from the I/O.
  */
 int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
-                    const struct fascia_profile_limits *lim,
-                    struct fascia_profile_error *err);
+		    const struct fascia_profile_limits *lim,
+		    struct fascia_profile_error *err);
 
 /* ---- server.c: the ZeroMQ sockets ---- */
 
 struct fd_daemon {
 	struct event_base *base;
 	struct fd_conf conf;
-	const char *conf_path;    /* NULL: built in */
-	struct fd_device *dev;    /* ndev, allocated */
+	const char *conf_path; /* NULL: built in */
+	struct fd_device *dev; /* ndev, allocated */
 	int ndev;
 	struct fd_profiles profiles;
 	struct fascia_profile_limits limits;
-	void *zmq;                /* the ZeroMQ context */
-	void *server;             /* server.c's state */
-	char control_bound[256];  /* endpoints as bound (port of a *) */
+	void *zmq;               /* the ZeroMQ context */
+	void *server;            /* server.c's state */
+	char control_bound[256]; /* endpoints as bound (port of a *) */
 	char publish_bound[256];
 };
 
 struct json_t; /* jansson's */
 
-#define FD_IDENTITY_MAX 255  /* a ROUTER peer's identity, bytes */
+#define FD_IDENTITY_MAX 255 /* a ROUTER peer's identity, bytes */
 #define FD_VERDICT_TIMEOUT_S 2.0
 /* Largest request frame; a larger one disconnects its peer. */
 #define FD_REQUEST_MAX (FASCIA_PROFILE_JSON_MAX + 64 * 1024)
@@ -260,10 +260,10 @@ struct fd_envelope {
 
 /* server.c's state (d->server). */
 struct fd_server {
-	void *router;             /* control */
-	void *pub;                /* publish */
-	bool own_zmq;             /* we made d->zmq */
-	struct event *router_ev;  /* ZMQ_FD of the ROUTER */
+	void *router;            /* control */
+	void *pub;               /* publish */
+	bool own_zmq;            /* we made d->zmq */
+	struct event *router_ev; /* ZMQ_FD of the ROUTER */
 	struct event *publish_timer;
 	uint64_t next_token;
 };
@@ -272,10 +272,10 @@ struct fd_server {
 struct fd_dev_server {
 	struct fd_daemon *daemon;
 	struct fd_device *dev;
-	uint64_t seq;             /* of the last message published */
+	uint64_t seq; /* of the last message published */
 	bool have_snap;
-	struct fd_snapshot snap;  /* the latest */
-	bool pending;             /* a command awaits its verdict */
+	struct fd_snapshot snap; /* the latest */
+	bool pending;            /* a command awaits its verdict */
 	uint64_t pending_token;
 	struct fd_envelope pending_env;
 	struct json_t *pending_id; /* the request's id, or NULL */
@@ -290,7 +290,7 @@ int fd_server_open(struct fd_daemon *d);
 void fd_server_close(struct fd_daemon *d);
 /* Answer the request waiting for c's verdict (c->token), if any. */
 void fd_server_verdict(struct fd_daemon *d, struct fd_device *dev,
-                       const struct fd_command *c);
+		       const struct fd_command *c);
 /* dev->server, allocated on first use. */
 struct fd_dev_server *fd_dev_server(struct fd_device *dev);
 
@@ -301,23 +301,23 @@ struct fd_dev_server *fd_dev_server(struct fd_device *dev);
  * when the envelope is good (v 1, cmd a string), else the error code, with
  * msg saying why (a returned object still gives the id to echo).
  */
-struct json_t *fd_request_decode(const char *buf, size_t len,
-                                 const char **code, char *msg, size_t msglen);
+struct json_t *fd_request_decode(const char *buf, size_t len, const char **code,
+				 char *msg, size_t msglen);
 /*
  * Decode and carry out one request.  Returns the reply (a new reference),
  * or NULL when it is deferred: a device command waits for its verdict,
  * which fd_server_device_news() sends to env.
  */
 struct json_t *fd_server_handle(struct fd_daemon *d, const char *buf,
-                                size_t len, const struct fd_envelope *env);
+				size_t len, const struct fd_envelope *env);
 /* The same for a request decoded without error. */
 struct json_t *fd_server_dispatch(struct fd_daemon *d, struct json_t *req,
-                                  const struct fd_envelope *env);
+				  const struct fd_envelope *env);
 /* {"v":1,"id":id,"ok":false,"error":{"code","message"[,"field"]}}; id
  * NULL means null; field NULL leaves it out. */
 struct json_t *fd_reply_error(struct json_t *id, const char *code,
-                              const char *field, const char *fmt, ...)
-        __attribute__((format(printf, 4, 5)));
+			      const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 /* {"v":1,"id":id,"ok":true,"result":result}; steals result. */
 struct json_t *fd_reply_ok(struct json_t *id, struct json_t *result);
 
@@ -325,25 +325,25 @@ struct json_t *fd_reply_ok(struct json_t *id, struct json_t *result);
 
 /* What a device's control thread sent: publish it, answer its command. */
 void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
-                           const struct fd_outbox *out);
+			   const struct fd_outbox *out);
 
 /* CLOCK_REALTIME in ms. */
 int64_t fd_unix_ms(void);
 /* A device's state message, also the `status` result (seq: the last one
  * published; the status reply does not advance it). */
 struct json_t *fd_state_json(struct fd_device *dev, uint64_t seq,
-                             int64_t now_ms);
+			     int64_t now_ms);
 /* The event.<device> or alarm.<device> message for one event; *topic
  * gets its topic's prefix ("event" or "alarm"). */
 struct json_t *fd_event_json(struct fd_device *dev,
-                             const struct fd_event_rec *e, uint64_t seq,
-                             int64_t now_ms, const char **topic);
+			     const struct fd_event_rec *e, uint64_t seq,
+			     int64_t now_ms, const char **topic);
 /* Publish a device's state, or one of its events (with the next seq). */
 void fd_publish_state(struct fd_daemon *d, struct fd_device *dev);
 void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,
-                      const struct fd_event_rec *e);
+		      const struct fd_event_rec *e);
 /* Send topic.<device> and the message (stolen) on the PUB socket. */
 void fd_publish(struct fd_daemon *d, const char *topic, const char *device,
-                struct json_t *msg);
+		struct json_t *msg);
 
 #endif

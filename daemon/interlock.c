@@ -10,51 +10,96 @@
 
 #include "safety.h"
 
-#define NOPARAM {NULL, NULL, 0, 0, 0}
+#define NOPARAM                                                                \
+	{                                                                      \
+		NULL, NULL, 0, 0, 0                                            \
+	}
 #define RATE_WINDOW_S 0.1
 
 const struct ilk_row ilk_rows[ILK_COUNT] = {
-	[ILK_OVERPRESSURE] = {ILK_OVERPRESSURE, "overpressure", "tissue injury",
-		ILK_REACT_VENT, ILK_PRIO_HIGH,
-		{{"overpressure_margin_mmhg", "mmHg", 5, 0, 10}, NOPARAM}},
-	[ILK_DEVIATION] = {ILK_DEVIATION, "deviation",
-		"leak, kinked hose, stuck valve", ILK_REACT_VENT,
-		ILK_PRIO_MEDIUM,
-		{{"deviation_mmhg", "mmHg", 15, 5, 30},
-		 {"deviation_s", "s", 2, 0.5, 10}}},
-	[ILK_RATE] = {ILK_RATE, "rate", "valve stuck open", ILK_REACT_VENT,
-		ILK_PRIO_HIGH,
-		{{"rate_margin_mmhg_s", "mmHg/s", 20, 5, 40}, NOPARAM}},
-	[ILK_HOLD_TIME] = {ILK_HOLD_TIME, "hold_time", "ischaemia",
-		ILK_REACT_VENT, ILK_PRIO_HIGH,
-		{{"hold_mmhg", "mmHg", 30, 10, 50},
-		 {"hold_s", "s", 120, 10, 600}}},
-	[ILK_SESSION_TIME] = {ILK_SESSION_TIME, "session_time",
-		"over-treatment", ILK_REACT_RELEASE, ILK_PRIO_MEDIUM,
-		{{"session_margin", "fraction", 0.10, 0, 0.5}, NOPARAM}},
-	[ILK_STALE] = {ILK_STALE, "stale", "frozen firmware or sensor",
-		ILK_REACT_VENT, ILK_PRIO_HIGH,
-		{{"stale_ms", "ms", 200, 50, 1000}, NOPARAM}},
-	[ILK_HEARTBEAT] = {ILK_HEARTBEAT, "heartbeat",
-		"device ignores our writes", ILK_REACT_VENT, ILK_PRIO_HIGH,
-		{{"heartbeat_ticks", "ticks", 3, 2, 10}, NOPARAM}},
-	[ILK_COMMS] = {ILK_COMMS, "comms", "link lost", ILK_REACT_OFFLINE,
-		ILK_PRIO_HIGH,
-		{{"comms_ticks", "ticks", 3, 2, 10}, NOPARAM}},
-	[ILK_ESTOP] = {ILK_ESTOP, "estop", "e-stop pressed", ILK_REACT_VENT,
-		ILK_PRIO_HIGH, {NOPARAM, NOPARAM}},
-	[ILK_GARMENT] = {ILK_GARMENT, "garment", "garment off",
-		ILK_REACT_VENT, ILK_PRIO_MEDIUM, {NOPARAM, NOPARAM}},
-	[ILK_SENSOR] = {ILK_SENSOR, "sensor", "sensor failure",
-		ILK_REACT_VENT, ILK_PRIO_HIGH,
-		{{"sensor_min_mmhg", "mmHg", -5, -20, 0},
-		 {"sensor_max_mmhg", "mmHg", 300, 100, 300}}},
-	[ILK_DEVICE_FAULT] = {ILK_DEVICE_FAULT, "device_fault",
-		"device-side fault", ILK_REACT_VENT, ILK_PRIO_HIGH,
-		{NOPARAM, NOPARAM}},
-	[ILK_DEADLINE] = {ILK_DEADLINE, "deadline", "daemon overloaded",
-		ILK_REACT_VENT, ILK_PRIO_MEDIUM,
-		{{"deadline_ticks", "ticks", 3, 2, 10}, NOPARAM}},
+	[ILK_OVERPRESSURE] = {ILK_OVERPRESSURE,
+			      "overpressure",
+			      "tissue injury",
+			      ILK_REACT_VENT,
+			      ILK_PRIO_HIGH,
+			      {{"overpressure_margin_mmhg", "mmHg", 5, 0, 10},
+			       NOPARAM}},
+	[ILK_DEVIATION] = {ILK_DEVIATION,
+			   "deviation",
+			   "leak, kinked hose, stuck valve",
+			   ILK_REACT_VENT,
+			   ILK_PRIO_MEDIUM,
+			   {{"deviation_mmhg", "mmHg", 15, 5, 30},
+			    {"deviation_s", "s", 2, 0.5, 10}}},
+	[ILK_RATE] = {ILK_RATE,
+		      "rate",
+		      "valve stuck open",
+		      ILK_REACT_VENT,
+		      ILK_PRIO_HIGH,
+		      {{"rate_margin_mmhg_s", "mmHg/s", 20, 5, 40}, NOPARAM}},
+	[ILK_HOLD_TIME] = {ILK_HOLD_TIME,
+			   "hold_time",
+			   "ischaemia",
+			   ILK_REACT_VENT,
+			   ILK_PRIO_HIGH,
+			   {{"hold_mmhg", "mmHg", 30, 10, 50},
+			    {"hold_s", "s", 120, 10, 600}}},
+	[ILK_SESSION_TIME] = {ILK_SESSION_TIME,
+			      "session_time",
+			      "over-treatment",
+			      ILK_REACT_RELEASE,
+			      ILK_PRIO_MEDIUM,
+			      {{"session_margin", "fraction", 0.10, 0, 0.5},
+			       NOPARAM}},
+	[ILK_STALE] = {ILK_STALE,
+		       "stale",
+		       "frozen firmware or sensor",
+		       ILK_REACT_VENT,
+		       ILK_PRIO_HIGH,
+		       {{"stale_ms", "ms", 200, 50, 1000}, NOPARAM}},
+	[ILK_HEARTBEAT] = {ILK_HEARTBEAT,
+			   "heartbeat",
+			   "device ignores our writes",
+			   ILK_REACT_VENT,
+			   ILK_PRIO_HIGH,
+			   {{"heartbeat_ticks", "ticks", 3, 2, 10}, NOPARAM}},
+	[ILK_COMMS] = {ILK_COMMS,
+		       "comms",
+		       "link lost",
+		       ILK_REACT_OFFLINE,
+		       ILK_PRIO_HIGH,
+		       {{"comms_ticks", "ticks", 3, 2, 10}, NOPARAM}},
+	[ILK_ESTOP] = {ILK_ESTOP,
+		       "estop",
+		       "e-stop pressed",
+		       ILK_REACT_VENT,
+		       ILK_PRIO_HIGH,
+		       {NOPARAM, NOPARAM}},
+	[ILK_GARMENT] = {ILK_GARMENT,
+			 "garment",
+			 "garment off",
+			 ILK_REACT_VENT,
+			 ILK_PRIO_MEDIUM,
+			 {NOPARAM, NOPARAM}},
+	[ILK_SENSOR] = {ILK_SENSOR,
+			"sensor",
+			"sensor failure",
+			ILK_REACT_VENT,
+			ILK_PRIO_HIGH,
+			{{"sensor_min_mmhg", "mmHg", -5, -20, 0},
+			 {"sensor_max_mmhg", "mmHg", 300, 100, 300}}},
+	[ILK_DEVICE_FAULT] = {ILK_DEVICE_FAULT,
+			      "device_fault",
+			      "device-side fault",
+			      ILK_REACT_VENT,
+			      ILK_PRIO_HIGH,
+			      {NOPARAM, NOPARAM}},
+	[ILK_DEADLINE] = {ILK_DEADLINE,
+			  "deadline",
+			  "daemon overloaded",
+			  ILK_REACT_VENT,
+			  ILK_PRIO_MEDIUM,
+			  {{"deadline_ticks", "ticks", 3, 2, 10}, NOPARAM}},
 };
 
 void ilk_config_default(struct ilk_config *c)
@@ -76,8 +121,8 @@ void ilk_reset(struct ilk_state *s, double now_s)
 }
 
 /* The device's latched bits that the device_fault row answers. */
-#define DEVICE_BITS                                                        \
-	(FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_RELIEF_OPEN |              \
+#define DEVICE_BITS                                                            \
+	(FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_RELIEF_OPEN |                  \
 	 FASCIA_ST_PUMP_FAULT | FASCIA_ST_OVERLIMIT)
 /* ...and those among them that are a cause present now (the latched ones
  * are cleared by the RESET an acknowledgement sends). */
@@ -92,11 +137,11 @@ struct eval {
 	unsigned tripped, present;
 };
 
-static void trip(struct eval *e, enum ilk_id id, int chamber,
-                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
+		 ...) __attribute__((format(printf, 4, 5)));
 
-static void trip(struct eval *e, enum ilk_id id, int chamber,
-                 const char *fmt, ...)
+static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
+		 ...)
 {
 	struct ilk_trip *t;
 	va_list ap;
@@ -131,20 +176,22 @@ static void chambers(struct eval *e)
 	 * ticks, sensor noise alone looks like a steep rate. */
 	double dt = in->now_s - s->last_time_s;
 	bool window = !s->primed || dt >= RATE_WINDOW_S;
-	double max_rate = (in->in_session ? in->max_ramp
-	                                  : FASCIA_MAX_RAMP_MMHG_S) +
-	                  param(e, ILK_RATE, 0);
+	double max_rate =
+		(in->in_session ? in->max_ramp : FASCIA_MAX_RAMP_MMHG_S) +
+		param(e, ILK_RATE, 0);
 
 	for (int i = 0; i < in->chambers; i++) {
 		double p = in->r->pressure_mmhg[i];
 		double sp = in->setpoint[i];
 
-		if (p < param(e, ILK_SENSOR, 0) || p > param(e, ILK_SENSOR, 1)) {
+		if (p < param(e, ILK_SENSOR, 0) ||
+		    p > param(e, ILK_SENSOR, 1)) {
 			trip(e, ILK_SENSOR, i + 1,
 			     "reading %.1f mmHg is outside the sensor's range "
 			     "(limit %.0f)",
-			     p, p < 0 ? param(e, ILK_SENSOR, 0)
-			              : param(e, ILK_SENSOR, 1));
+			     p,
+			     p < 0 ? param(e, ILK_SENSOR, 0)
+				   : param(e, ILK_SENSOR, 1));
 			continue; /* the other rows cannot trust it */
 		}
 		if (p > over)
@@ -207,29 +254,28 @@ static void device(struct eval *e)
 		s->last_sample = r->sample;
 		s->sample_changed_s = in->now_s;
 	} else if ((in->now_s - s->sample_changed_s) * 1000 >=
-	           param(e, ILK_STALE, 0)) {
+		   param(e, ILK_STALE, 0)) {
 		trip(e, ILK_STALE, 0, "SAMPLE unchanged for %.0f ms",
 		     (in->now_s - s->sample_changed_s) * 1000);
 	}
 	if (lag >= param(e, ILK_HEARTBEAT, 0) && lag < 0x8000)
-		trip(e, ILK_HEARTBEAT, 0,
-		     "HEARTBEAT_ECHO lags by %u writes", (unsigned)lag);
+		trip(e, ILK_HEARTBEAT, 0, "HEARTBEAT_ECHO lags by %u writes",
+		     (unsigned)lag);
 	/* A latched FAULT that a row above already explains (e-stop,
 	 * sensor) is not a second alarm. */
 	if ((r->status & DEVICE_BITS) ||
 	    (r->fault != FASCIA_FAULT_NONE &&
 	     !(e->tripped & (1u << ILK_ESTOP | 1u << ILK_SENSOR)))) {
-		trip(e, ILK_DEVICE_FAULT, 0,
-		     "device fault %u, status 0x%03x", (unsigned)r->fault,
-		     (unsigned)r->status);
+		trip(e, ILK_DEVICE_FAULT, 0, "device fault %u, status 0x%03x",
+		     (unsigned)r->fault, (unsigned)r->status);
 		if (!(r->status & DEVICE_LIVE_BITS))
 			e->present &= ~(1u << ILK_DEVICE_FAULT);
 	}
 }
 
 int ilk_check(const struct ilk_config *c, struct ilk_state *s,
-              const struct ilk_input *in, struct ilk_trip *trips, int max,
-              unsigned *present)
+	      const struct ilk_input *in, struct ilk_trip *trips, int max,
+	      unsigned *present)
 {
 	struct eval e = {.c = c, .s = s, .in = in, .trips = trips, .max = max};
 
@@ -239,8 +285,7 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 		     s->late_ticks);
 	if (!in->exchange_ok) {
 		if (++s->bad_exchanges >= param(&e, ILK_COMMS, 0))
-			trip(&e, ILK_COMMS, 0,
-			     "no good exchange for %d ticks",
+			trip(&e, ILK_COMMS, 0, "no good exchange for %d ticks",
 			     s->bad_exchanges);
 		*present = e.present;
 		return e.n;
@@ -248,18 +293,18 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 	s->bad_exchanges = 0;
 	if (in->in_session && in->session_length_s > 0 &&
 	    in->session_elapsed_s >
-	            in->session_length_s *
-	                    (1 + param(&e, ILK_SESSION_TIME, 0))) {
+		    in->session_length_s *
+			    (1 + param(&e, ILK_SESSION_TIME, 0))) {
 		trip(&e, ILK_SESSION_TIME, 0,
-		     "session ran %.0f s, past its %.0f s", in->session_elapsed_s,
-		     in->session_length_s);
+		     "session ran %.0f s, past its %.0f s",
+		     in->session_elapsed_s, in->session_length_s);
 		e.present &= ~(1u << ILK_SESSION_TIME); /* over once vented */
 	}
 	device(&e);
 	chambers(&e);
 	/* Causes that end with the reaction itself: the vent answers them. */
 	e.present &= ~(1u << ILK_DEVIATION | 1u << ILK_RATE |
-	               1u << ILK_HOLD_TIME | 1u << ILK_DEADLINE);
+		       1u << ILK_HOLD_TIME | 1u << ILK_DEADLINE);
 	s->primed = true;
 	*present = e.present;
 	return e.n;

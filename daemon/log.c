@@ -31,7 +31,7 @@ static void vlog(int pri, const char *fmt, va_list ap, const char *err)
 	if (use_syslog)
 		syslog(pri, err ? "%s: %s" : "%s%s", msg, err ? err : "");
 	fprintf(stderr, err ? "fasciad: %s: %s\n" : "fasciad: %s%s\n", msg,
-	        err ? err : "");
+		err ? err : "");
 }
 
 void log_warn(const char *fmt, ...)

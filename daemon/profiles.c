@@ -20,7 +20,7 @@
 #include "fasciad.h"
 
 void fd_profile_limits(const struct fd_conf *c,
-                       struct fascia_profile_limits *lim)
+		       struct fascia_profile_limits *lim)
 {
 	fascia_profile_limits_default(lim);
 	if (c->ndev > 0) {
@@ -91,8 +91,8 @@ static char **list_json(const char *dir, int *n)
 
 /* Load one file into set; -1 logged. */
 static int load_one(const char *dir, const char *file,
-                    const struct fascia_profile_limits *lim,
-                    struct fd_profiles *set)
+		    const struct fascia_profile_limits *lim,
+		    struct fd_profiles *set)
 {
 	struct fascia_profile_error err;
 	struct fascia_profile *p = &set->p[set->n];
@@ -102,18 +102,18 @@ static int load_one(const char *dir, const char *file,
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
 	if (set->n == FD_MAX_PROFILES) {
 		log_warnx("%s: refused: more than %d profiles", path,
-		          FD_MAX_PROFILES);
+			  FD_MAX_PROFILES);
 		return -1;
 	}
 	memset(&err, 0, sizeof(err));
 	if (fascia_profile_load_file(path, lim, p, &err) < 0) {
 		log_warnx("%s",
-		          fascia_profile_error_format(&err, buf, sizeof(buf)));
+			  fascia_profile_error_format(&err, buf, sizeof(buf)));
 		return -1;
 	}
 	if (strlen(p->name) != base || strncmp(p->name, file, base) != 0) {
 		log_warnx("%s: name: \"%s\" differs from the file's name", path,
-		          p->name);
+			  p->name);
 		return -1;
 	}
 	if (fd_profiles_find(set, p->name) != NULL) {
@@ -125,7 +125,7 @@ static int load_one(const char *dir, const char *file,
 }
 
 int fd_profiles_load(const char *dir, const struct fascia_profile_limits *lim,
-                     struct fd_profiles *out)
+		     struct fd_profiles *out)
 {
 	struct fd_profiles *set;
 	char **names;
@@ -152,14 +152,14 @@ int fd_profiles_load(const char *dir, const struct fascia_profile_limits *lim,
 		log_info("%s: %d profiles", dir, set->n);
 	} else {
 		log_warnx("%s: %d profile files refused; nothing loaded", dir,
-		          bad);
+			  bad);
 	}
 	free(set);
 	return bad ? -1 : 0;
 }
 
 const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,
-                                              const char *name)
+					      const char *name)
 {
 	for (int i = 0; i < ps->n; i++)
 		if (strcmp(ps->p[i].name, name) == 0)
@@ -168,13 +168,13 @@ const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,
 }
 
 static int io_error(struct fascia_profile_error *err, const char *what,
-                    const char *path)
+		    const char *path)
 {
 	int e = errno;
 
 	snprintf(err->field, sizeof(err->field), "%s", "");
 	snprintf(err->message, sizeof(err->message), "%s %.180s: %s", what,
-	         path, strerror(e));
+		 path, strerror(e));
 	errno = e;
 	return -1;
 }
@@ -213,7 +213,7 @@ static char *canonical(const struct fascia_profile *p)
 
 /* dir/NAME.json written atomically with text. */
 static int store(const char *dir, const char *name, const char *text,
-                 struct fascia_profile_error *err)
+		 struct fascia_profile_error *err)
 {
 	char tmp[1100], path[1024]; /* dir < 512, name < 64 */
 	int fd, e;
@@ -249,8 +249,8 @@ static int store(const char *dir, const char *name, const char *text,
 }
 
 int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
-                    const struct fascia_profile_limits *lim,
-                    struct fascia_profile_error *err)
+		    const struct fascia_profile_limits *lim,
+		    struct fascia_profile_error *err)
 {
 	struct fascia_profile *p = xcalloc(1, sizeof(*p));
 	struct fascia_profile *slot;
@@ -263,15 +263,15 @@ int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
 	if (!safe_name(p->name)) {
 		snprintf(err->field, sizeof(err->field), "name");
 		snprintf(err->message, sizeof(err->message),
-		         "not a safe file name: [a-z0-9-] only");
+			 "not a safe file name: [a-z0-9-] only");
 		errno = EINVAL;
 		goto out;
 	}
 	slot = (struct fascia_profile *)fd_profiles_find(ps, p->name);
 	if (slot == NULL && ps->n == FD_MAX_PROFILES) {
 		snprintf(err->message, sizeof(err->message),
-		         "the directory holds %d profiles already",
-		         FD_MAX_PROFILES);
+			 "the directory holds %d profiles already",
+			 FD_MAX_PROFILES);
 		errno = ENOSPC;
 		goto out;
 	}
@@ -285,10 +285,11 @@ int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
 			 * the set in name order. */
 			int at = 0;
 
-			while (at < ps->n && strcmp(ps->p[at].name, p->name) < 0)
+			while (at < ps->n &&
+			       strcmp(ps->p[at].name, p->name) < 0)
 				at++;
 			memmove(&ps->p[at + 1], &ps->p[at],
-			        (size_t)(ps->n - at) * sizeof(ps->p[0]));
+				(size_t)(ps->n - at) * sizeof(ps->p[0]));
 			ps->n++;
 			slot = &ps->p[at];
 		}

@@ -62,7 +62,7 @@ static const char *valve_name(uint8_t v)
 }
 
 static json_t *session_json(const struct fd_device *dev,
-                            const struct fd_snapshot *s)
+			    const struct fd_snapshot *s)
 {
 	char id[64];
 
@@ -70,24 +70,24 @@ static json_t *session_json(const struct fd_device *dev,
 		return json_null();
 	snprintf(id, sizeof(id), "%s-%d", dev->conf.name, s->session_seq);
 	return json_pack("{s:s, s:s, s:i, s:i, s:o, s:o}", "id", id, "profile",
-	                 s->profile, "step", s->pos.step, "cycle", s->pos.cycle,
-	                 "elapsed_s", pub_must(num1(s->pos.elapsed_s)),
-	                 "remaining_s", pub_must(num1(s->pos.remaining_s)));
+			 s->profile, "step", s->pos.step, "cycle", s->pos.cycle,
+			 "elapsed_s", pub_must(num1(s->pos.elapsed_s)),
+			 "remaining_s", pub_must(num1(s->pos.remaining_s)));
 }
 
 static json_t *chambers_json(const struct fd_snapshot *s)
 {
 	json_t *a = pub_must(json_array());
 	int n = s->chambers < FASCIA_MAX_CHAMBERS ? s->chambers
-	                                          : FASCIA_MAX_CHAMBERS;
+						  : FASCIA_MAX_CHAMBERS;
 
 	for (int i = 0; i < n; i++)
 		json_array_append_new(
-		        a, pub_must(json_pack(
-		                   "{s:o, s:o, s:s}", "pressure",
-		                   pub_must(num1(s->pressure[i])), "setpoint",
-		                   pub_must(num1(s->setpoint[i])), "valve",
-		                   valve_name(s->valve[i]))));
+			a, pub_must(json_pack(
+				   "{s:o, s:o, s:s}", "pressure",
+				   pub_must(num1(s->pressure[i])), "setpoint",
+				   pub_must(num1(s->setpoint[i])), "valve",
+				   valve_name(s->valve[i]))));
 	return a;
 }
 
@@ -108,11 +108,11 @@ static json_t *alarms_json(const struct fd_snapshot *s)
 		const struct fd_alarm *al = &s->alarm[i];
 		const struct ilk_row *row = &ilk_rows[al->id % ILK_COUNT];
 		json_t *o = json_pack(
-		        "{s:s, s:i, s:s, s:b, s:b, s:I}", "id", row->name,
-		        "chamber", al->chamber, "priority",
-		        row->priority == ILK_PRIO_HIGH ? "high" : "medium",
-		        "latched", 1, "present", al->present, "since",
-		        (json_int_t)unix_of(s, al->since_s));
+			"{s:s, s:i, s:s, s:b, s:b, s:I}", "id", row->name,
+			"chamber", al->chamber, "priority",
+			row->priority == ILK_PRIO_HIGH ? "high" : "medium",
+			"latched", 1, "present", al->present, "since",
+			(json_int_t)unix_of(s, al->since_s));
 
 		set(o, "message", text_json(al->message));
 		json_array_append_new(a, pub_must(o));
@@ -128,12 +128,12 @@ static json_t *link_json(const struct fd_link_stats *l)
 	for (int i = 0; i < FD_RTT_BUCKETS; i++)
 		json_array_append_new(hist, json_integer(l->rtt_hist[i]));
 	o = pub_must(json_pack(
-	        "{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "up", l->up,
-	        "rtt_us", (json_int_t)l->rtt_us, "timeouts",
-	        (json_int_t)l->timeouts, "exceptions",
-	        (json_int_t)l->exceptions, "errors", (json_int_t)l->errors,
-	        "reconnects", (json_int_t)l->reconnects, "exchanges",
-	        (json_int_t)l->exchanges, "fc23", l->fc23, "rtt_hist", hist));
+		"{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "up", l->up,
+		"rtt_us", (json_int_t)l->rtt_us, "timeouts",
+		(json_int_t)l->timeouts, "exceptions",
+		(json_int_t)l->exceptions, "errors", (json_int_t)l->errors,
+		"reconnects", (json_int_t)l->reconnects, "exchanges",
+		(json_int_t)l->exchanges, "fc23", l->fc23, "rtt_hist", hist));
 	set(o, "last_error", text_json(l->last_error));
 	return o;
 }
@@ -146,9 +146,9 @@ json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
 	json_t *o;
 
 	o = pub_must(json_pack("{s:i, s:s, s:I, s:I, s:s}", "v", 1, "device",
-	                       dev->conf.name, "seq", (json_int_t)seq, "time",
-	                       (json_int_t)now_ms, "state",
-	                       fd_state_name(s->state)));
+			       dev->conf.name, "seq", (json_int_t)seq, "time",
+			       (json_int_t)now_ms, "state",
+			       fd_state_name(s->state)));
 	set(o, "session", session_json(dev, s));
 	set(o, "chambers", chambers_json(s));
 	set(o, "supply", ds->have_snap ? num1(s->supply) : json_null());
@@ -158,14 +158,14 @@ json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
 	    json_pack("{s:i, s:i}", "status", s->status, "fault", s->fault));
 	set(o, "ticks",
 	    json_pack("{s:I, s:I, s:o}", "count", (json_int_t)s->link.ticks,
-	              "late", (json_int_t)s->link.late_ticks, "max_late_ms",
-	              pub_must(num1(s->link.max_late_ms))));
+		      "late", (json_int_t)s->link.late_ticks, "max_late_ms",
+		      pub_must(num1(s->link.max_late_ms))));
 	return o;
 }
 
 static void event_fields(json_t *o, const struct fd_device *dev,
-                         const struct fd_snapshot *s,
-                         const struct fd_event_rec *e)
+			 const struct fd_snapshot *s,
+			 const struct fd_event_rec *e)
 {
 	const struct ilk_row *row = &ilk_rows[e->alarm % ILK_COUNT];
 	json_t *text = text_json(e->text);
@@ -191,12 +191,12 @@ static void event_fields(json_t *o, const struct fd_device *dev,
 	case FD_E_ALARM_ACK:
 		set(o, "kind",
 		    json_string(e->kind == FD_E_ALARM ? "raised"
-		                                      : "acknowledged"));
+						      : "acknowledged"));
 		set(o, "alarm", json_string(row->name));
 		set(o, "chamber", json_integer(e->chamber));
 		set(o, "priority",
 		    json_string(row->priority == ILK_PRIO_HIGH ? "high"
-		                                               : "medium"));
+							       : "medium"));
 		set(o, "message", text);
 		break;
 	default:
@@ -206,23 +206,23 @@ static void event_fields(json_t *o, const struct fd_device *dev,
 }
 
 json_t *fd_event_json(struct fd_device *dev, const struct fd_event_rec *e,
-                      uint64_t seq, int64_t now_ms, const char **topic)
+		      uint64_t seq, int64_t now_ms, const char **topic)
 {
 	struct fd_dev_server *ds = fd_dev_server(dev);
 	static const struct fd_snapshot none;
 	json_t *o;
 
 	*topic = e->kind == FD_E_ALARM || e->kind == FD_E_ALARM_ACK ? "alarm"
-	                                                            : "event";
+								    : "event";
 	o = pub_must(json_pack("{s:i, s:s, s:I, s:I}", "v", 1, "device",
-	                       dev->conf.name, "seq", (json_int_t)seq, "time",
-	                       (json_int_t)now_ms));
+			       dev->conf.name, "seq", (json_int_t)seq, "time",
+			       (json_int_t)now_ms));
 	event_fields(o, dev, ds->have_snap ? &ds->snap : &none, e);
 	return o;
 }
 
 void fd_publish(struct fd_daemon *d, const char *topic, const char *device,
-                json_t *msg)
+		json_t *msg)
 {
 	struct fd_server *sv = d->server;
 	char t[128], *text;
@@ -248,11 +248,11 @@ void fd_publish_state(struct fd_daemon *d, struct fd_device *dev)
 
 	ds->seq++;
 	fd_publish(d, "state", dev->conf.name,
-	           fd_state_json(dev, ds->seq, fd_unix_ms()));
+		   fd_state_json(dev, ds->seq, fd_unix_ms()));
 }
 
 void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,
-                      const struct fd_event_rec *e)
+		      const struct fd_event_rec *e)
 {
 	struct fd_dev_server *ds = fd_dev_server(dev);
 	const char *topic;
@@ -265,7 +265,7 @@ void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,
 
 /* A change worth a state message at once: the state or the alarms. */
 static bool snap_changed(const struct fd_snapshot *a,
-                         const struct fd_snapshot *b)
+			 const struct fd_snapshot *b)
 {
 	if (a->state != b->state || a->nalarm != b->nalarm)
 		return true;
@@ -278,7 +278,7 @@ static bool snap_changed(const struct fd_snapshot *a,
 }
 
 void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
-                           const struct fd_outbox *out)
+			   const struct fd_outbox *out)
 {
 	struct fd_dev_server *ds = fd_dev_server(dev);
 	bool changed = false;
@@ -292,7 +292,7 @@ void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 		fd_publish_event(d, dev, &out->events[i]);
 	if (out->events_dropped > 0)
 		log_warnx("%s: %llu events dropped", dev->conf.name,
-		          (unsigned long long)out->events_dropped);
+			  (unsigned long long)out->events_dropped);
 	if (changed)
 		fd_publish_state(d, dev);
 	if (out->have_verdict)

@@ -48,14 +48,14 @@ struct ilk_config {
 
 /* One row of the table. */
 struct ilk_param {
-	const char *key;   /* [daemon] key; NULL: no parameter */
+	const char *key; /* [daemon] key; NULL: no parameter */
 	const char *unit;
 	double def, lo, hi;
 };
 
 struct ilk_row {
 	enum ilk_id id;
-	const char *name;   /* as published: "overpressure" ... */
+	const char *name; /* as published: "overpressure" ... */
 	const char *hazard;
 	enum ilk_reaction reaction;
 	enum ilk_priority priority;
@@ -66,27 +66,27 @@ extern const struct ilk_row ilk_rows[ILK_COUNT];
 
 /* What one tick saw and did. */
 struct ilk_input {
-	double now_s;          /* monotonic time of this tick's exchange */
-	bool exchange_ok;      /* the exchange succeeded; r is valid */
-	bool late;             /* the tick began over half a period late */
+	double now_s;     /* monotonic time of this tick's exchange */
+	bool exchange_ok; /* the exchange succeeded; r is valid */
+	bool late;        /* the tick began over half a period late */
 	const struct fascia_block_r *r;
-	uint16_t heartbeat;    /* HEARTBEAT written in this exchange */
-	int chambers;          /* chambers in use */
+	uint16_t heartbeat;     /* HEARTBEAT written in this exchange */
+	int chambers;           /* chambers in use */
 	const double *setpoint; /* [chambers]: setpoints written, mmHg */
-	bool running;          /* a session is running (not paused) */
-	bool in_session;       /* running, paused or releasing */
-	double max_pressure;   /* the profile's maximum in a session */
-	double max_ramp;       /* the profile's max_ramp_mmhg_s */
-	double device_limit;   /* the device's limit_mmhg */
+	bool running;           /* a session is running (not paused) */
+	bool in_session;        /* running, paused or releasing */
+	double max_pressure;    /* the profile's maximum in a session */
+	double max_ramp;        /* the profile's max_ramp_mmhg_s */
+	double device_limit;    /* the device's limit_mmhg */
 	double session_elapsed_s;
 	double session_length_s;
 };
 
 /* What the interlocks remember between ticks, per device. */
 struct ilk_state {
-	bool primed;           /* one good exchange seen */
+	bool primed;                               /* one good exchange seen */
 	double last_pressure[FASCIA_MAX_CHAMBERS]; /* at last_time_s */
-	double last_time_s;    /* start of the rate window */
+	double last_time_s; /* start of the rate window */
 	double deviation_since[FASCIA_MAX_CHAMBERS]; /* < 0: none */
 	double hold_since[FASCIA_MAX_CHAMBERS];
 	uint16_t last_sample;
@@ -97,7 +97,7 @@ struct ilk_state {
 
 struct ilk_trip {
 	enum ilk_id id;
-	int chamber;           /* 1-based; 0 for the device as a whole */
+	int chamber; /* 1-based; 0 for the device as a whole */
 	char message[120];
 };
 
@@ -113,8 +113,8 @@ void ilk_reset(struct ilk_state *s, double now_s);
  * cause is present now, which refuses an acknowledgement.
  */
 int ilk_check(const struct ilk_config *c, struct ilk_state *s,
-              const struct ilk_input *in, struct ilk_trip *trips, int max,
-              unsigned *present);
+	      const struct ilk_input *in, struct ilk_trip *trips, int max,
+	      unsigned *present);
 
 /* ---- session states ---- */
 
@@ -130,7 +130,7 @@ enum fd_state {
 };
 
 enum fd_event {
-	FD_EV_READY,    /* link up and device vented */
+	FD_EV_READY, /* link up and device vented */
 	FD_EV_START,
 	FD_EV_PAUSE,
 	FD_EV_RESUME,

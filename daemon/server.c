@@ -37,12 +37,12 @@ static json_t *must(json_t *v)
 json_t *fd_reply_ok(json_t *id, json_t *result)
 {
 	return must(json_pack("{s:i, s:O, s:b, s:o}", "v", 1, "id",
-	                      id ? id : json_null(), "ok", 1, "result",
-	                      result));
+			      id ? id : json_null(), "ok", 1, "result",
+			      result));
 }
 
 json_t *fd_reply_error(json_t *id, const char *code, const char *field,
-                       const char *fmt, ...)
+		       const char *fmt, ...)
 {
 	char msg[512];
 	json_t *err;
@@ -55,18 +55,18 @@ json_t *fd_reply_error(json_t *id, const char *code, const char *field,
 	err = json_pack("{s:s, s:s}", "code", code, "message", msg);
 	if (err == NULL)
 		err = must(json_pack("{s:s, s:s}", "code", code, "message",
-		                     "(message not UTF-8)"));
+				     "(message not UTF-8)"));
 	if (field != NULL &&
 	    json_object_set_new(err, "field", json_string(field)) < 0)
 		json_object_set_new(err, "field", json_string("?"));
 	return must(json_pack("{s:i, s:O, s:b, s:o}", "v", 1, "id",
-	                      id ? id : json_null(), "ok", 0, "error", err));
+			      id ? id : json_null(), "ok", 0, "error", err));
 }
 
 /* ---- decoding ---- */
 
 json_t *fd_request_decode(const char *buf, size_t len, const char **code,
-                          char *msg, size_t msglen)
+			  char *msg, size_t msglen)
 {
 	json_error_t jerr;
 	json_t *req, *v, *cmd;
@@ -75,7 +75,7 @@ json_t *fd_request_decode(const char *buf, size_t len, const char **code,
 	req = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (req == NULL) {
 		snprintf(msg, msglen, "not JSON (UTF-8): %s at byte %d",
-		         jerr.text, jerr.position);
+			 jerr.text, jerr.position);
 		return NULL;
 	}
 	if (!json_is_object(req)) {
@@ -111,7 +111,7 @@ static const char *decode_field(const char *msg)
 }
 
 json_t *fd_server_handle(struct fd_daemon *d, const char *buf, size_t len,
-                         const struct fd_envelope *env)
+			 const struct fd_envelope *env)
 {
 	const char *code;
 	char msg[256];
@@ -120,7 +120,7 @@ json_t *fd_server_handle(struct fd_daemon *d, const char *buf, size_t len,
 	req = fd_request_decode(buf, len, &code, msg, sizeof(msg));
 	if (code != NULL) {
 		reply = fd_reply_error(req ? json_object_get(req, "id") : NULL,
-		                       code, decode_field(msg), "%s", msg);
+				       code, decode_field(msg), "%s", msg);
 		json_decref(req);
 		return reply;
 	}
@@ -140,10 +140,10 @@ static const char *arg_string(json_t *req, const char *key, json_t **reply)
 
 	if (v == NULL)
 		*reply = fd_reply_error(id, "bad_request", key,
-		                        "\"%s\" is missing", key);
+					"\"%s\" is missing", key);
 	else if (!json_is_string(v))
 		*reply = fd_reply_error(id, "bad_request", key,
-		                        "\"%s\" must be a string", key);
+					"\"%s\" must be a string", key);
 	else
 		return json_string_value(v);
 	return NULL;
@@ -159,7 +159,7 @@ static struct fd_device *find_device(struct fd_daemon *d, const char *name)
 
 /* The device named by "device": NULL with *reply set. */
 static struct fd_device *arg_device(struct fd_daemon *d, json_t *req,
-                                    json_t **reply)
+				    json_t **reply)
 {
 	const char *name = arg_string(req, "device", reply);
 	struct fd_device *dev;
@@ -168,8 +168,8 @@ static struct fd_device *arg_device(struct fd_daemon *d, json_t *req,
 		return NULL;
 	if ((dev = find_device(d, name)) == NULL)
 		*reply = fd_reply_error(json_object_get(req, "id"),
-		                        "unknown_device", "device",
-		                        "no device \"%.64s\"", name);
+					"unknown_device", "device",
+					"no device \"%.64s\"", name);
 	return dev;
 }
 
@@ -188,7 +188,7 @@ struct fd_dev_server *fd_dev_server(struct fd_device *dev)
 /* ---- queries ---- */
 
 static json_t *cmd_hello(struct fd_daemon *d, json_t *req,
-                         const struct fd_envelope *env)
+			 const struct fd_envelope *env)
 {
 	json_t *names = must(json_array());
 
@@ -196,11 +196,11 @@ static json_t *cmd_hello(struct fd_daemon *d, json_t *req,
 	for (int i = 0; i < d->ndev; i++)
 		json_array_append_new(names, json_string(d->dev[i].conf.name));
 	return fd_reply_ok(
-	        json_object_get(req, "id"),
-	        must(json_pack("{s:i, s:s, s:o, s:i, s:i}", "protocol", 1,
-	                       "version", "0.1", "devices", names, "tick_hz",
-	                       d->conf.tick_hz, "publish_hz",
-	                       d->conf.publish_hz)));
+		json_object_get(req, "id"),
+		must(json_pack("{s:i, s:s, s:o, s:i, s:i}", "protocol", 1,
+			       "version", "0.1", "devices", names, "tick_hz",
+			       d->conf.tick_hz, "publish_hz",
+			       d->conf.publish_hz)));
 }
 
 static json_t *device_summary(struct fd_device *dev)
@@ -214,17 +214,17 @@ static json_t *device_summary(struct fd_device *dev)
 	else
 		snprintf(address, sizeof(address), "%s", c->path);
 	return must(json_pack(
-	        "{s:s, s:s, s:i, s:s, s:s, s:i, s:f, s:{s:b}}", "name", c->name,
-	        "state",
-	        fd_state_name(ds->have_snap ? ds->snap.state : FD_OFFLINE),
-	        "chambers", c->chambers, "transport",
-	        c->transport == TRANSPORT_TCP ? "tcp" : "rtu", "address",
-	        address, "unit", c->unit, "limit_mmhg", c->limit_mmhg, "link",
-	        "up", ds->have_snap && ds->snap.link.up));
+		"{s:s, s:s, s:i, s:s, s:s, s:i, s:f, s:{s:b}}", "name", c->name,
+		"state",
+		fd_state_name(ds->have_snap ? ds->snap.state : FD_OFFLINE),
+		"chambers", c->chambers, "transport",
+		c->transport == TRANSPORT_TCP ? "tcp" : "rtu", "address",
+		address, "unit", c->unit, "limit_mmhg", c->limit_mmhg, "link",
+		"up", ds->have_snap && ds->snap.link.up));
 }
 
 static json_t *cmd_devices(struct fd_daemon *d, json_t *req,
-                           const struct fd_envelope *env)
+			   const struct fd_envelope *env)
 {
 	json_t *list = must(json_array());
 
@@ -232,7 +232,7 @@ static json_t *cmd_devices(struct fd_daemon *d, json_t *req,
 	for (int i = 0; i < d->ndev; i++)
 		json_array_append_new(list, device_summary(&d->dev[i]));
 	return fd_reply_ok(json_object_get(req, "id"),
-	                   must(json_pack("{s:o}", "devices", list)));
+			   must(json_pack("{s:o}", "devices", list)));
 }
 
 static json_t *dev_state(struct fd_device *dev)
@@ -241,7 +241,7 @@ static json_t *dev_state(struct fd_device *dev)
 }
 
 static json_t *cmd_status(struct fd_daemon *d, json_t *req,
-                          const struct fd_envelope *env)
+			  const struct fd_envelope *env)
 {
 	struct fd_device *dev;
 	json_t *reply = NULL, *list;
@@ -256,11 +256,11 @@ static json_t *cmd_status(struct fd_daemon *d, json_t *req,
 	for (int i = 0; i < d->ndev; i++)
 		json_array_append_new(list, dev_state(&d->dev[i]));
 	return fd_reply_ok(json_object_get(req, "id"),
-	                   must(json_pack("{s:o}", "devices", list)));
+			   must(json_pack("{s:o}", "devices", list)));
 }
 
 static json_t *cmd_profiles(struct fd_daemon *d, json_t *req,
-                            const struct fd_envelope *env)
+			    const struct fd_envelope *env)
 {
 	json_t *list = must(json_array());
 
@@ -270,20 +270,20 @@ static json_t *cmd_profiles(struct fd_daemon *d, json_t *req,
 		double s = fascia_profile_duration_s(p);
 
 		json_array_append_new(
-		        list,
-		        must(json_pack(
-		                "{s:s, s:s, s:i, s:f, s:f}", "name", p->name,
-		                "description", p->description, "chambers",
-		                p->chambers, "max_pressure_mmhg",
-		                p->max_pressure_mmhg, "duration_s",
-		                isfinite(s) ? round(s * 10) / 10 : 0.0)));
+			list,
+			must(json_pack(
+				"{s:s, s:s, s:i, s:f, s:f}", "name", p->name,
+				"description", p->description, "chambers",
+				p->chambers, "max_pressure_mmhg",
+				p->max_pressure_mmhg, "duration_s",
+				isfinite(s) ? round(s * 10) / 10 : 0.0)));
 	}
 	return fd_reply_ok(json_object_get(req, "id"),
-	                   must(json_pack("{s:o}", "profiles", list)));
+			   must(json_pack("{s:o}", "profiles", list)));
 }
 
 static json_t *cmd_profile_get(struct fd_daemon *d, json_t *req,
-                               const struct fd_envelope *env)
+			       const struct fd_envelope *env)
 {
 	json_t *reply = NULL, *id = json_object_get(req, "id"), *doc;
 	const struct fascia_profile *p;
@@ -295,20 +295,20 @@ static json_t *cmd_profile_get(struct fd_daemon *d, json_t *req,
 		return reply;
 	if ((p = fd_profiles_find(&d->profiles, name)) == NULL)
 		return fd_reply_error(id, "unknown_profile", "name",
-		                      "no profile \"%.64s\"", name);
+				      "no profile \"%.64s\"", name);
 	if ((text = fascia_profile_to_json(p)) == NULL)
 		return fd_reply_error(id, "internal", NULL,
-		                      "cannot encode profile %s", p->name);
+				      "cannot encode profile %s", p->name);
 	doc = json_loads(text, 0, NULL);
 	free(text);
 	if (doc == NULL)
 		return fd_reply_error(id, "internal", NULL,
-		                      "cannot encode profile %s", p->name);
+				      "cannot encode profile %s", p->name);
 	return fd_reply_ok(id, must(json_pack("{s:o}", "profile", doc)));
 }
 
 static json_t *cmd_profile_put(struct fd_daemon *d, json_t *req,
-                               const struct fd_envelope *env)
+			       const struct fd_envelope *env)
 {
 	json_t *id = json_object_get(req, "id");
 	json_t *doc = json_object_get(req, "profile");
@@ -319,35 +319,35 @@ static json_t *cmd_profile_put(struct fd_daemon *d, json_t *req,
 	(void)env;
 	if (doc == NULL)
 		return fd_reply_error(id, "bad_request", "profile",
-		                      "\"profile\" is missing");
+				      "\"profile\" is missing");
 	if (!json_is_object(doc))
 		return fd_reply_error(id, "bad_request", "profile",
-		                      "\"profile\" must be an object");
+				      "\"profile\" must be an object");
 	if ((text = json_dumps(doc, JSON_COMPACT)) == NULL)
 		fatalx("out of memory encoding a profile");
 	rc = fd_profiles_put(&d->profiles, text, strlen(text), &d->limits,
-	                     &err);
+			     &err);
 	free(text);
 	if (rc < 0 && errno == EINVAL)
 		return fd_reply_error(id, "invalid_profile", err.field,
-		                      "%s%s%s", err.field,
-		                      err.field[0] ? ": " : "", err.message);
+				      "%s%s%s", err.field,
+				      err.field[0] ? ": " : "", err.message);
 	if (rc < 0) {
 		log_warnx("profile.put: %s", err.message);
 		return fd_reply_error(id, "internal", NULL, "%s", err.message);
 	}
 	return fd_reply_ok(
-	        id, must(json_pack("{s:O, s:b}", "name",
-	                           json_object_get(doc, "name"), "stored", 1)));
+		id, must(json_pack("{s:O, s:b}", "name",
+				   json_object_get(doc, "name"), "stored", 1)));
 }
 
 static json_t *cmd_history(struct fd_daemon *d, json_t *req,
-                           const struct fd_envelope *env)
+			   const struct fd_envelope *env)
 {
 	(void)d;
 	(void)env;
 	return fd_reply_ok(json_object_get(req, "id"),
-	                   must(json_pack("{s:[]}", "entries")));
+			   must(json_pack("{s:[]}", "entries")));
 }
 
 /* ---- device commands ---- */
@@ -362,7 +362,7 @@ static void pending_clear(struct fd_dev_server *ds)
 }
 
 static void send_reply(struct fd_daemon *d, const struct fd_envelope *env,
-                       json_t *reply);
+		       json_t *reply);
 
 static void verdict_timeout(evutil_socket_t fd, short what, void *arg)
 {
@@ -374,18 +374,18 @@ static void verdict_timeout(evutil_socket_t fd, short what, void *arg)
 	if (!ds->pending)
 		return;
 	log_warnx("%s: no verdict on command %llu within %.0f s",
-	          ds->dev->conf.name, (unsigned long long)ds->pending_token,
-	          FD_VERDICT_TIMEOUT_S);
+		  ds->dev->conf.name, (unsigned long long)ds->pending_token,
+		  FD_VERDICT_TIMEOUT_S);
 	reply = fd_reply_error(ds->pending_id, "internal", NULL,
-	                       "no verdict from %s within %.0f s",
-	                       ds->dev->conf.name, FD_VERDICT_TIMEOUT_S);
+			       "no verdict from %s within %.0f s",
+			       ds->dev->conf.name, FD_VERDICT_TIMEOUT_S);
 	pending_clear(ds);
 	send_reply(ds->daemon, &ds->pending_env, reply);
 }
 
 /* Hold the request until the verdict with token comes back. */
 static void pending_set(struct fd_dev_server *ds, uint64_t token, json_t *id,
-                        const struct fd_envelope *env)
+			const struct fd_envelope *env)
 {
 	struct event_base *base = ds->daemon ? ds->daemon->base : NULL;
 	struct timeval tv = {(time_t)FD_VERDICT_TIMEOUT_S, 0};
@@ -412,7 +412,7 @@ static uint64_t next_token(struct fd_daemon *d)
 }
 
 static json_t *device_command(struct fd_daemon *d, json_t *req,
-                              const struct fd_envelope *env, enum fd_cmd cmd)
+			      const struct fd_envelope *env, enum fd_cmd cmd)
 {
 	json_t *reply = NULL, *id = json_object_get(req, "id");
 	const struct fascia_profile *p = NULL;
@@ -428,13 +428,13 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 			return reply;
 		if ((p = fd_profiles_find(&d->profiles, pname)) == NULL)
 			return fd_reply_error(id, "unknown_profile", "profile",
-			                      "no profile \"%.64s\"", pname);
+					      "no profile \"%.64s\"", pname);
 	}
 	ds = fd_dev_server(dev);
 	if (ds->pending)
 		return fd_reply_error(id, "busy", NULL,
-		                      "another command is being applied to %s",
-		                      dev->conf.name);
+				      "another command is being applied to %s",
+				      dev->conf.name);
 	c = xcalloc(1, sizeof(*c));
 	c->cmd = cmd;
 	c->token = next_token(d);
@@ -443,8 +443,8 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 	if (fd_device_submit(dev, c) < 0) {
 		free(c);
 		return fd_reply_error(id, "busy", NULL,
-		                      "another command is being applied to %s",
-		                      dev->conf.name);
+				      "another command is being applied to %s",
+				      dev->conf.name);
 	}
 	pending_set(ds, c->token, id, env);
 	free(c);
@@ -453,7 +453,7 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 
 #define DEVICE_CMD(fn, cmd)                                                    \
 	static json_t *fn(struct fd_daemon *d, json_t *req,                    \
-	                  const struct fd_envelope *env)                       \
+			  const struct fd_envelope *env)                       \
 	{                                                                      \
 		return device_command(d, req, env, cmd);                       \
 	}
@@ -468,23 +468,23 @@ static const struct command {
 	const char *name;
 	json_t *(*fn)(struct fd_daemon *, json_t *, const struct fd_envelope *);
 } commands[] = {
-        {"hello", cmd_hello},
-        {"devices", cmd_devices},
-        {"status", cmd_status},
-        {"profiles", cmd_profiles},
-        {"profile.get", cmd_profile_get},
-        {"profile.put", cmd_profile_put},
-        {"start", cmd_start},
-        {"pause", cmd_pause},
-        {"resume", cmd_resume},
-        {"stop", cmd_stop},
-        {"vent", cmd_vent},
-        {"ack", cmd_ack},
-        {"history", cmd_history},
+	{"hello", cmd_hello},
+	{"devices", cmd_devices},
+	{"status", cmd_status},
+	{"profiles", cmd_profiles},
+	{"profile.get", cmd_profile_get},
+	{"profile.put", cmd_profile_put},
+	{"start", cmd_start},
+	{"pause", cmd_pause},
+	{"resume", cmd_resume},
+	{"stop", cmd_stop},
+	{"vent", cmd_vent},
+	{"ack", cmd_ack},
+	{"history", cmd_history},
 };
 
 json_t *fd_server_dispatch(struct fd_daemon *d, json_t *req,
-                           const struct fd_envelope *env)
+			   const struct fd_envelope *env)
 {
 	const char *name = json_string_value(json_object_get(req, "cmd"));
 	size_t i;
@@ -493,20 +493,20 @@ json_t *fd_server_dispatch(struct fd_daemon *d, json_t *req,
 		if (strcmp(commands[i].name, name) == 0)
 			return commands[i].fn(d, req, env);
 	return fd_reply_error(json_object_get(req, "id"), "unknown_command",
-	                      "cmd", "no command \"%.64s\"", name ? name : "");
+			      "cmd", "no command \"%.64s\"", name ? name : "");
 }
 
 /* ---- the verdicts ---- */
 
 static json_t *verdict_reply(struct fd_dev_server *ds,
-                             const struct fd_command *c)
+			     const struct fd_command *c)
 {
 	static const char *const codes[] = {
-	        [FD_OK] = NULL,
-	        [FD_PENDING] = "internal",
-	        [FD_EBUSY] = "busy",
-	        [FD_EINTERLOCK] = "interlock",
-	        [FD_EFORBIDDEN] = "forbidden",
+		[FD_OK] = NULL,
+		[FD_PENDING] = "internal",
+		[FD_EBUSY] = "busy",
+		[FD_EINTERLOCK] = "interlock",
+		[FD_EFORBIDDEN] = "forbidden",
 	};
 	const char *code = "internal";
 	enum fd_state st = ds->have_snap ? ds->snap.state : FD_OFFLINE;
@@ -515,15 +515,15 @@ static json_t *verdict_reply(struct fd_dev_server *ds,
 		code = codes[c->verdict];
 	if (code == NULL)
 		return fd_reply_ok(ds->pending_id,
-		                   must(json_pack("{s:s, s:s}", "device",
-		                                  ds->dev->conf.name, "state",
-		                                  fd_state_name(st))));
+				   must(json_pack("{s:s, s:s}", "device",
+						  ds->dev->conf.name, "state",
+						  fd_state_name(st))));
 	return fd_reply_error(ds->pending_id, code, NULL, "%s",
-	                      c->why[0] ? c->why : fd_cmd_name(c->cmd));
+			      c->why[0] ? c->why : fd_cmd_name(c->cmd));
 }
 
 void fd_server_verdict(struct fd_daemon *d, struct fd_device *dev,
-                       const struct fd_command *c)
+		       const struct fd_command *c)
 {
 	struct fd_dev_server *ds = fd_dev_server(dev);
 	json_t *reply;
@@ -550,10 +550,10 @@ static void recheck_router(struct fd_server *sv)
 }
 
 static void send_frames(struct fd_server *sv, const struct fd_envelope *env,
-                        const char *text)
+			const char *text)
 {
 	if (zmq_send(sv->router, env->identity, env->identity_len,
-	             ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		goto fail;
 	if (env->delimiter &&
 	    zmq_send(sv->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
@@ -568,7 +568,7 @@ fail:
 
 /* Send reply (stolen) to env; without a socket (tests), drop it. */
 static void send_reply(struct fd_daemon *d, const struct fd_envelope *env,
-                       json_t *reply)
+		       json_t *reply)
 {
 	struct fd_server *sv = d->server;
 	char *text;
@@ -653,11 +653,11 @@ static int serve_one(struct fd_daemon *d, struct fd_server *sv)
 	}
 	if (nf != 1 || extra > 0 || len > FD_IDENTITY_MAX) {
 		reply = fd_reply_error(
-		        NULL, "bad_request", NULL, "expected one JSON frame%s",
-		        env.delimiter ? " after the delimiter" : "");
+			NULL, "bad_request", NULL, "expected one JSON frame%s",
+			env.delimiter ? " after the delimiter" : "");
 	} else {
 		reply = fd_server_handle(d, zmq_msg_data(&f[0]),
-		                         zmq_msg_size(&f[0]), &env);
+					 zmq_msg_size(&f[0]), &env);
 	}
 	for (int i = 0; i < nf; i++)
 		zmq_msg_close(&f[i]);
@@ -685,7 +685,7 @@ static void router_cb(evutil_socket_t fd, short what, void *arg)
 		sz = sizeof(ev);
 		if (zmq_getsockopt(sv->router, ZMQ_EVENTS, &ev, &sz) < 0) {
 			log_warnx("control: ZMQ_EVENTS: %s",
-			          zmq_strerror(zmq_errno()));
+				  zmq_strerror(zmq_errno()));
 			return;
 		}
 		if (!(ev & ZMQ_POLLIN) || serve_one(d, sv) < 0)
@@ -714,7 +714,7 @@ static int setopt(void *sock, int opt, int v, const char *name)
 
 /* A socket of type bound to endpoint; its address as bound in bound. */
 static void *open_socket(void *zmq, int type, const char *endpoint, char *bound,
-                         size_t boundlen)
+			 size_t boundlen)
 {
 	void *s = zmq_socket(zmq, type);
 	int64_t max = FD_REQUEST_MAX;
@@ -732,7 +732,7 @@ static void *open_socket(void *zmq, int type, const char *endpoint, char *bound,
 		goto fail;
 	if (zmq_bind(s, endpoint) < 0) {
 		log_warnx("cannot bind %s: %s", endpoint,
-		          zmq_strerror(zmq_errno()));
+			  zmq_strerror(zmq_errno()));
 		goto fail;
 	}
 	if (zmq_getsockopt(s, ZMQ_LAST_ENDPOINT, bound, &sz) < 0)
@@ -758,9 +758,9 @@ int fd_server_open(struct fd_daemon *d)
 		sv->own_zmq = true;
 	}
 	sv->router = open_socket(d->zmq, ZMQ_ROUTER, d->conf.control,
-	                         d->control_bound, sizeof(d->control_bound));
+				 d->control_bound, sizeof(d->control_bound));
 	sv->pub = open_socket(d->zmq, ZMQ_PUB, d->conf.publish,
-	                      d->publish_bound, sizeof(d->publish_bound));
+			      d->publish_bound, sizeof(d->publish_bound));
 	if (sv->router == NULL || sv->pub == NULL)
 		goto fail;
 	if (zmq_getsockopt(sv->router, ZMQ_FD, &fd, &sz) < 0) {
@@ -768,7 +768,7 @@ int fd_server_open(struct fd_daemon *d)
 		goto fail;
 	}
 	sv->router_ev =
-	        event_new(d->base, fd, EV_READ | EV_PERSIST, router_cb, d);
+		event_new(d->base, fd, EV_READ | EV_PERSIST, router_cb, d);
 	sv->publish_timer = event_new(d->base, -1, EV_PERSIST, publish_cb, d);
 	if (sv->router_ev == NULL || sv->publish_timer == NULL ||
 	    event_add(sv->router_ev, NULL) < 0 ||
@@ -779,7 +779,7 @@ int fd_server_open(struct fd_daemon *d)
 	/* messages may have queued before the event was added */
 	event_active(sv->router_ev, EV_READ, 0);
 	log_info("control on %s, publishing on %s", d->control_bound,
-	         d->publish_bound);
+		 d->publish_bound);
 	return 0;
 fail:
 	fd_server_close(d);

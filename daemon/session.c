@@ -11,7 +11,7 @@
 #include "session.h"
 
 void fd_session_init(struct fd_session *s, const struct fd_session_conf *c,
-                     double now)
+		     double now)
 {
 	memset(s, 0, sizeof(*s));
 	s->c = *c;
@@ -21,13 +21,12 @@ void fd_session_init(struct fd_session *s, const struct fd_session_conf *c,
 	ilk_reset(&s->ilk, now);
 }
 
-static struct fd_event_rec *event(struct fd_session *s,
-                                  enum fd_event_kind kind, const char *fmt,
-                                  ...) __attribute__((format(printf, 3, 4)));
+static struct fd_event_rec *event(struct fd_session *s, enum fd_event_kind kind,
+				  const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static struct fd_event_rec *event(struct fd_session *s,
-                                  enum fd_event_kind kind, const char *fmt,
-                                  ...)
+static struct fd_event_rec *event(struct fd_session *s, enum fd_event_kind kind,
+				  const char *fmt, ...)
 {
 	static struct fd_event_rec sink;
 	struct fd_event_rec *e;
@@ -58,7 +57,7 @@ static int change(struct fd_session *s, enum fd_event ev)
 		return -1;
 	if ((enum fd_state)to != s->state) {
 		e = event(s, FD_E_STATE, "%s -> %s", fd_state_name(s->state),
-		          fd_state_name(to));
+			  fd_state_name(to));
 		e->to = to;
 		s->state = to;
 	}
@@ -79,7 +78,7 @@ static bool in_session(const struct fd_session *s)
 {
 	return s->have_profile &&
 	       (s->state == FD_RUNNING || s->state == FD_PAUSED ||
-	        s->state == FD_RELEASING);
+		s->state == FD_RELEASING);
 }
 
 static double release_rate(const struct fd_session *s)
@@ -95,15 +94,15 @@ static void zero_setpoints(struct fd_session *s)
 }
 
 static void ramp_all(struct fd_session *s, const double *target, double rate,
-                     double dt)
+		     double dt)
 {
 	for (int i = 0; i < s->c.chambers; i++)
-		s->setpoint[i] = fascia_ramp_toward(s->setpoint[i], target[i],
-		                                    rate, dt);
+		s->setpoint[i] =
+			fascia_ramp_toward(s->setpoint[i], target[i], rate, dt);
 }
 
 static struct fd_alarm *find_alarm(struct fd_session *s, enum ilk_id id,
-                                   int chamber)
+				   int chamber)
 {
 	for (int i = 0; i < s->nalarm; i++)
 		if (s->alarm[i].id == id && s->alarm[i].chamber == chamber)
@@ -114,7 +113,7 @@ static struct fd_alarm *find_alarm(struct fd_session *s, enum ilk_id id,
 /* A trip: the alarm latches, the state becomes fault, the reaction is
  * set up for the next exchange. */
 static void raise(struct fd_session *s, const struct ilk_trip *t,
-                  unsigned present, double now, bool *vent_now)
+		  unsigned present, double now, bool *vent_now)
 {
 	const struct ilk_row *row = &ilk_rows[t->id];
 	struct fd_alarm *a = find_alarm(s, t->id, t->chamber);
@@ -162,8 +161,8 @@ static void raise(struct fd_session *s, const struct ilk_trip *t,
 static bool explained(const struct fd_session *s, const struct ilk_trip *t)
 {
 	const uint16_t bits = FASCIA_ST_WATCHDOG_TRIPPED |
-	                      FASCIA_ST_RELIEF_OPEN | FASCIA_ST_PUMP_FAULT |
-	                      FASCIA_ST_OVERLIMIT;
+			      FASCIA_ST_RELIEF_OPEN | FASCIA_ST_PUMP_FAULT |
+			      FASCIA_ST_OVERLIMIT;
 
 	if (t->id != ILK_DEVICE_FAULT || (s->r.status & bits))
 		return false;
@@ -177,7 +176,7 @@ static bool explained(const struct fd_session *s, const struct ilk_trip *t)
 }
 
 static void interlocks(struct fd_session *s, const struct fd_tick_in *in,
-                       double dt, bool *vent_now)
+		       double dt, bool *vent_now)
 {
 	struct ilk_trip trips[ILK_COUNT];
 	struct ilk_input ii = {
@@ -192,16 +191,16 @@ static void interlocks(struct fd_session *s, const struct fd_tick_in *in,
 		/* A session's fault keeps its profile's limits until the
 		 * ack: a surge that tripped it is still "present". */
 		.in_session = in_session(s) ||
-		              (s->state == FD_FAULT && s->have_profile),
+			      (s->state == FD_FAULT && s->have_profile),
 		.max_pressure = s->have_profile ? s->profile.max_pressure_mmhg
-		                                : s->c.limit_mmhg,
+						: s->c.limit_mmhg,
 		.max_ramp = s->have_profile ? s->profile.max_ramp_mmhg_s
-		                            : FASCIA_MAX_RAMP_MMHG_S,
+					    : FASCIA_MAX_RAMP_MMHG_S,
 		.device_limit = s->c.limit_mmhg,
 		.session_elapsed_s = s->t,
-		.session_length_s = s->have_profile
-		                            ? fascia_profile_duration_s(&s->profile)
-		                            : 0,
+		.session_length_s =
+			s->have_profile ? fascia_profile_duration_s(&s->profile)
+					: 0,
 	};
 	unsigned present;
 	int n;
@@ -224,11 +223,11 @@ static const struct fd_alarm *first_present(const struct fd_session *s)
 }
 
 static enum fd_verdict refuse(struct fd_session *s, enum fd_verdict v,
-                              const char *fmt, ...)
-        __attribute__((format(printf, 3, 4)));
+			      const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 static enum fd_verdict refuse(struct fd_session *s, enum fd_verdict v,
-                              const char *fmt, ...)
+			      const char *fmt, ...)
 {
 	va_list ap;
 
@@ -254,7 +253,7 @@ static bool device_latched(const struct fd_session *s)
 {
 	return s->r.fault != FASCIA_FAULT_NONE ||
 	       (s->r.status &
-	        (FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_OVERLIMIT));
+		(FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_OVERLIMIT));
 }
 
 /* The acknowledgement: refused while a cause is present or the chambers
@@ -266,22 +265,22 @@ static enum fd_verdict ack(struct fd_session *s)
 
 	if (s->state != FD_FAULT)
 		return refuse(s, FD_EFORBIDDEN, "nothing to acknowledge: %s",
-		              fd_state_name(s->state));
+			      fd_state_name(s->state));
 	s->ack_reset = s->ack_reset && s->link_up && !a;
 	if (!s->link_up)
 		return refuse(s, FD_EINTERLOCK, "the link is down");
 	if (a)
 		return refuse(s, FD_EINTERLOCK, "%s is still present: %s",
-		              ilk_rows[a->id].name, a->message);
+			      ilk_rows[a->id].name, a->message);
 	if (!fd_session_vented(s))
 		return refuse(s, FD_EINTERLOCK,
-		              "the chambers are not vented yet");
+			      "the chambers are not vented yet");
 	if (device_latched(s)) {
 		if (s->ack_reset) { /* the RESET did not take */
 			s->ack_reset = false;
 			return refuse(s, FD_EINTERLOCK,
-			              "the device kept FAULT %u after RESET",
-			              (unsigned)s->r.fault);
+				      "the device kept FAULT %u after RESET",
+				      (unsigned)s->r.fault);
 		}
 		s->ack_reset = true;
 		s->command = FASCIA_CMD_RESET;
@@ -291,8 +290,8 @@ static enum fd_verdict ack(struct fd_session *s)
 	s->gentle_fault = false;
 	change(s, FD_EV_ACK);
 	for (int i = 0; i < s->nalarm; i++) {
-		struct fd_event_rec *e = event(s, FD_E_ALARM_ACK, "%s",
-		                               s->alarm[i].message);
+		struct fd_event_rec *e =
+			event(s, FD_E_ALARM_ACK, "%s", s->alarm[i].message);
 		e->alarm = s->alarm[i].id;
 		e->chamber = s->alarm[i].chamber;
 	}
@@ -302,31 +301,33 @@ static enum fd_verdict ack(struct fd_session *s)
 }
 
 static enum fd_verdict start(struct fd_session *s,
-                             const struct fascia_profile *p)
+			     const struct fascia_profile *p)
 {
 	if (s->state != FD_IDLE || p == NULL)
-		return refuse(s, FD_EFORBIDDEN, "cannot start: the device is %s",
-		              fd_state_name(s->state));
+		return refuse(s, FD_EFORBIDDEN,
+			      "cannot start: the device is %s",
+			      fd_state_name(s->state));
 	if (s->r.fault != FASCIA_FAULT_NONE)
 		return refuse(s, FD_EINTERLOCK,
-		              "cannot start: device fault %u is latched",
-		              (unsigned)s->r.fault);
+			      "cannot start: device fault %u is latched",
+			      (unsigned)s->r.fault);
 	if (!(s->r.status & FASCIA_ST_GARMENT_CONNECTED))
 		return refuse(s, FD_EINTERLOCK,
-		              "cannot start: no garment connected");
+			      "cannot start: no garment connected");
 	if (s->r.status & FASCIA_ST_ESTOP)
 		return refuse(s, FD_EINTERLOCK,
-		              "cannot start: the e-stop is pressed");
+			      "cannot start: the e-stop is pressed");
 	if (p->chambers > s->c.chambers)
 		return refuse(s, FD_EINTERLOCK,
-		              "cannot start: the profile has %d chambers, the "
-		              "device %d",
-		              p->chambers, s->c.chambers);
+			      "cannot start: the profile has %d chambers, the "
+			      "device %d",
+			      p->chambers, s->c.chambers);
 	if (p->max_pressure_mmhg > s->c.limit_mmhg)
-		return refuse(s, FD_EINTERLOCK,
-		              "cannot start: the profile's maximum %.1f mmHg is "
-		              "above the device limit %.1f mmHg",
-		              p->max_pressure_mmhg, s->c.limit_mmhg);
+		return refuse(
+			s, FD_EINTERLOCK,
+			"cannot start: the profile's maximum %.1f mmHg is "
+			"above the device limit %.1f mmHg",
+			p->max_pressure_mmhg, s->c.limit_mmhg);
 	s->profile = *p;
 	s->have_profile = true;
 	s->t = 0;
@@ -338,7 +339,7 @@ static enum fd_verdict start(struct fd_session *s,
 }
 
 static enum fd_verdict command(struct fd_session *s,
-                               const struct fd_tick_in *in)
+			       const struct fd_tick_in *in)
 {
 	static const enum fd_event map[] = {
 		[FD_CMD_PAUSE] = FD_EV_PAUSE,
@@ -366,9 +367,9 @@ static enum fd_verdict command(struct fd_session *s,
 	case FD_CMD_STOP:
 	case FD_CMD_VENT:
 		if (change(s, map[in->cmd]) < 0)
-			return refuse(s, FD_EFORBIDDEN, "cannot %s: the device is %s",
-			              fd_cmd_name(in->cmd),
-			              fd_state_name(s->state));
+			return refuse(
+				s, FD_EFORBIDDEN, "cannot %s: the device is %s",
+				fd_cmd_name(in->cmd), fd_state_name(s->state));
 		if (in->cmd != FD_CMD_VENT || had_session)
 			event(s, FD_E_SESSION, "%s", what[in->cmd]);
 		return FD_OK;
@@ -387,8 +388,8 @@ static void progress(struct fd_session *s, double dt)
 	case FD_OFFLINE:
 		s->command = FASCIA_CMD_VENT;
 		zero_setpoints(s);
-		if (s->link_up && fd_session_vented(s) &&
-		    !device_latched(s) && change(s, FD_EV_READY) == 0)
+		if (s->link_up && fd_session_vented(s) && !device_latched(s) &&
+		    change(s, FD_EV_READY) == 0)
 			s->command = FASCIA_CMD_IDLE;
 		break;
 	case FD_IDLE:
@@ -446,7 +447,7 @@ static void progress(struct fd_session *s, double dt)
 }
 
 enum fd_verdict fd_session_tick(struct fd_session *s,
-                                const struct fd_tick_in *in, bool *vent_now)
+				const struct fd_tick_in *in, bool *vent_now)
 {
 	double dt = in->now - s->last_now;
 	enum fd_verdict v;

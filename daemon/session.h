@@ -32,26 +32,26 @@ enum fd_cmd {
 /* The answer to a command: 0 done, or an error code of the protocol. */
 enum fd_verdict {
 	FD_OK,
-	FD_PENDING,   /* not decided yet (ack waits for the device's RESET) */
-	FD_EBUSY,     /* another command is being applied */
+	FD_PENDING,    /* not decided yet (ack waits for the device's RESET) */
+	FD_EBUSY,      /* another command is being applied */
 	FD_EINTERLOCK, /* refused by an interlock or the device's state */
 	FD_EFORBIDDEN, /* the state machine does not allow it now */
 };
 
 struct fd_alarm {
 	enum ilk_id id;
-	int chamber;     /* 1-based, 0: the device */
-	bool present;    /* the cause is present now */
-	double since_s;  /* monotonic, when it tripped */
+	int chamber;    /* 1-based, 0: the device */
+	bool present;   /* the cause is present now */
+	double since_s; /* monotonic, when it tripped */
 	char message[120];
 };
 
 enum fd_event_kind {
-	FD_E_STATE,      /* state changed: from, to */
-	FD_E_SESSION,    /* started, paused, resumed, completed, stopped */
-	FD_E_ALARM,      /* raised */
-	FD_E_ALARM_ACK,  /* acknowledged and cleared */
-	FD_E_LINK,       /* up or down */
+	FD_E_STATE,     /* state changed: from, to */
+	FD_E_SESSION,   /* started, paused, resumed, completed, stopped */
+	FD_E_ALARM,     /* raised */
+	FD_E_ALARM_ACK, /* acknowledged and cleared */
+	FD_E_LINK,      /* up or down */
 };
 
 struct fd_event_rec {
@@ -59,13 +59,13 @@ struct fd_event_rec {
 	enum fd_state from, to;
 	enum ilk_id alarm;
 	int chamber;
-	char text[120];  /* "started", "link down: ...", the alarm message */
+	char text[120]; /* "started", "link down: ...", the alarm message */
 };
 
 /* Fixed for the life of a device. */
 struct fd_session_conf {
 	int chambers;
-	double limit_mmhg;   /* the device's LIMIT */
+	double limit_mmhg; /* the device's LIMIT */
 	int watchdog_ms;
 	double tick_s;
 	double max_session_s;
@@ -81,17 +81,17 @@ struct fd_session {
 	/* the session */
 	bool have_profile;
 	struct fascia_profile profile;
-	double t;             /* profile clock, s (frozen while paused) */
+	double t; /* profile clock, s (frozen while paused) */
 	double setpoint[FASCIA_MAX_CHAMBERS];
 	double last_now;
-	int session_seq;      /* sessions started on this device */
-	bool ack_reset;       /* an ack sent RESET; verdict next tick */
-	bool gentle_fault;    /* only release reactions tripped: ramp down
-	                         at the gentle rate, then vent */
+	int session_seq;   /* sessions started on this device */
+	bool ack_reset;    /* an ack sent RESET; verdict next tick */
+	bool gentle_fault; /* only release reactions tripped: ramp down
+			      at the gentle rate, then vent */
 
 	/* what the next exchange writes */
 	uint16_t heartbeat;
-	uint16_t command;     /* enum fascia_command */
+	uint16_t command; /* enum fascia_command */
 
 	/* the last reading */
 	struct fascia_block_r r;
@@ -100,7 +100,7 @@ struct fd_session {
 	struct fd_alarm alarm[FD_MAX_ALARMS];
 	int nalarm;
 
-	char why[160];        /* why the last command was refused */
+	char why[160]; /* why the last command was refused */
 
 	struct fd_event_rec ev[FD_MAX_EVENTS];
 	int nev, ev_dropped;
@@ -119,7 +119,7 @@ struct fd_tick_in {
 const char *fd_cmd_name(enum fd_cmd c);
 
 void fd_session_init(struct fd_session *s, const struct fd_session_conf *c,
-                     double now);
+		     double now);
 
 /*
  * Run one tick: interlocks, the state machine, the next setpoints.
@@ -130,7 +130,7 @@ void fd_session_init(struct fd_session *s, const struct fd_session_conf *c,
  * empties it: s->nev = 0).
  */
 enum fd_verdict fd_session_tick(struct fd_session *s,
-                                const struct fd_tick_in *in, bool *vent_now);
+				const struct fd_tick_in *in, bool *vent_now);
 
 /* The block W the next exchange writes (HEARTBEAT advanced each call). */
 void fd_session_block_w(struct fd_session *s, struct fascia_block_w *w);

@@ -14,62 +14,69 @@ static const char *const state_names[FD_STATE_COUNT] = {
 };
 
 static const char *const event_names[FD_EV_COUNT] = {
-	[FD_EV_READY] = "ready",       [FD_EV_START] = "start",
-	[FD_EV_PAUSE] = "pause",       [FD_EV_RESUME] = "resume",
-	[FD_EV_STOP] = "stop",         [FD_EV_END] = "end",
-	[FD_EV_RELEASED] = "released", [FD_EV_VENT] = "vent",
-	[FD_EV_TRIP] = "trip",         [FD_EV_ACK] = "ack",
+	[FD_EV_READY] = "ready",         [FD_EV_START] = "start",
+	[FD_EV_PAUSE] = "pause",         [FD_EV_RESUME] = "resume",
+	[FD_EV_STOP] = "stop",           [FD_EV_END] = "end",
+	[FD_EV_RELEASED] = "released",   [FD_EV_VENT] = "vent",
+	[FD_EV_TRIP] = "trip",           [FD_EV_ACK] = "ack",
 	[FD_EV_LINK_DOWN] = "link_down",
 };
 
 /* 0: refused; otherwise the new state + 1. */
 #define TO(s) ((s) + 1)
 static const unsigned char table[FD_STATE_COUNT][FD_EV_COUNT] = {
-	[FD_OFFLINE] = {
-		[FD_EV_READY] = TO(FD_IDLE),
-		[FD_EV_VENT] = TO(FD_OFFLINE), /* it vents already */
-		[FD_EV_TRIP] = TO(FD_FAULT),
-		[FD_EV_LINK_DOWN] = TO(FD_OFFLINE),
-	},
-	[FD_IDLE] = {
-		[FD_EV_START] = TO(FD_RUNNING),
-		[FD_EV_VENT] = TO(FD_VENTING),
-		[FD_EV_TRIP] = TO(FD_FAULT),
-		[FD_EV_LINK_DOWN] = TO(FD_FAULT),
-	},
-	[FD_RUNNING] = {
-		[FD_EV_PAUSE] = TO(FD_PAUSED),
-		[FD_EV_STOP] = TO(FD_RELEASING),
-		[FD_EV_END] = TO(FD_RELEASING),
-		[FD_EV_VENT] = TO(FD_VENTING),
-		[FD_EV_TRIP] = TO(FD_FAULT),
-		[FD_EV_LINK_DOWN] = TO(FD_FAULT),
-	},
-	[FD_PAUSED] = {
-		[FD_EV_RESUME] = TO(FD_RUNNING),
-		[FD_EV_STOP] = TO(FD_RELEASING),
-		[FD_EV_VENT] = TO(FD_VENTING),
-		[FD_EV_TRIP] = TO(FD_FAULT),
-		[FD_EV_LINK_DOWN] = TO(FD_FAULT),
-	},
-	[FD_RELEASING] = {
-		[FD_EV_RELEASED] = TO(FD_IDLE),
-		[FD_EV_VENT] = TO(FD_VENTING),
-		[FD_EV_TRIP] = TO(FD_FAULT),
-		[FD_EV_LINK_DOWN] = TO(FD_FAULT),
-	},
-	[FD_VENTING] = {
-		[FD_EV_RELEASED] = TO(FD_IDLE),
-		[FD_EV_VENT] = TO(FD_VENTING),
-		[FD_EV_TRIP] = TO(FD_FAULT),
-		[FD_EV_LINK_DOWN] = TO(FD_FAULT),
-	},
-	[FD_FAULT] = {
-		[FD_EV_ACK] = TO(FD_IDLE),
-		[FD_EV_VENT] = TO(FD_FAULT),
-		[FD_EV_TRIP] = TO(FD_FAULT),
-		[FD_EV_LINK_DOWN] = TO(FD_FAULT),
-	},
+	[FD_OFFLINE] =
+		{
+			[FD_EV_READY] = TO(FD_IDLE),
+			[FD_EV_VENT] = TO(FD_OFFLINE), /* it vents already */
+			[FD_EV_TRIP] = TO(FD_FAULT),
+			[FD_EV_LINK_DOWN] = TO(FD_OFFLINE),
+		},
+	[FD_IDLE] =
+		{
+			[FD_EV_START] = TO(FD_RUNNING),
+			[FD_EV_VENT] = TO(FD_VENTING),
+			[FD_EV_TRIP] = TO(FD_FAULT),
+			[FD_EV_LINK_DOWN] = TO(FD_FAULT),
+		},
+	[FD_RUNNING] =
+		{
+			[FD_EV_PAUSE] = TO(FD_PAUSED),
+			[FD_EV_STOP] = TO(FD_RELEASING),
+			[FD_EV_END] = TO(FD_RELEASING),
+			[FD_EV_VENT] = TO(FD_VENTING),
+			[FD_EV_TRIP] = TO(FD_FAULT),
+			[FD_EV_LINK_DOWN] = TO(FD_FAULT),
+		},
+	[FD_PAUSED] =
+		{
+			[FD_EV_RESUME] = TO(FD_RUNNING),
+			[FD_EV_STOP] = TO(FD_RELEASING),
+			[FD_EV_VENT] = TO(FD_VENTING),
+			[FD_EV_TRIP] = TO(FD_FAULT),
+			[FD_EV_LINK_DOWN] = TO(FD_FAULT),
+		},
+	[FD_RELEASING] =
+		{
+			[FD_EV_RELEASED] = TO(FD_IDLE),
+			[FD_EV_VENT] = TO(FD_VENTING),
+			[FD_EV_TRIP] = TO(FD_FAULT),
+			[FD_EV_LINK_DOWN] = TO(FD_FAULT),
+		},
+	[FD_VENTING] =
+		{
+			[FD_EV_RELEASED] = TO(FD_IDLE),
+			[FD_EV_VENT] = TO(FD_VENTING),
+			[FD_EV_TRIP] = TO(FD_FAULT),
+			[FD_EV_LINK_DOWN] = TO(FD_FAULT),
+		},
+	[FD_FAULT] =
+		{
+			[FD_EV_ACK] = TO(FD_IDLE),
+			[FD_EV_VENT] = TO(FD_FAULT),
+			[FD_EV_TRIP] = TO(FD_FAULT),
+			[FD_EV_LINK_DOWN] = TO(FD_FAULT),
+		},
 };
 
 const char *fd_state_name(enum fd_state s)

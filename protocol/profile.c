@@ -23,15 +23,15 @@
 #include <fascia/profile.h>
 
 static const char *const top_fields[] = {
-        "name",
-        "description",
-        "chambers",
-        "max_pressure_mmhg",
-        "max_ramp_mmhg_s",
-        "gradient",
-        "repeat",
-        "steps",
-        NULL,
+	"name",
+	"description",
+	"chambers",
+	"max_pressure_mmhg",
+	"max_ramp_mmhg_s",
+	"gradient",
+	"repeat",
+	"steps",
+	NULL,
 };
 static const char *const step_fields[] = {"set", "ramp_s", "hold_s", NULL};
 
@@ -85,7 +85,7 @@ static bool in_list(const char *key, const char *const *list)
 
 /* Refuse any member of obj not in list; prefix is "" or "steps[2].". */
 static int check_unknown(json_t *obj, const char *const *list,
-                         const char *prefix, struct fascia_profile_error *err)
+			 const char *prefix, struct fascia_profile_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -124,7 +124,7 @@ static const char *json_type_name(const json_t *v)
 
 /* Member key of obj, which must be present; path names it in errors. */
 static json_t *member(json_t *obj, const char *key, const char *path,
-                      struct fascia_profile_error *err)
+		      struct fascia_profile_error *err)
 {
 	json_t *v = json_object_get(obj, key);
 
@@ -134,11 +134,11 @@ static json_t *member(json_t *obj, const char *key, const char *path,
 }
 
 static int get_number(json_t *v, const char *path, double *out,
-                      struct fascia_profile_error *err)
+		      struct fascia_profile_error *err)
 {
 	if (!json_is_number(v))
 		return fail(err, path, "must be a number, not %s",
-		            json_type_name(v));
+			    json_type_name(v));
 	*out = json_number_value(v);
 	return 0;
 }
@@ -146,24 +146,24 @@ static int get_number(json_t *v, const char *path, double *out,
 /* An integer field, clamped into int for the struct (the range checks that
  * follow then report it as out of range). */
 static int get_int(json_t *v, const char *path, int *out,
-                   struct fascia_profile_error *err)
+		   struct fascia_profile_error *err)
 {
 	json_int_t i;
 
 	if (!json_is_integer(v))
 		return fail(err, path, "must be an integer, not %s",
-		            json_is_real(v) ? "a fraction" : json_type_name(v));
+			    json_is_real(v) ? "a fraction" : json_type_name(v));
 	i = json_integer_value(v);
 	*out = i > INT_MAX ? INT_MAX : i < INT_MIN ? INT_MIN : (int)i;
 	return 0;
 }
 
 static int get_string(json_t *v, const char *path, char *buf, size_t size,
-                      struct fascia_profile_error *err)
+		      struct fascia_profile_error *err)
 {
 	if (!json_is_string(v))
 		return fail(err, path, "must be a string, not %s",
-		            json_type_name(v));
+			    json_type_name(v));
 	if (json_string_length(v) >= size)
 		return fail(err, path, "longer than %zu bytes", size - 1);
 	if (strlen(json_string_value(v)) != json_string_length(v))
@@ -189,8 +189,8 @@ static int set_key(const char *key)
 }
 
 static int parse_set(json_t *set, int chambers, int i,
-                     struct fascia_profile_step *s,
-                     struct fascia_profile_error *err)
+		     struct fascia_profile_step *s,
+		     struct fascia_profile_error *err)
 {
 	const char *key;
 	json_t *v;
@@ -202,7 +202,7 @@ static int parse_set(json_t *set, int chambers, int i,
 	snprintf(path, sizeof(path), "steps[%d].set", i);
 	if (!json_is_object(set))
 		return fail(err, path, "must be an object, not %s",
-		            json_type_name(set));
+			    json_type_name(set));
 	json_object_foreach(set, key, v)
 	{
 		safe_key(k, sizeof(k), key);
@@ -210,8 +210,8 @@ static int parse_set(json_t *set, int chambers, int i,
 		c = set_key(key);
 		if (c < 0)
 			return fail(err, path,
-			            "not \"all\" or a chamber number 1..%d",
-			            chambers);
+				    "not \"all\" or a chamber number 1..%d",
+				    chambers);
 		if (get_number(v, path, &mmhg, err) < 0)
 			return -1;
 		if (c == 0) {
@@ -234,8 +234,8 @@ static int parse_set(json_t *set, int chambers, int i,
 }
 
 static int parse_step(json_t *js, int chambers, int i,
-                      struct fascia_profile_step *s,
-                      struct fascia_profile_error *err)
+		      struct fascia_profile_step *s,
+		      struct fascia_profile_error *err)
 {
 	char prefix[32], path[64];
 	json_t *v;
@@ -244,7 +244,7 @@ static int parse_step(json_t *js, int chambers, int i,
 	snprintf(prefix, sizeof(prefix), "steps[%d]", i);
 	if (!json_is_object(js))
 		return fail(err, prefix, "must be an object, not %s",
-		            json_type_name(js));
+			    json_type_name(js));
 	snprintf(prefix, sizeof(prefix), "steps[%d].", i);
 	if (check_unknown(js, step_fields, prefix, err) < 0)
 		return -1;
@@ -266,7 +266,7 @@ static int parse_step(json_t *js, int chambers, int i,
 }
 
 static int parse_gradient(json_t *v, struct fascia_profile *p,
-                          struct fascia_profile_error *err)
+			  struct fascia_profile_error *err)
 {
 	char buf[16];
 
@@ -275,7 +275,7 @@ static int parse_gradient(json_t *v, struct fascia_profile *p,
 		return 0;
 	if (!json_is_string(v))
 		return fail(err, "gradient", "must be a string, not %s",
-		            json_type_name(v));
+			    json_type_name(v));
 	if (json_string_length(v) < sizeof(buf)) {
 		memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 		if (strcmp(buf, "none") == 0)
@@ -289,35 +289,35 @@ static int parse_gradient(json_t *v, struct fascia_profile *p,
 }
 
 static int parse_steps(json_t *v, struct fascia_profile *p,
-                       struct fascia_profile_error *err)
+		       struct fascia_profile_error *err)
 {
 	size_t i;
 
 	if (!json_is_array(v))
 		return fail(err, "steps", "must be an array, not %s",
-		            json_type_name(v));
+			    json_type_name(v));
 	if (json_array_size(v) == 0)
 		return fail(err, "steps", "no steps");
 	if (json_array_size(v) > FASCIA_PROFILE_MAX_STEPS)
 		return fail(err, "steps", "%zu steps, more than %d",
-		            json_array_size(v), FASCIA_PROFILE_MAX_STEPS);
+			    json_array_size(v), FASCIA_PROFILE_MAX_STEPS);
 	p->nsteps = (int)json_array_size(v);
 	for (i = 0; i < json_array_size(v); i++)
 		if (parse_step(json_array_get(v, i), p->chambers, (int)i,
-		               &p->steps[i], err) < 0)
+			       &p->steps[i], err) < 0)
 			return -1;
 	return 0;
 }
 
 /* The document's members into p, types and storage bounds only. */
 static int parse_object(json_t *root, struct fascia_profile *p,
-                        struct fascia_profile_error *err)
+			struct fascia_profile_error *err)
 {
 	json_t *v;
 
 	if (!json_is_object(root))
 		return fail(err, "", "a profile must be a JSON object, not %s",
-		            json_type_name(root));
+			    json_type_name(root));
 	if (check_unknown(root, top_fields, "", err) < 0)
 		return -1;
 	if ((v = member(root, "name", "name", err)) == NULL ||
@@ -325,17 +325,17 @@ static int parse_object(json_t *root, struct fascia_profile *p,
 		return -1;
 	v = json_object_get(root, "description");
 	if (v != NULL && get_string(v, "description", p->description,
-	                            sizeof(p->description), err) < 0)
+				    sizeof(p->description), err) < 0)
 		return -1;
 	if ((v = member(root, "chambers", "chambers", err)) == NULL ||
 	    get_int(v, "chambers", &p->chambers, err) < 0)
 		return -1;
 	if ((v = member(root, "max_pressure_mmhg", "max_pressure_mmhg", err)) ==
-	            NULL ||
+		    NULL ||
 	    get_number(v, "max_pressure_mmhg", &p->max_pressure_mmhg, err) < 0)
 		return -1;
 	if ((v = member(root, "max_ramp_mmhg_s", "max_ramp_mmhg_s", err)) ==
-	            NULL ||
+		    NULL ||
 	    get_number(v, "max_ramp_mmhg_s", &p->max_ramp_mmhg_s, err) < 0)
 		return -1;
 	if (parse_gradient(json_object_get(root, "gradient"), p, err) < 0)
@@ -351,9 +351,9 @@ static int parse_object(json_t *root, struct fascia_profile *p,
 }
 
 int fascia_profile_parse(const char *json, size_t len,
-                         const struct fascia_profile_limits *lim,
-                         struct fascia_profile *out,
-                         struct fascia_profile_error *err)
+			 const struct fascia_profile_limits *lim,
+			 struct fascia_profile *out,
+			 struct fascia_profile_error *err)
 {
 	json_error_t jerr;
 	json_t *root;
@@ -366,11 +366,11 @@ int fascia_profile_parse(const char *json, size_t len,
 		return fail(err, "", "no document");
 	if (len > FASCIA_PROFILE_JSON_MAX)
 		return fail(err, "", "document of %zu bytes, more than %d", len,
-		            FASCIA_PROFILE_JSON_MAX);
+			    FASCIA_PROFILE_JSON_MAX);
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
 		return fail(err, "", "not JSON: %s at line %d column %d",
-		            jerr.text, jerr.line, jerr.column);
+			    jerr.text, jerr.line, jerr.column);
 	rc = parse_object(root, out, err);
 	json_decref(root);
 	if (rc < 0)
@@ -379,9 +379,9 @@ int fascia_profile_parse(const char *json, size_t len,
 }
 
 int fascia_profile_load_file(const char *path,
-                             const struct fascia_profile_limits *lim,
-                             struct fascia_profile *out,
-                             struct fascia_profile_error *err)
+			     const struct fascia_profile_limits *lim,
+			     struct fascia_profile *out,
+			     struct fascia_profile_error *err)
 {
 	char *buf;
 	ssize_t n = 0;
@@ -403,7 +403,7 @@ int fascia_profile_load_file(const char *path,
 	}
 	while (len <= FASCIA_PROFILE_JSON_MAX &&
 	       (n = read(fd, buf + len, FASCIA_PROFILE_JSON_MAX + 1 - len)) !=
-	               0) {
+		       0) {
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -416,7 +416,7 @@ int fascia_profile_load_file(const char *path,
 	} else {
 		if (len > FASCIA_PROFILE_JSON_MAX)
 			rc = fail(err, "", "larger than %d bytes",
-			          FASCIA_PROFILE_JSON_MAX);
+				  FASCIA_PROFILE_JSON_MAX);
 		else
 			rc = fascia_profile_parse(buf, len, lim, out, err);
 		saved = errno;
@@ -449,8 +449,8 @@ static json_t *step_to_json(const struct fascia_profile *p, int i)
 
 	if (!bad && s->via_all != 0)
 		bad |= json_object_set_new(
-		        set, "all",
-		        number(s->target_mmhg[__builtin_ctz(s->via_all)]));
+			set, "all",
+			number(s->target_mmhg[__builtin_ctz(s->via_all)]));
 	for (c = 0; !bad && c < FASCIA_MAX_CHAMBERS; c++) {
 		if (!(s->set_mask & (1u << c)) || (s->via_all & (1u << c)))
 			continue;
@@ -480,20 +480,20 @@ char *fascia_profile_to_json(const struct fascia_profile *p)
 	if (!bad) {
 		bad |= json_object_set_new(o, "name", json_string(p->name));
 		bad |= json_object_set_new(o, "description",
-		                           json_string(p->description));
+					   json_string(p->description));
 		bad |= json_object_set_new(o, "chambers",
-		                           json_integer(p->chambers));
+					   json_integer(p->chambers));
 		bad |= json_object_set_new(o, "max_pressure_mmhg",
-		                           number(p->max_pressure_mmhg));
+					   number(p->max_pressure_mmhg));
 		bad |= json_object_set_new(o, "max_ramp_mmhg_s",
-		                           number(p->max_ramp_mmhg_s));
+					   number(p->max_ramp_mmhg_s));
 		bad |= json_object_set_new(
-		        o, "gradient",
-		        json_string(p->gradient == FASCIA_GRADIENT_DISTAL_HIGH
-		                            ? "distal-high"
-		                            : "none"));
+			o, "gradient",
+			json_string(p->gradient == FASCIA_GRADIENT_DISTAL_HIGH
+					    ? "distal-high"
+					    : "none"));
 		bad |= json_object_set_new(o, "repeat",
-		                           json_integer(p->repeat));
+					   json_integer(p->repeat));
 	}
 	for (i = 0; !bad && i < p->nsteps && i < FASCIA_PROFILE_MAX_STEPS; i++)
 		bad |= json_array_append_new(steps, step_to_json(p, i));
@@ -516,14 +516,14 @@ static bool same(double a, double b)
 }
 
 bool fascia_profile_equal(const struct fascia_profile *a,
-                          const struct fascia_profile *b)
+			  const struct fascia_profile *b)
 {
 	const struct fascia_profile_step *x, *y;
 	int i, c;
 
 	if (strncmp(a->name, b->name, sizeof(a->name)) != 0 ||
 	    strncmp(a->description, b->description, sizeof(a->description)) !=
-	            0 ||
+		    0 ||
 	    a->chambers != b->chambers ||
 	    !same(a->max_pressure_mmhg, b->max_pressure_mmhg) ||
 	    !same(a->max_ramp_mmhg_s, b->max_ramp_mmhg_s) ||
@@ -546,11 +546,11 @@ bool fascia_profile_equal(const struct fascia_profile *a,
 }
 
 char *fascia_profile_error_format(const struct fascia_profile_error *err,
-                                  char *buf, size_t len)
+				  char *buf, size_t len)
 {
 	if (len == 0)
 		return buf;
 	snprintf(buf, len, "%s%s%s%s%s", err->file, err->file[0] ? ": " : "",
-	         err->field, err->field[0] ? ": " : "", err->message);
+		 err->field, err->field[0] ? ": " : "", err->message);
 	return buf;
 }

@@ -38,7 +38,7 @@ fail(struct fascia_profile_error *err, const char *field, const char *fmt, ...)
 }
 /* The key that named chamber c (0-based) in step i, as a JSON path. */
 static void chamber_path(char *buf, size_t len, const struct fascia_profile *p,
-                         int i, int c)
+			 int i, int c)
 {
 	if (p->steps[i].via_all & (1u << c))
 		snprintf(buf, len, "steps[%d].set.all", i);
@@ -47,14 +47,14 @@ static void chamber_path(char *buf, size_t len, const struct fascia_profile *p,
 }
 
 static int check_name(const struct fascia_profile *p,
-                      struct fascia_profile_error *err)
+		      struct fascia_profile_error *err)
 {
 	size_t i, n = strnlen(p->name, sizeof(p->name));
 	char ch;
 
 	if (n == sizeof(p->name))
 		return fail(err, "name", "longer than %d characters",
-		            FASCIA_PROFILE_NAME_MAX);
+			    FASCIA_PROFILE_NAME_MAX);
 	if (n == 0)
 		return fail(err, "name", "empty");
 	for (i = 0; i < n; i++) {
@@ -65,27 +65,27 @@ static int check_name(const struct fascia_profile *p,
 			continue;
 		if (ch == '-')
 			return fail(err, "name",
-			            "must start with a letter or a digit");
+				    "must start with a letter or a digit");
 		return fail(err, "name",
-		            "\"%s\" has a character other than a-z, 0-9 and -",
-		            p->name);
+			    "\"%s\" has a character other than a-z, 0-9 and -",
+			    p->name);
 	}
 	n = strnlen(p->description, sizeof(p->description));
 	if (n == sizeof(p->description))
 		return fail(err, "description", "longer than %d bytes",
-		            FASCIA_PROFILE_DESC_MAX);
+			    FASCIA_PROFILE_DESC_MAX);
 	for (i = 0; i < n; i++)
 		if ((unsigned char)p->description[i] < 0x20 ||
 		    p->description[i] == 0x7f)
 			return fail(err, "description",
-			            "contains a control character");
+				    "contains a control character");
 	return 0;
 }
 
 /* The members that are single values, in document order. */
 static int check_scalars(const struct fascia_profile *p,
-                         const struct fascia_profile_limits *lim,
-                         struct fascia_profile_error *err)
+			 const struct fascia_profile_limits *lim,
+			 struct fascia_profile_error *err)
 {
 	double mp = p->max_pressure_mmhg, mr = p->max_ramp_mmhg_s;
 
@@ -93,47 +93,47 @@ static int check_scalars(const struct fascia_profile *p,
 		return -1;
 	if (p->chambers < 1 || p->chambers > FASCIA_MAX_CHAMBERS)
 		return fail(err, "chambers", "%d is outside 1..%d", p->chambers,
-		            FASCIA_MAX_CHAMBERS);
+			    FASCIA_MAX_CHAMBERS);
 	if (p->chambers > lim->device_chambers)
 		return fail(err, "chambers",
-		            "%d chambers, but the device has %d", p->chambers,
-		            lim->device_chambers);
+			    "%d chambers, but the device has %d", p->chambers,
+			    lim->device_chambers);
 	if (!isfinite(mp) || mp <= 0)
 		return fail(err, "max_pressure_mmhg",
-		            "%g mmHg: must be above 0", mp);
+			    "%g mmHg: must be above 0", mp);
 	if (mp > FASCIA_CEILING_MMHG)
 		return fail(err, "max_pressure_mmhg",
-		            "%g mmHg is above the absolute ceiling %g mmHg", mp,
-		            FASCIA_CEILING_MMHG);
+			    "%g mmHg is above the absolute ceiling %g mmHg", mp,
+			    FASCIA_CEILING_MMHG);
 	if (mp > lim->device_limit_mmhg)
 		return fail(err, "max_pressure_mmhg",
-		            "%g mmHg is above the device limit %g mmHg", mp,
-		            lim->device_limit_mmhg);
+			    "%g mmHg is above the device limit %g mmHg", mp,
+			    lim->device_limit_mmhg);
 	if (!isfinite(mr) || mr <= 0)
 		return fail(err, "max_ramp_mmhg_s",
-		            "%g mmHg/s: must be above 0", mr);
+			    "%g mmHg/s: must be above 0", mr);
 	if (mr > FASCIA_MAX_RAMP_MMHG_S)
 		return fail(err, "max_ramp_mmhg_s",
-		            "%g mmHg/s is above the steepest allowed %g mmHg/s",
-		            mr, FASCIA_MAX_RAMP_MMHG_S);
+			    "%g mmHg/s is above the steepest allowed %g mmHg/s",
+			    mr, FASCIA_MAX_RAMP_MMHG_S);
 	if (p->gradient != FASCIA_GRADIENT_NONE &&
 	    p->gradient != FASCIA_GRADIENT_DISTAL_HIGH)
 		return fail(err, "gradient",
-		            "must be \"none\" or \"distal-high\"");
+			    "must be \"none\" or \"distal-high\"");
 	if (p->repeat < 1 || p->repeat > FASCIA_PROFILE_MAX_REPEAT)
 		return fail(err, "repeat", "%d is outside 1..%d", p->repeat,
-		            FASCIA_PROFILE_MAX_REPEAT);
+			    FASCIA_PROFILE_MAX_REPEAT);
 	if (p->nsteps < 1)
 		return fail(err, "steps", "no steps");
 	if (p->nsteps > FASCIA_PROFILE_MAX_STEPS)
 		return fail(err, "steps", "%d steps, more than %d", p->nsteps,
-		            FASCIA_PROFILE_MAX_STEPS);
+			    FASCIA_PROFILE_MAX_STEPS);
 	return 0;
 }
 
 static int check_seconds(double v, const char *path,
-                         const struct fascia_profile_limits *lim,
-                         struct fascia_profile_error *err)
+			 const struct fascia_profile_limits *lim,
+			 struct fascia_profile_error *err)
 {
 	if (!isfinite(v))
 		return fail(err, path, "must be a finite number of seconds");
@@ -141,16 +141,16 @@ static int check_seconds(double v, const char *path,
 		return fail(err, path, "%g s is negative", v);
 	if (v > lim->max_session_s)
 		return fail(err, path,
-		            "%g s is longer than the session maximum "
-		            "%g s",
-		            v, lim->max_session_s);
+			    "%g s is longer than the session maximum "
+			    "%g s",
+			    v, lim->max_session_s);
 	return 0;
 }
 
 /* One step on its own: which chambers, what pressures, how long. */
 static int check_step(const struct fascia_profile *p, int i,
-                      const struct fascia_profile_limits *lim,
-                      struct fascia_profile_error *err)
+		      const struct fascia_profile_limits *lim,
+		      struct fascia_profile_error *err)
 {
 	const struct fascia_profile_step *s = &p->steps[i];
 	uint16_t all = (uint16_t)((1u << p->chambers) - 1);
@@ -167,9 +167,9 @@ static int check_step(const struct fascia_profile *p, int i,
 		chamber_path(path, sizeof(path), p, i, c);
 		if (c >= p->chambers)
 			return fail(
-			        err, path,
-			        "chamber %d, but the profile has %d chambers",
-			        c + 1, p->chambers);
+				err, path,
+				"chamber %d, but the profile has %d chambers",
+				c + 1, p->chambers);
 		v = s->target_mmhg[c];
 		if (!isfinite(v))
 			return fail(err, path, "must be a finite number");
@@ -177,8 +177,8 @@ static int check_step(const struct fascia_profile *p, int i,
 			return fail(err, path, "%g mmHg is below 0", v);
 		if (v > p->max_pressure_mmhg)
 			return fail(err, path,
-			            "%g mmHg is above max_pressure_mmhg %g", v,
-			            p->max_pressure_mmhg);
+				    "%g mmHg is above max_pressure_mmhg %g", v,
+				    p->max_pressure_mmhg);
 	}
 	/* "all" covers every chamber not named by number, with one value. */
 	snprintf(path, sizeof(path), "steps[%d].set.all", i);
@@ -188,7 +188,7 @@ static int check_step(const struct fascia_profile *p, int i,
 	for (c = 0; c < p->chambers; c++)
 		if ((s->via_all & (1u << c)) &&
 		    s->target_mmhg[c] !=
-		            s->target_mmhg[__builtin_ctz(s->via_all)])
+			    s->target_mmhg[__builtin_ctz(s->via_all)])
 			return fail(err, path, "chambers differ");
 	snprintf(path, sizeof(path), "steps[%d].ramp_s", i);
 	if (check_seconds(s->ramp_s, path, lim, err) < 0)
@@ -207,8 +207,8 @@ static int check_step(const struct fascia_profile *p, int i,
  * up, the line just after (before) that end already breaks it.
  */
 static int check_gradient(const struct fascia_profile *p, int i,
-                          const double *a, const double *b, const char *when,
-                          struct fascia_profile_error *err)
+			  const double *a, const double *b, const char *when,
+			  struct fascia_profile_error *err)
 {
 	char path[64];
 	int d, x, c;
@@ -220,22 +220,22 @@ static int check_gradient(const struct fascia_profile *p, int i,
 			chamber_path(path, sizeof(path), p, i, c);
 			if (b[d] > 0 && b[x] > 0 && b[x] > b[d] + EPS)
 				return fail(err, path,
-				            "chamber %d at %g mmHg is above "
-				            "chamber %d at %g mmHg (more "
-				            "distal) at the end of the ramp, "
-				            "against gradient distal-high%s",
-				            x + 1, b[x], d + 1, b[d], when);
+					    "chamber %d at %g mmHg is above "
+					    "chamber %d at %g mmHg (more "
+					    "distal) at the end of the ramp, "
+					    "against gradient distal-high%s",
+					    x + 1, b[x], d + 1, b[d], when);
 			if (!(a[d] > 0 || b[d] > 0) || !(a[x] > 0 || b[x] > 0))
 				continue;
 			if (a[x] > a[d] + EPS || b[x] > b[d] + EPS)
 				return fail(
-				        err, path,
-				        "chamber %d (%g -> %g mmHg) would be "
-				        "above chamber %d (%g -> %g mmHg, "
-				        "more distal) during the ramp, "
-				        "against gradient distal-high%s",
-				        x + 1, a[x], b[x], d + 1, a[d], b[d],
-				        when);
+					err, path,
+					"chamber %d (%g -> %g mmHg) would be "
+					"above chamber %d (%g -> %g mmHg, "
+					"more distal) during the ramp, "
+					"against gradient distal-high%s",
+					x + 1, a[x], b[x], d + 1, a[d], b[d],
+					when);
 		}
 	return 0;
 }
@@ -246,7 +246,7 @@ static int check_gradient(const struct fascia_profile *p, int i,
  * asked for, the gradient.
  */
 static int check_pass(const struct fascia_profile *p, double *cur,
-                      const char *when, struct fascia_profile_error *err)
+		      const char *when, struct fascia_profile_error *err)
 {
 	const struct fascia_profile_step *s;
 	double next[FASCIA_MAX_CHAMBERS], delta;
@@ -257,24 +257,24 @@ static int check_pass(const struct fascia_profile *p, double *cur,
 		s = &p->steps[i];
 		for (c = 0; c < p->chambers; c++) {
 			next[c] = (s->set_mask & (1u << c)) ? s->target_mmhg[c]
-			                                    : cur[c];
+							    : cur[c];
 			delta = fabs(next[c] - cur[c]);
 			if (delta <= p->max_ramp_mmhg_s * s->ramp_s + EPS)
 				continue;
 			chamber_path(path, sizeof(path), p, i, c);
 			if (s->ramp_s <= 0)
 				return fail(err, path,
-				            "%g -> %g mmHg with ramp_s 0 is an "
-				            "instant change; max_ramp_mmhg_s "
-				            "is %g%s",
-				            cur[c], next[c], p->max_ramp_mmhg_s,
-				            when);
+					    "%g -> %g mmHg with ramp_s 0 is an "
+					    "instant change; max_ramp_mmhg_s "
+					    "is %g%s",
+					    cur[c], next[c], p->max_ramp_mmhg_s,
+					    when);
 			return fail(err, path,
-			            "%g -> %g mmHg in %g s is %.3g mmHg/s, "
-			            "steeper than max_ramp_mmhg_s %g%s",
-			            cur[c], next[c], s->ramp_s,
-			            delta / s->ramp_s, p->max_ramp_mmhg_s,
-			            when);
+				    "%g -> %g mmHg in %g s is %.3g mmHg/s, "
+				    "steeper than max_ramp_mmhg_s %g%s",
+				    cur[c], next[c], s->ramp_s,
+				    delta / s->ramp_s, p->max_ramp_mmhg_s,
+				    when);
 		}
 		if (p->gradient == FASCIA_GRADIENT_DISTAL_HIGH &&
 		    check_gradient(p, i, cur, next, when, err) < 0)
@@ -285,23 +285,23 @@ static int check_pass(const struct fascia_profile *p, double *cur,
 }
 
 static int check_limits(const struct fascia_profile_limits *lim,
-                        struct fascia_profile_error *err)
+			struct fascia_profile_error *err)
 {
 	if (lim->device_chambers < 1 ||
 	    lim->device_chambers > FASCIA_MAX_CHAMBERS ||
 	    !(lim->device_limit_mmhg > 0) || !(lim->max_session_s > 0) ||
 	    !isfinite(lim->max_session_s))
 		return fail(err, "",
-		            "invalid limits: %d chambers, %g mmHg, "
-		            "%g s",
-		            lim->device_chambers, lim->device_limit_mmhg,
-		            lim->max_session_s);
+			    "invalid limits: %d chambers, %g mmHg, "
+			    "%g s",
+			    lim->device_chambers, lim->device_limit_mmhg,
+			    lim->max_session_s);
 	return 0;
 }
 
 int fascia_profile_validate(const struct fascia_profile *p,
-                            const struct fascia_profile_limits *lim,
-                            struct fascia_profile_error *err)
+			    const struct fascia_profile_limits *lim,
+			    struct fascia_profile_error *err)
 {
 	struct fascia_profile_limits def;
 	double cur[FASCIA_MAX_CHAMBERS] = {0}, cycle, total, rel;
@@ -322,7 +322,7 @@ int fascia_profile_validate(const struct fascia_profile *p,
 		return -1;
 	if (p->repeat > 1 &&
 	    check_pass(p, cur, " (in cycle 2 on, from where a cycle ends)",
-	               err) < 0)
+		       err) < 0)
 		return -1;
 	cycle = fascia_profile_cycle_s(p);
 	if (!(cycle > 0))
@@ -331,10 +331,10 @@ int fascia_profile_validate(const struct fascia_profile *p,
 	total = p->repeat * cycle + rel;
 	if (total > lim->max_session_s + EPS)
 		return fail(
-		        err, p->repeat > 1 ? "repeat" : "steps",
-		        "the session lasts %g s (%d x %g s + %g s release), "
-		        "longer than the maximum %g s",
-		        total, p->repeat, cycle, rel, lim->max_session_s);
+			err, p->repeat > 1 ? "repeat" : "steps",
+			"the session lasts %g s (%d x %g s + %g s release), "
+			"longer than the maximum %g s",
+			total, p->repeat, cycle, rel, lim->max_session_s);
 	return 0;
 }
 
@@ -388,7 +388,7 @@ double fascia_profile_duration_s(const struct fascia_profile *p)
 
 /* Within one cycle that starts from out[], tc seconds in. */
 static void in_cycle(const struct fascia_profile *p, double tc, double *out,
-                     struct fascia_profile_pos *pos)
+		     struct fascia_profile_pos *pos)
 {
 	const struct fascia_profile_step *s = &p->steps[0];
 	double f;
@@ -414,8 +414,8 @@ static void in_cycle(const struct fascia_profile *p, double tc, double *out,
 }
 
 void fascia_profile_targets(const struct fascia_profile *p, double t,
-                            double out[FASCIA_MAX_CHAMBERS],
-                            struct fascia_profile_pos *pos)
+			    double out[FASCIA_MAX_CHAMBERS],
+			    struct fascia_profile_pos *pos)
 {
 	struct fascia_profile_pos dummy;
 	double cycle = fascia_profile_cycle_s(p), run = p->repeat * cycle;
@@ -434,18 +434,18 @@ void fascia_profile_targets(const struct fascia_profile *p, double t,
 		cycle_end(p, out);
 		for (c = 0; c < p->chambers; c++)
 			out[c] =
-			        pos->done
-			                ? 0
-			                : fmax(0,
-			                       out[c] -
-			                               (t - run) *
-			                                       fascia_profile_release_rate(
-			                                               p));
+				pos->done
+					? 0
+					: fmax(0,
+					       out[c] -
+						       (t - run) *
+							       fascia_profile_release_rate(
+								       p));
 		pos->step = p->nsteps;
 		pos->cycle = p->repeat;
 		pos->step_elapsed_s = fmin(t, dur) - run;
 		pos->phase =
-		        pos->done ? FASCIA_PHASE_DONE : FASCIA_PHASE_RELEASE;
+			pos->done ? FASCIA_PHASE_DONE : FASCIA_PHASE_RELEASE;
 		return;
 	}
 	k = cycle > 0 ? floor(t / cycle) : 0;
@@ -458,7 +458,7 @@ void fascia_profile_targets(const struct fascia_profile *p, double t,
 }
 
 double fascia_ramp_toward(double current, double target, double max_rate,
-                          double dt)
+			  double dt)
 {
 	double step;
 

@@ -48,7 +48,7 @@ int fascia_block_w_pack(const struct fascia_block_w *w, uint16_t *regs)
 		return -1;
 	for (i = 0; i < FASCIA_MAX_CHAMBERS; i++)
 		if (fascia_mmhg_to_reg(w->setpoint_mmhg[i],
-		                       &regs[FASCIA_REG_SETPOINT + i]) == -1)
+				       &regs[FASCIA_REG_SETPOINT + i]) == -1)
 			return -1;
 	return 0;
 }
@@ -68,7 +68,7 @@ int fascia_block_w_unpack(const uint16_t *regs, struct fascia_block_w *w)
 	w->pump = regs[FASCIA_REG_PUMP] != 0;
 	for (i = 0; i < FASCIA_MAX_CHAMBERS; i++)
 		w->setpoint_mmhg[i] =
-		        fascia_reg_to_mmhg(regs[FASCIA_REG_SETPOINT + i]);
+			fascia_reg_to_mmhg(regs[FASCIA_REG_SETPOINT + i]);
 	return 0;
 }
 
@@ -95,9 +95,9 @@ int fascia_block_r_pack(const struct fascia_block_r *r, uint16_t *regs)
 	regs[R(FASCIA_REG_UPTIME_HI)] = (uint16_t)(r->uptime_s >> 16);
 	regs[R(FASCIA_REG_UPTIME_LO)] = (uint16_t)(r->uptime_s & 0xffff);
 	if (fascia_mmhg_to_reg(r->supply_mmhg, &regs[R(FASCIA_REG_SUPPLY)]) ==
-	            -1 ||
+		    -1 ||
 	    fascia_mmhg_to_reg(r->hw_relief_mmhg,
-	                       &regs[R(FASCIA_REG_HW_RELIEF)]) == -1)
+			       &regs[R(FASCIA_REG_HW_RELIEF)]) == -1)
 		return -1;
 	for (i = 0; i < FASCIA_MAX_CHAMBERS; i++) {
 		if (r->valve[i] > FASCIA_VALVE_DEFLATING) {
@@ -106,7 +106,7 @@ int fascia_block_r_pack(const struct fascia_block_r *r, uint16_t *regs)
 		}
 		regs[R(FASCIA_REG_VALVE) + i] = r->valve[i];
 		if (fascia_mmhg_to_reg(r->pressure_mmhg[i],
-		                       &regs[R(FASCIA_REG_PRESSURE) + i]) == -1)
+				       &regs[R(FASCIA_REG_PRESSURE) + i]) == -1)
 			return -1;
 	}
 	return 0;
@@ -141,10 +141,10 @@ int fascia_block_r_unpack(const uint16_t *regs, struct fascia_block_r *r)
 	r->supply_mmhg = fascia_reg_to_mmhg(regs[R(FASCIA_REG_SUPPLY)]);
 	r->hw_relief_mmhg = fascia_reg_to_mmhg(regs[R(FASCIA_REG_HW_RELIEF)]);
 	r->uptime_s = (uint32_t)regs[R(FASCIA_REG_UPTIME_HI)] << 16 |
-	              regs[R(FASCIA_REG_UPTIME_LO)];
+		      regs[R(FASCIA_REG_UPTIME_LO)];
 	for (i = 0; i < FASCIA_MAX_CHAMBERS; i++) {
 		r->pressure_mmhg[i] =
-		        fascia_reg_to_mmhg(regs[R(FASCIA_REG_PRESSURE) + i]);
+			fascia_reg_to_mmhg(regs[R(FASCIA_REG_PRESSURE) + i]);
 		r->valve[i] = (uint8_t)regs[R(FASCIA_REG_VALVE) + i];
 	}
 	return 0;

@@ -45,48 +45,48 @@ struct action {
 };
 
 static const char *const link_names[] = {
-        [SIM_LINK_OK] = "ok",
-        [SIM_LINK_SILENT] = "silent",
-        [SIM_LINK_SLOW] = "slow",
-        [SIM_LINK_GARBAGE] = "garbage",
-        [SIM_LINK_EXCEPTION] = "exception",
-        [SIM_LINK_DISCONNECT] = "disconnect",
+	[SIM_LINK_OK] = "ok",
+	[SIM_LINK_SILENT] = "silent",
+	[SIM_LINK_SLOW] = "slow",
+	[SIM_LINK_GARBAGE] = "garbage",
+	[SIM_LINK_EXCEPTION] = "exception",
+	[SIM_LINK_DISCONNECT] = "disconnect",
 };
 
 static const char *const sensor_names[] = {
-        [SIM_SENSOR_STUCK] = "stuck",
-        [SIM_SENSOR_NOISE] = "noise",
-        [SIM_SENSOR_OFFSET] = "offset",
-        [SIM_SENSOR_RANGE] = "range",
+	[SIM_SENSOR_STUCK] = "stuck",
+	[SIM_SENSOR_NOISE] = "noise",
+	[SIM_SENSOR_OFFSET] = "offset",
+	[SIM_SENSOR_RANGE] = "range",
 };
 
 static const char *const command_names[] = {
-        [FASCIA_CMD_IDLE] = "idle",
-        [FASCIA_CMD_RUN] = "run",
-        [FASCIA_CMD_VENT] = "vent",
-        [FASCIA_CMD_RESET] = "reset",
+	[FASCIA_CMD_IDLE] = "idle",
+	[FASCIA_CMD_RUN] = "run",
+	[FASCIA_CMD_VENT] = "vent",
+	[FASCIA_CMD_RESET] = "reset",
 };
 
 static const char *const valve_names[] = {
-        [FASCIA_VALVE_CLOSED] = "closed",
-        [FASCIA_VALVE_INFLATING] = "inflating",
-        [FASCIA_VALVE_DEFLATING] = "deflating",
+	[FASCIA_VALVE_CLOSED] = "closed",
+	[FASCIA_VALVE_INFLATING] = "inflating",
+	[FASCIA_VALVE_DEFLATING] = "deflating",
 };
 
 /* STATUS bit i is named status_bit_names[i]. */
 static const char *const status_bit_names[] = {
-        "ready",      "running",           "venting",     "watchdog_tripped",
-        "estop",      "garment_connected", "relief_open", "sensor_fault",
-        "pump_fault", "overlimit",
+	"ready",      "running",           "venting",     "watchdog_tripped",
+	"estop",      "garment_connected", "relief_open", "sensor_fault",
+	"pump_fault", "overlimit",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static int fail(const char **code, char *msg, size_t msglen, const char *c,
-                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 static int fail(const char **code, char *msg, size_t msglen, const char *c,
-                const char *fmt, ...)
+		const char *fmt, ...)
 {
 	va_list ap;
 
@@ -136,7 +136,7 @@ static json_int_t ms_since_start(const struct sim *s, uint64_t us)
 /* "chamber": an integer 1..chambers, stored 0-based.  Absent: -1 if not
  * required. */
 static int get_chamber(json_t *req, const struct sim_model *m, bool required,
-                       int *out, const char **code, char *msg, size_t len)
+		       int *out, const char **code, char *msg, size_t len)
 {
 	json_t *v = json_object_get(req, "chamber");
 	json_int_t c;
@@ -146,25 +146,25 @@ static int get_chamber(json_t *req, const struct sim_model *m, bool required,
 		return 0;
 	if (v == NULL)
 		return fail(code, msg, len, "bad_request",
-		            "chamber: required, an integer in 1..%d",
-		            m->p.chambers);
+			    "chamber: required, an integer in 1..%d",
+			    m->p.chambers);
 	if (!json_is_integer(v))
 		return fail(code, msg, len, "bad_request",
-		            "chamber: expected an integer in 1..%d",
-		            m->p.chambers);
+			    "chamber: expected an integer in 1..%d",
+			    m->p.chambers);
 	c = json_integer_value(v);
 	if (c < 1 || c > m->p.chambers)
 		return fail(code, msg, len, "bad_request",
-		            "chamber: %lld outside 1..%d", (long long)c,
-		            m->p.chambers);
+			    "chamber: %lld outside 1..%d", (long long)c,
+			    m->p.chambers);
 	*out = (int)c - 1;
 	return 0;
 }
 
 /* A number field within lo..hi.  Absent and not required: *out = dflt. */
 static int get_number(json_t *req, const char *key, bool required, double dflt,
-                      double lo, double hi, double *out, const char **code,
-                      char *msg, size_t len)
+		      double lo, double hi, double *out, const char **code,
+		      char *msg, size_t len)
 {
 	json_t *v = json_object_get(req, key);
 	double x;
@@ -174,14 +174,14 @@ static int get_number(json_t *req, const char *key, bool required, double dflt,
 		return 0;
 	if (v == NULL)
 		return fail(code, msg, len, "bad_request",
-		            "%s: required, a number in %g..%g", key, lo, hi);
+			    "%s: required, a number in %g..%g", key, lo, hi);
 	if (!json_is_number(v))
 		return fail(code, msg, len, "bad_request",
-		            "%s: expected a number in %g..%g", key, lo, hi);
+			    "%s: expected a number in %g..%g", key, lo, hi);
 	x = json_number_value(v);
 	if (!isfinite(x) || x < lo || x > hi)
 		return fail(code, msg, len, "bad_request",
-		            "%s: %g outside %g..%g", key, x, lo, hi);
+			    "%s: %g outside %g..%g", key, x, lo, hi);
 	*out = x;
 	return 0;
 }
@@ -189,8 +189,8 @@ static int get_number(json_t *req, const char *key, bool required, double dflt,
 /* A string field that must be one of names[n]; absent and not required:
  * *out = dflt. */
 static int get_choice(json_t *req, const char *key, const char *const *names,
-                      size_t n, bool required, int dflt, int *out,
-                      const char **code, char *msg, size_t len)
+		      size_t n, bool required, int dflt, int *out,
+		      const char **code, char *msg, size_t len)
 {
 	json_t *v = json_object_get(req, key);
 	char list[128] = "";
@@ -211,17 +211,17 @@ static int get_choice(json_t *req, const char *key, const char *const *names,
 		if (names[k] == NULL)
 			continue;
 		used += snprintf(list + used, sizeof(list) - used, "%s%s",
-		                 used ? "|" : "", names[k]);
+				 used ? "|" : "", names[k]);
 	}
 	if (v == NULL)
 		return fail(code, msg, len, "bad_request", "%s: required, %s",
-		            key, list);
+			    key, list);
 	return fail(code, msg, len, "bad_request", "%s: expected %s", key,
-	            list);
+		    list);
 }
 
 static int get_device(struct sim *s, json_t *req, struct sim_device **out,
-                      const char **code, char *msg, size_t len)
+		      const char **code, char *msg, size_t len)
 {
 	json_t *v = json_object_get(req, "device");
 	json_int_t n = 1;
@@ -229,14 +229,14 @@ static int get_device(struct sim *s, json_t *req, struct sim_device **out,
 	if (v != NULL) {
 		if (!json_is_integer(v))
 			return fail(code, msg, len, "bad_request",
-			            "device: expected an integer in 1..%d",
-			            s->ndev);
+				    "device: expected an integer in 1..%d",
+				    s->ndev);
 		n = json_integer_value(v);
 		if (n < 1 || n > s->ndev)
 			return fail(code, msg, len, "unknown_device",
-			            "device %lld: this simulator has %d "
-			            "(1..%d)",
-			            (long long)n, s->ndev, s->ndev);
+				    "device %lld: this simulator has %d "
+				    "(1..%d)",
+				    (long long)n, s->ndev, s->ndev);
 	}
 	*out = &s->dev[n - 1];
 	return 0;
@@ -244,7 +244,7 @@ static int get_device(struct sim *s, json_t *req, struct sim_device **out,
 
 /* The arguments of an injected fault. */
 static int get_fault_args(json_t *req, struct action *a, const char **code,
-                          char *msg, size_t len)
+			  char *msg, size_t len)
 {
 	const struct sim_model *m = &a->dev->model;
 	struct sim_fault *f = &a->fault;
@@ -256,7 +256,7 @@ static int get_fault_args(json_t *req, struct action *a, const char **code,
 		r = get_chamber(req, m, true, &f->chamber, code, msg, len);
 		if (r == 0)
 			r = get_number(req, "mmhg", true, 0, 0.1, MMHG_MAX,
-			               &f->mmhg, code, msg, len);
+				       &f->mmhg, code, msg, len);
 		break;
 	case SIM_FAULT_VALVE_STUCK: {
 		static const char *const states[] = {"open", "closed"};
@@ -264,7 +264,7 @@ static int get_fault_args(json_t *req, struct action *a, const char **code,
 		r = get_chamber(req, m, true, &f->chamber, code, msg, len);
 		if (r == 0)
 			r = get_choice(req, "state", states, NELEM(states),
-			               true, 0, &i, code, msg, len);
+				       true, 0, &i, code, msg, len);
 		if (r == 0)
 			f->stuck = i == 0 ? SIM_STUCK_OPEN : SIM_STUCK_CLOSED;
 		break;
@@ -273,7 +273,7 @@ static int get_fault_args(json_t *req, struct action *a, const char **code,
 		r = get_chamber(req, m, true, &f->chamber, code, msg, len);
 		if (r == 0)
 			r = get_number(req, "mmhg_s", true, 0, 0, MMHG_MAX,
-			               &f->mmhg_s, code, msg, len);
+				       &f->mmhg_s, code, msg, len);
 		break;
 	case SIM_FAULT_BLOCKED:
 		r = get_chamber(req, m, true, &f->chamber, code, msg, len);
@@ -282,30 +282,30 @@ static int get_fault_args(json_t *req, struct action *a, const char **code,
 		r = get_chamber(req, m, true, &f->chamber, code, msg, len);
 		if (r == 0)
 			r = get_choice(req, "mode", sensor_names,
-			               NELEM(sensor_names), true, 0, &i, code,
-			               msg, len);
+				       NELEM(sensor_names), true, 0, &i, code,
+				       msg, len);
 		if (r != 0)
 			break;
 		f->sensor_mode = (enum sim_sensor_mode)i;
 		/* stuck without a value: stuck where the reading was */
 		r = get_number(req, "value", i != SIM_SENSOR_STUCK, NAN,
-		               -MMHG_MAX, MMHG_MAX, &x, code, msg, len);
+			       -MMHG_MAX, MMHG_MAX, &x, code, msg, len);
 		f->value = x;
 		break;
 	case SIM_FAULT_LINK:
 		r = get_choice(req, "mode", link_names, NELEM(link_names), true,
-		               0, &i, code, msg, len);
+			       0, &i, code, msg, len);
 		if (r == 0 && i == SIM_LINK_OK)
 			r = fail(code, msg, len, "bad_request",
-			         "mode: \"ok\" is no fault; clear the link "
-			         "fault instead");
+				 "mode: \"ok\" is no fault; clear the link "
+				 "fault instead");
 		if (r == 0)
 			r = get_number(req, "delay_ms", false,
-			               LINK_DELAY_MS_DEFAULT, 0,
-			               LINK_DELAY_MS_MAX, &x, code, msg, len);
+				       LINK_DELAY_MS_DEFAULT, 0,
+				       LINK_DELAY_MS_MAX, &x, code, msg, len);
 		if (r == 0 && x != floor(x))
 			r = fail(code, msg, len, "bad_request",
-			         "delay_ms: expected an integer");
+				 "delay_ms: expected an integer");
 		if (r == 0) {
 			a->link_mode = (enum sim_link_mode)i;
 			a->link_delay_ms = (unsigned)x;
@@ -319,7 +319,7 @@ static int get_fault_args(json_t *req, struct action *a, const char **code,
 
 /* Parse and check req into a; nothing is changed. */
 static int parse_request(struct sim *s, json_t *req, struct action *a,
-                         const char **code, char *msg, size_t len)
+			 const char **code, char *msg, size_t len)
 {
 	json_t *cmd, *fault;
 	const char *name;
@@ -329,13 +329,13 @@ static int parse_request(struct sim *s, json_t *req, struct action *a,
 	a->fault.chamber = -1;
 	if (!json_is_object(req))
 		return fail(code, msg, len, "bad_request",
-		            "a request is a JSON object");
+			    "a request is a JSON object");
 	cmd = json_object_get(req, "cmd");
 	if (cmd == NULL)
 		return fail(code, msg, len, "bad_request", "cmd: required");
 	if (!json_is_string(cmd))
 		return fail(code, msg, len, "bad_request",
-		            "cmd: expected a string");
+			    "cmd: expected a string");
 	name = json_string_value(cmd);
 	if (strcmp(name, "inject") == 0)
 		a->cmd = ACT_INJECT;
@@ -347,9 +347,9 @@ static int parse_request(struct sim *s, json_t *req, struct action *a,
 		a->cmd = ACT_STATS;
 	else
 		return fail(code, msg, len, "unknown_command",
-		            "unknown command \"%.64s\" (inject, clear, status, "
-		            "stats)",
-		            name);
+			    "unknown command \"%.64s\" (inject, clear, status, "
+			    "stats)",
+			    name);
 
 	if (get_device(s, req, &a->dev, code, msg, len) != 0)
 		return -1;
@@ -361,7 +361,7 @@ static int parse_request(struct sim *s, json_t *req, struct action *a,
 		return fail(code, msg, len, "bad_request", "fault: required");
 	if (!json_is_string(fault))
 		return fail(code, msg, len, "bad_request",
-		            "fault: expected a string");
+			    "fault: expected a string");
 	name = json_string_value(fault);
 	if (a->cmd == ACT_CLEAR && strcmp(name, "all") == 0) {
 		a->all = true;
@@ -370,8 +370,8 @@ static int parse_request(struct sim *s, json_t *req, struct action *a,
 	kind = sim_fault_from_name(name);
 	if (kind < 0 || kind >= SIM_FAULT_COUNT)
 		return fail(code, msg, len, "unknown_fault",
-		            "unknown fault \"%.64s\" (see fascia-sim --help)",
-		            name);
+			    "unknown fault \"%.64s\" (see fascia-sim --help)",
+			    name);
 	a->fault.kind = (enum sim_fault_kind)kind;
 	a->is_link = kind == SIM_FAULT_LINK;
 	if (a->cmd == ACT_INJECT)
@@ -384,17 +384,17 @@ static int parse_request(struct sim *s, json_t *req, struct action *a,
 	case SIM_FAULT_BLOCKED:
 	case SIM_FAULT_SENSOR:
 		return get_chamber(req, &a->dev->model, false,
-		                   &a->fault.chamber, code, msg, len);
+				   &a->fault.chamber, code, msg, len);
 	default:
 		if (json_object_get(req, "chamber") != NULL)
 			return fail(code, msg, len, "bad_request",
-			            "chamber: %s takes no chamber", name);
+				    "chamber: %s takes no chamber", name);
 		return 0;
 	}
 }
 
 int sim_request_check(struct sim *s, json_t *req, const char **code, char *msg,
-                      size_t msglen)
+		      size_t msglen)
 {
 	struct action a;
 
@@ -429,10 +429,10 @@ static json_t *active_faults(const struct sim_device *d)
 		if (c->stuck != SIM_STUCK_NONE) {
 			o = fault_object("valve_stuck", i);
 			json_object_set_new(
-			        o, "state",
-			        json_string(c->stuck == SIM_STUCK_OPEN
-			                            ? "open"
-			                            : "closed"));
+				o, "state",
+				json_string(c->stuck == SIM_STUCK_OPEN
+						    ? "open"
+						    : "closed"));
 			json_array_append_new(list, o);
 		}
 		if (c->leak_mmhg_s > 0) {
@@ -445,12 +445,12 @@ static json_t *active_faults(const struct sim_device *d)
 		if (c->sensor_faulty) {
 			o = fault_object("sensor", i);
 			json_object_set_new(
-			        o, "mode",
-			        json_string(
-			                (unsigned)c->sensor_mode <
-			                                NELEM(sensor_names)
-			                        ? sensor_names[c->sensor_mode]
-			                        : "unknown"));
+				o, "mode",
+				json_string(
+					(unsigned)c->sensor_mode <
+							NELEM(sensor_names)
+						? sensor_names[c->sensor_mode]
+						: "unknown"));
 			json_object_set_new(o, "value", jmmhg(c->sensor_value));
 			json_array_append_new(list, o);
 		}
@@ -469,9 +469,9 @@ static json_t *active_faults(const struct sim_device *d)
 	    (unsigned)d->link_mode < NELEM(link_names)) {
 		o = fault_object("link", -1);
 		json_object_set_new(o, "mode",
-		                    json_string(link_names[d->link_mode]));
+				    json_string(link_names[d->link_mode]));
 		json_object_set_new(o, "delay_ms",
-		                    json_integer(d->link_delay_ms));
+				    json_integer(d->link_delay_ms));
 		json_array_append_new(list, o);
 	}
 	return list;
@@ -489,19 +489,19 @@ static json_t *status_result(struct sim_device *d)
 	for (unsigned i = 0; i < NELEM(status_bit_names); i++)
 		if (st & (1u << i))
 			json_array_append_new(bits,
-			                      json_string(status_bit_names[i]));
+					      json_string(status_bit_names[i]));
 
 	json_object_set_new(r, "device", json_integer(d->index + 1));
 	json_object_set_new(
-	        r, "uptime_ms",
-	        json_integer(
-	                m->now_us > m->boot_us
-	                        ? (json_int_t)((m->now_us - m->boot_us) / 1000)
-	                        : 0));
+		r, "uptime_ms",
+		json_integer(
+			m->now_us > m->boot_us
+				? (json_int_t)((m->now_us - m->boot_us) / 1000)
+				: 0));
 	json_object_set_new(r, "command",
-	                    json_string(m->command < NELEM(command_names)
-	                                        ? command_names[m->command]
-	                                        : "unknown"));
+			    json_string(m->command < NELEM(command_names)
+						? command_names[m->command]
+						: "unknown"));
 	json_object_set_new(r, "status_bits", json_integer(st));
 	json_object_set_new(r, "status", bits);
 	json_object_set_new(r, "fault", json_integer(m->fault));
@@ -516,7 +516,7 @@ static json_t *status_result(struct sim_device *d)
 	json_object_set_new(r, "frozen", json_boolean(m->frozen));
 	json_object_set_new(r, "estop", json_boolean(m->estop));
 	json_object_set_new(r, "garment_connected",
-	                    json_boolean(!m->garment_off));
+			    json_boolean(!m->garment_off));
 	json_object_set_new(r, "pump_failed", json_boolean(m->pump_failed));
 	json_object_set_new(r, "exchanges", json_integer(m->exchanges));
 	json_object_set_new(r, "vent_writes", json_integer(m->vent_writes));
@@ -530,11 +530,11 @@ static json_t *status_result(struct sim_device *d)
 		json_object_set_new(o, "reading", jmmhg(c->reading));
 		json_object_set_new(o, "setpoint", jmmhg(c->setpoint));
 		json_object_set_new(o, "valve",
-		                    json_string(c->valve < NELEM(valve_names)
-		                                        ? valve_names[c->valve]
-		                                        : "unknown"));
+				    json_string(c->valve < NELEM(valve_names)
+							? valve_names[c->valve]
+							: "unknown"));
 		json_object_set_new(o, "relief_open",
-		                    json_boolean(c->relief_open));
+				    json_boolean(c->relief_open));
 		json_array_append_new(chambers, o);
 	}
 	json_object_set_new(r, "chambers", chambers);
@@ -542,10 +542,10 @@ static json_t *status_result(struct sim_device *d)
 
 	link = json_object();
 	json_object_set_new(
-	        link, "mode",
-	        json_string((unsigned)d->link_mode < NELEM(link_names)
-	                            ? link_names[d->link_mode]
-	                            : "unknown"));
+		link, "mode",
+		json_string((unsigned)d->link_mode < NELEM(link_names)
+				    ? link_names[d->link_mode]
+				    : "unknown"));
 	json_object_set_new(link, "delay_ms", json_integer(d->link_delay_ms));
 	json_object_set_new(link, "clients", json_integer(d->clients));
 	json_object_set_new(r, "link", link);
@@ -570,28 +570,28 @@ static json_t *stats_result(struct sim *s, struct sim_device *d)
 		vented = rec->vented_us != 0;
 		o = json_object();
 		json_object_set_new(o, "fault",
-		                    json_string(name ? name : "unknown"));
+				    json_string(name ? name : "unknown"));
 		json_object_set_new(
-		        o, "injected_ms",
-		        json_integer(ms_since_start(s, rec->injected_us)));
+			o, "injected_ms",
+			json_integer(ms_since_start(s, rec->injected_us)));
 		json_object_set_new(
-		        o, "shown_ms",
-		        shown ? json_integer(ms_since_start(s, rec->shown_us))
-		              : json_null());
+			o, "shown_ms",
+			shown ? json_integer(ms_since_start(s, rec->shown_us))
+			      : json_null());
 		json_object_set_new(
-		        o, "vented_ms",
-		        vented ? json_integer(ms_since_start(s, rec->vented_us))
-		               : json_null());
+			o, "vented_ms",
+			vented ? json_integer(ms_since_start(s, rec->vented_us))
+			       : json_null());
 		json_object_set_new(o, "exchanges",
-		                    vented ? json_integer(rec->exchanges)
-		                           : json_null());
+				    vented ? json_integer(rec->exchanges)
+					   : json_null());
 		if (vented) {
 			uint64_t from =
-			        shown ? rec->shown_us : rec->injected_us;
+				shown ? rec->shown_us : rec->injected_us;
 			double lat = rec->vented_us > from
-			                     ? (double)(rec->vented_us - from) /
-			                               1000.0
-			                     : 0.0;
+					     ? (double)(rec->vented_us - from) /
+						       1000.0
+					     : 0.0;
 
 			json_object_set_new(o, "latency_ms", jnum(lat, 1000.0));
 		} else {
@@ -609,7 +609,7 @@ static json_t *stats_result(struct sim *s, struct sim_device *d)
 /* ---- applying a request ---- */
 
 static json_t *apply_inject(struct sim *s, struct action *a, const char **code,
-                            char *msg, size_t len)
+			    char *msg, size_t len)
 {
 	struct sim_device *d = a->dev;
 	const char *name = sim_fault_name(a->fault.kind);
@@ -635,14 +635,14 @@ static json_t *apply_inject(struct sim *s, struct action *a, const char **code,
 	json_object_set_new(r, "fault", json_string(name));
 	if (a->fault.chamber >= 0)
 		json_object_set_new(r, "chamber",
-		                    json_integer(a->fault.chamber + 1));
+				    json_integer(a->fault.chamber + 1));
 	json_object_set_new(r, "injected_ms",
-	                    json_integer(ms_since_start(s, d->model.now_us)));
+			    json_integer(ms_since_start(s, d->model.now_us)));
 	return r;
 }
 
 static json_t *apply_clear(struct action *a, const char **code, char *msg,
-                           size_t len)
+			   size_t len)
 {
 	struct sim_device *d = a->dev;
 	const char *name = a->all ? "all" : sim_fault_name(a->fault.kind);
@@ -652,7 +652,7 @@ static json_t *apply_clear(struct action *a, const char **code, char *msg,
 	if (a->all) {
 		sim_model_clear_all(&d->model);
 	} else if (!a->is_link && sim_model_clear(&d->model, a->fault.kind,
-	                                          a->fault.chamber) != 0) {
+						  a->fault.chamber) != 0) {
 		fail(code, msg, len, "bad_request",
 		     "%s: the model refused to clear it (%s)", name,
 		     strerror(errno));
@@ -670,12 +670,12 @@ static json_t *apply_clear(struct action *a, const char **code, char *msg,
 	json_object_set_new(r, "cleared", json_string(name));
 	if (a->fault.chamber >= 0)
 		json_object_set_new(r, "chamber",
-		                    json_integer(a->fault.chamber + 1));
+				    json_integer(a->fault.chamber + 1));
 	return r;
 }
 
 json_t *sim_request(struct sim *s, json_t *req, const char **code, char *msg,
-                    size_t msglen)
+		    size_t msglen)
 {
 	struct action a;
 
@@ -706,8 +706,8 @@ static char *dump_reply(json_t *reply)
 	if (text == NULL) {
 		/* out of memory, or an id jansson cannot dump */
 		text = strdup("{\"v\":1,\"id\":null,\"ok\":false,\"error\":"
-		              "{\"code\":\"internal\",\"message\":"
-		              "\"cannot encode the reply\"}}");
+			      "{\"code\":\"internal\",\"message\":"
+			      "\"cannot encode the reply\"}}");
 		if (text == NULL) {
 			fputs("fascia-sim: out of memory\n", stderr);
 			abort();
@@ -756,19 +756,19 @@ char *sim_control_handle(struct sim *s, const char *text, size_t len)
 	req = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (req == NULL) {
 		snprintf(msg, sizeof(msg), "not JSON: %s at offset %d",
-		         jerr.text, jerr.position);
+			 jerr.text, jerr.position);
 		return error_reply(NULL, "bad_request", msg);
 	}
 	if (!json_is_object(req)) {
 		json_decref(req);
 		return error_reply(NULL, "bad_request",
-		                   "a request is a JSON object");
+				   "a request is a JSON object");
 	}
 	id = json_object_get(req, "id");
 	v = json_object_get(req, "v");
 	if (v != NULL && (!json_is_number(v) || json_number_value(v) != 1)) {
 		out = error_reply(id, "bad_request",
-		                  "v: this simulator speaks version 1");
+				  "v: this simulator speaks version 1");
 		json_decref(req);
 		return out;
 	}
@@ -822,17 +822,17 @@ static int serve_one(struct sim *s, void *sock)
 				break;
 			sz = sizeof(more);
 		} while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == 0 &&
-		         more);
+			 more);
 		reply = error_reply(NULL, "bad_request",
-		                    "a request is one frame");
+				    "a request is one frame");
 	} else {
 		reply = sim_control_handle(s, zmq_msg_data(&frame),
-		                           zmq_msg_size(&frame));
+					   zmq_msg_size(&frame));
 	}
 	zmq_msg_close(&frame);
 	if (zmq_send(sock, reply, strlen(reply), ZMQ_DONTWAIT) < 0)
 		fprintf(stderr, "fascia-sim: control: reply not sent: %s\n",
-		        zmq_strerror(errno));
+			zmq_strerror(errno));
 	free(reply);
 	return 0;
 }
@@ -861,7 +861,7 @@ static void control_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 int sim_control_open(struct sim *s, const char *endpoint, char *bound,
-                     size_t boundlen)
+		     size_t boundlen)
 {
 	struct control *c;
 	int64_t maxsize = CONTROL_MAX_MSG;
@@ -882,12 +882,12 @@ int sim_control_open(struct sim *s, const char *endpoint, char *bound,
 	if (c->sock == NULL)
 		goto zfail;
 	if (zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxsize,
-	                   sizeof(maxsize)) != 0 ||
+			   sizeof(maxsize)) != 0 ||
 	    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0)
 		goto zfail;
 	if (zmq_bind(c->sock, endpoint) != 0) {
 		fprintf(stderr, "fascia-sim: control %s: cannot bind: %s\n",
-		        endpoint, zmq_strerror(errno));
+			endpoint, zmq_strerror(errno));
 		goto fail;
 	}
 	sz = sizeof(last);
@@ -911,7 +911,7 @@ int sim_control_open(struct sim *s, const char *endpoint, char *bound,
 
 zfail:
 	fprintf(stderr, "fascia-sim: control %s: %s\n", endpoint,
-	        zmq_strerror(errno));
+		zmq_strerror(errno));
 fail:
 	if (c->ev != NULL)
 		event_free(c->ev);

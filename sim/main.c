@@ -75,84 +75,84 @@ void sim_device_advance(struct sim_device *d)
 /* ---- command line ---- */
 
 static const char usage_text[] =
-        "usage: fascia-sim [-p PORT] [-u UNIT] [-n CHAMBERS] [-c CONTROL]\n"
-        "                  [--listen ADDR]\n"
-        "                  [--rtu PATH [--baud N] [--parity N|E|O] |\n"
-        "                   --pty [--pty-link PATH]]\n"
-        "                  [--devices N] [--scenario FILE] [--inject SPEC]...\n"
-        "                  [--relief MMHG] [--noise MMHG] [--seed N]\n"
-        "                  [--reboot-ms N] [-h|--help]\n";
+	"usage: fascia-sim [-p PORT] [-u UNIT] [-n CHAMBERS] [-c CONTROL]\n"
+	"                  [--listen ADDR]\n"
+	"                  [--rtu PATH [--baud N] [--parity N|E|O] |\n"
+	"                   --pty [--pty-link PATH]]\n"
+	"                  [--devices N] [--scenario FILE] [--inject SPEC]...\n"
+	"                  [--relief MMHG] [--noise MMHG] [--seed N]\n"
+	"                  [--reboot-ms N] [-h|--help]\n";
 
 static const char help_text[] =
-        "\n"
-        "A Modbus server that behaves like the fascia actuator controller,\n"
-        "pneumatics included, and injects faults on request.\n"
-        "\n"
-        "options:\n"
-        "  -p, --port PORT       Modbus TCP port, 0..65535 (default 1502);\n"
-        "                        0: an ephemeral port for every device\n"
-        "  -u, --unit UNIT       Modbus unit id served, 1..247 (default 1)\n"
-        "  -n, --chambers N      chambers per device, 1..16 (default 8)\n"
-        "  -c, --control ENDPOINT\n"
-        "                        ZeroMQ REP control socket\n"
-        "                        (default tcp://127.0.0.1:7412;\n"
-        "                        tcp://127.0.0.1:* picks a free port)\n"
-        "      --listen ADDR     address Modbus TCP listens on\n"
-        "                        (default 127.0.0.1)\n"
-        "      --rtu PATH        serve Modbus RTU on a serial device\n"
-        "                        instead of TCP\n"
-        "      --baud N          RTU speed (default 115200)\n"
-        "      --parity N|E|O    RTU parity (default N)\n"
-        "      --pty             serve Modbus RTU on a new pseudo-terminal\n"
-        "      --pty-link PATH   make PATH a symlink to that terminal\n"
-        "      --devices N       serve N independent devices, 1..256\n"
-        "                        (default 1), on ports PORT..PORT+N-1;\n"
-        "                        TCP only\n"
-        "      --scenario FILE   inject the faults FILE lists, at their\n"
-        "                        times (see docs/simulator.md)\n"
-        "      --inject SPEC     inject a fault: NAME[,key=value...][@MS],\n"
-        "                        MS milliseconds after the start (default\n"
-        "                        0: before the ready line); repeatable\n"
-        "      --relief MMHG     mechanical relief valve, 50..300\n"
-        "                        (default 200)\n"
-        "      --noise MMHG      sensor noise, standard deviation, 0..50\n"
-        "                        (default 0.1)\n"
-        "      --seed N          noise seed (device i uses N+i-1; default 1)\n"
-        "      --reboot-ms N     how long a reboot keeps a device silent,\n"
-        "                        0..600000 (default 1000)\n"
-        "  -h, --help            this help\n"
-        "\n"
-        "faults (--inject, scenario files, the control socket; chamber\n"
-        "counts from 1; add device=N to pick a device, default 1):\n"
-        "  overpressure  chamber, mmhg      surge: chamber held at >= mmhg\n"
-        "  valve_stuck   chamber, state     state: open | closed\n"
-        "  leak          chamber, mmhg_s    leak of mmhg_s mmHg/s\n"
-        "  blocked       chamber            hose blocked: valves do nothing\n"
-        "  sensor        chamber, mode, value\n"
-        "                                   mode: stuck (value optional:\n"
-        "                                   where it was) | noise (std dev)\n"
-        "                                   | offset (added) | range (the\n"
-        "                                   reading)\n"
-        "  freeze                           firmware frozen\n"
-        "  estop                            e-stop pressed\n"
-        "  garment_off                      garment disconnected\n"
-        "  pump_fail                        pump dead\n"
-        "  reboot                           silent for --reboot-ms, then\n"
-        "                                   powers on afresh\n"
-        "  link          mode, delay_ms     mode: silent | slow | garbage |\n"
-        "                                   exception | disconnect;\n"
-        "                                   delay_ms for slow (default 200)\n"
-        "\n"
-        "examples:\n"
-        "  fascia-sim -p 0 -c 'tcp://127.0.0.1:*'\n"
-        "  fascia-sim --inject leak,chamber=2,mmhg_s=5@1500 "
-        "--inject estop@5000\n"
-        "\n"
-        "When everything listens, one line goes to stdout:\n"
-        "  ready modbus=tcp:127.0.0.1:1502 control=tcp://127.0.0.1:7412\n";
+	"\n"
+	"A Modbus server that behaves like the fascia actuator controller,\n"
+	"pneumatics included, and injects faults on request.\n"
+	"\n"
+	"options:\n"
+	"  -p, --port PORT       Modbus TCP port, 0..65535 (default 1502);\n"
+	"                        0: an ephemeral port for every device\n"
+	"  -u, --unit UNIT       Modbus unit id served, 1..247 (default 1)\n"
+	"  -n, --chambers N      chambers per device, 1..16 (default 8)\n"
+	"  -c, --control ENDPOINT\n"
+	"                        ZeroMQ REP control socket\n"
+	"                        (default tcp://127.0.0.1:7412;\n"
+	"                        tcp://127.0.0.1:* picks a free port)\n"
+	"      --listen ADDR     address Modbus TCP listens on\n"
+	"                        (default 127.0.0.1)\n"
+	"      --rtu PATH        serve Modbus RTU on a serial device\n"
+	"                        instead of TCP\n"
+	"      --baud N          RTU speed (default 115200)\n"
+	"      --parity N|E|O    RTU parity (default N)\n"
+	"      --pty             serve Modbus RTU on a new pseudo-terminal\n"
+	"      --pty-link PATH   make PATH a symlink to that terminal\n"
+	"      --devices N       serve N independent devices, 1..256\n"
+	"                        (default 1), on ports PORT..PORT+N-1;\n"
+	"                        TCP only\n"
+	"      --scenario FILE   inject the faults FILE lists, at their\n"
+	"                        times (see docs/simulator.md)\n"
+	"      --inject SPEC     inject a fault: NAME[,key=value...][@MS],\n"
+	"                        MS milliseconds after the start (default\n"
+	"                        0: before the ready line); repeatable\n"
+	"      --relief MMHG     mechanical relief valve, 50..300\n"
+	"                        (default 200)\n"
+	"      --noise MMHG      sensor noise, standard deviation, 0..50\n"
+	"                        (default 0.1)\n"
+	"      --seed N          noise seed (device i uses N+i-1; default 1)\n"
+	"      --reboot-ms N     how long a reboot keeps a device silent,\n"
+	"                        0..600000 (default 1000)\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"faults (--inject, scenario files, the control socket; chamber\n"
+	"counts from 1; add device=N to pick a device, default 1):\n"
+	"  overpressure  chamber, mmhg      surge: chamber held at >= mmhg\n"
+	"  valve_stuck   chamber, state     state: open | closed\n"
+	"  leak          chamber, mmhg_s    leak of mmhg_s mmHg/s\n"
+	"  blocked       chamber            hose blocked: valves do nothing\n"
+	"  sensor        chamber, mode, value\n"
+	"                                   mode: stuck (value optional:\n"
+	"                                   where it was) | noise (std dev)\n"
+	"                                   | offset (added) | range (the\n"
+	"                                   reading)\n"
+	"  freeze                           firmware frozen\n"
+	"  estop                            e-stop pressed\n"
+	"  garment_off                      garment disconnected\n"
+	"  pump_fail                        pump dead\n"
+	"  reboot                           silent for --reboot-ms, then\n"
+	"                                   powers on afresh\n"
+	"  link          mode, delay_ms     mode: silent | slow | garbage |\n"
+	"                                   exception | disconnect;\n"
+	"                                   delay_ms for slow (default 200)\n"
+	"\n"
+	"examples:\n"
+	"  fascia-sim -p 0 -c 'tcp://127.0.0.1:*'\n"
+	"  fascia-sim --inject leak,chamber=2,mmhg_s=5@1500 "
+	"--inject estop@5000\n"
+	"\n"
+	"When everything listens, one line goes to stdout:\n"
+	"  ready modbus=tcp:127.0.0.1:1502 control=tcp://127.0.0.1:7412\n";
 
 static void usage_error(const char *fmt, ...)
-        __attribute__((format(printf, 1, 2), noreturn));
+	__attribute__((format(printf, 1, 2), noreturn));
 
 static void usage_error(const char *fmt, ...)
 {
@@ -175,12 +175,12 @@ static long parse_long(const char *opt, const char *arg, long lo, long hi)
 	v = strtol(arg, &end, 10);
 	if (*arg == '\0' || *end != '\0' || errno != 0 || v < lo || v > hi)
 		usage_error("%s: \"%s\" is not an integer in %ld..%ld", opt,
-		            arg, lo, hi);
+			    arg, lo, hi);
 	return v;
 }
 
 static double parse_double(const char *opt, const char *arg, double lo,
-                           double hi)
+			   double hi)
 {
 	char *end;
 	double v;
@@ -190,7 +190,7 @@ static double parse_double(const char *opt, const char *arg, double lo,
 	if (*arg == '\0' || *end != '\0' || errno != 0 || !isfinite(v) ||
 	    v < lo || v > hi)
 		usage_error("%s: \"%s\" is not a number in %g..%g", opt, arg,
-		            lo, hi);
+			    lo, hi);
 	return v;
 }
 
@@ -211,30 +211,30 @@ enum {
 };
 
 static const struct option long_opts[] = {
-        {"port", required_argument, NULL, 'p'},
-        {"unit", required_argument, NULL, 'u'},
-        {"chambers", required_argument, NULL, 'n'},
-        {"control", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"rtu", required_argument, NULL, OPT_RTU},
-        {"baud", required_argument, NULL, OPT_BAUD},
-        {"parity", required_argument, NULL, OPT_PARITY},
-        {"pty", no_argument, NULL, OPT_PTY},
-        {"pty-link", required_argument, NULL, OPT_PTY_LINK},
-        {"devices", required_argument, NULL, OPT_DEVICES},
-        {"scenario", required_argument, NULL, OPT_SCENARIO},
-        {"inject", required_argument, NULL, OPT_INJECT},
-        {"relief", required_argument, NULL, OPT_RELIEF},
-        {"noise", required_argument, NULL, OPT_NOISE},
-        {"seed", required_argument, NULL, OPT_SEED},
-        {"reboot-ms", required_argument, NULL, OPT_REBOOT_MS},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+	{"port", required_argument, NULL, 'p'},
+	{"unit", required_argument, NULL, 'u'},
+	{"chambers", required_argument, NULL, 'n'},
+	{"control", required_argument, NULL, 'c'},
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"rtu", required_argument, NULL, OPT_RTU},
+	{"baud", required_argument, NULL, OPT_BAUD},
+	{"parity", required_argument, NULL, OPT_PARITY},
+	{"pty", no_argument, NULL, OPT_PTY},
+	{"pty-link", required_argument, NULL, OPT_PTY_LINK},
+	{"devices", required_argument, NULL, OPT_DEVICES},
+	{"scenario", required_argument, NULL, OPT_SCENARIO},
+	{"inject", required_argument, NULL, OPT_INJECT},
+	{"relief", required_argument, NULL, OPT_RELIEF},
+	{"noise", required_argument, NULL, OPT_NOISE},
+	{"seed", required_argument, NULL, OPT_SEED},
+	{"reboot-ms", required_argument, NULL, OPT_REBOOT_MS},
+	{"help", no_argument, NULL, 'h'},
+	{NULL, 0, NULL, 0},
 };
 
 /* Append one event (it takes ev->req) to rt->sched. */
 static void add_sched(struct runtime *rt, const struct sim_event *ev,
-                      const char *origin, int entry)
+		      const char *origin, int entry)
 {
 	struct sched *n;
 
@@ -252,22 +252,22 @@ static void add_sched(struct runtime *rt, const struct sim_event *ev,
 }
 
 static void parse_args(int argc, char **argv, struct opts *o,
-                       struct runtime *rt)
+		       struct runtime *rt)
 {
 	struct sim_event ev;
 	char err[512];
 	int c;
 
 	*o = (struct opts){
-	        .port = 1502,
-	        .unit = 1,
-	        .chambers = 8,
-	        .ndev = 1,
-	        .control = "tcp://127.0.0.1:7412",
-	        .listen = "127.0.0.1",
-	        .baud = 115200,
-	        .parity = 'N',
-	        .relief = 200,
+		.port = 1502,
+		.unit = 1,
+		.chambers = 8,
+		.ndev = 1,
+		.control = "tcp://127.0.0.1:7412",
+		.listen = "127.0.0.1",
+		.baud = 115200,
+		.parity = 'N',
+		.relief = 200,
 	};
 	opterr = 0; /* our own messages, prefixed like every other */
 	while ((c = getopt_long(argc, argv, ":p:u:n:c:h", long_opts, NULL)) !=
@@ -282,12 +282,12 @@ static void parse_args(int argc, char **argv, struct opts *o,
 			break;
 		case 'n':
 			o->chambers = (int)parse_long("-n", optarg, 1,
-			                              FASCIA_MAX_CHAMBERS);
+						      FASCIA_MAX_CHAMBERS);
 			break;
 		case 'c':
 			if (*optarg == '\0')
 				usage_error("-c: an endpoint is required, "
-				            "e.g. tcp://127.0.0.1:7412");
+					    "e.g. tcp://127.0.0.1:7412");
 			o->control = optarg;
 			break;
 		case OPT_LISTEN:
@@ -303,14 +303,14 @@ static void parse_args(int argc, char **argv, struct opts *o,
 			break;
 		case OPT_BAUD:
 			o->baud =
-			        (int)parse_long("--baud", optarg, 50, 4000000);
+				(int)parse_long("--baud", optarg, 50, 4000000);
 			o->baud_set = true;
 			break;
 		case OPT_PARITY:
 			if (strlen(optarg) != 1 ||
 			    strchr("NEOneo", optarg[0]) == NULL)
 				usage_error("--parity: \"%s\" is not N, E or O",
-				            optarg);
+					    optarg);
 			o->parity = optarg[0] & ~0x20; /* upper case */
 			o->parity_set = true;
 			break;
@@ -324,7 +324,7 @@ static void parse_args(int argc, char **argv, struct opts *o,
 			break;
 		case OPT_DEVICES:
 			o->ndev = (int)parse_long("--devices", optarg, 1,
-			                          SIM_MAX_DEVICES);
+						  SIM_MAX_DEVICES);
 			break;
 		case OPT_SCENARIO:
 			o->scenario = optarg;
@@ -344,8 +344,8 @@ static void parse_args(int argc, char **argv, struct opts *o,
 		case OPT_SEED:
 			if (*optarg == '-')
 				usage_error("--seed: \"%s\" is not an integer "
-				            ">= 0",
-				            optarg);
+					    ">= 0",
+					    optarg);
 			{
 				char *end;
 
@@ -354,14 +354,14 @@ static void parse_args(int argc, char **argv, struct opts *o,
 				if (*optarg == '\0' || *end != '\0' ||
 				    errno != 0)
 					usage_error("--seed: \"%s\" is not an "
-					            "integer >= 0",
-					            optarg);
+						    "integer >= 0",
+						    optarg);
 			}
 			o->seed_set = true;
 			break;
 		case OPT_REBOOT_MS:
 			o->reboot_ms =
-			        parse_long("--reboot-ms", optarg, 0, 600000);
+				parse_long("--reboot-ms", optarg, 0, 600000);
 			o->reboot_set = true;
 			break;
 		case 'h':
@@ -370,12 +370,12 @@ static void parse_args(int argc, char **argv, struct opts *o,
 			exit(0);
 		case ':':
 			usage_error("%s: requires an argument",
-			            argv[optind - 1]);
+				    argv[optind - 1]);
 		default:
 			if (strncmp(argv[optind - 1], "--", 2) == 0)
 				usage_error("\"%s\": unknown option, or one "
-				            "that takes no argument",
-				            argv[optind - 1]);
+					    "that takes no argument",
+					    argv[optind - 1]);
 			usage_error("unknown option \"-%c\"", optopt);
 		}
 	}
@@ -391,7 +391,7 @@ static void parse_args(int argc, char **argv, struct opts *o,
 		usage_error("--devices: more than one device needs TCP");
 	if (o->port != 0 && o->port + o->ndev - 1 > 65535)
 		usage_error("--devices: ports %d..%d do not fit below 65536",
-		            o->port, o->port + o->ndev - 1);
+			    o->port, o->port + o->ndev - 1);
 }
 
 /* ---- scheduled events ---- */
@@ -476,7 +476,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	fprintf(stderr, "fascia-sim: %s, stopping\n",
-	        sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		sig == SIGTERM ? "SIGTERM" : "SIGINT");
 	event_base_loopbreak(s->base);
 }
 
@@ -550,7 +550,7 @@ static int open_servers(struct sim *s, const struct opts *o)
 			r = sim_server_pty(d, o->pty_link);
 		else
 			r = sim_server_tcp(d, o->listen,
-			                   o->port == 0 ? 0 : o->port + i);
+					   o->port == 0 ? 0 : o->port + i);
 		if (r != 0)
 			return -1;
 	}
@@ -603,10 +603,10 @@ int main(int argc, char **argv)
 		char msg[256] = "";
 
 		if (sim_request_check(s, rt.sched[i].ev.req, &code, msg,
-		                      sizeof(msg)) != 0) {
+				      sizeof(msg)) != 0) {
 			describe(&rt.sched[i], where, sizeof(where));
 			fprintf(stderr, "fascia-sim: %s: %s: %s\n", where, code,
-			        msg);
+				msg);
 			cleanup(&rt);
 			return EXIT_USAGE;
 		}

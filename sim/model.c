@@ -36,7 +36,7 @@
 #define BAND 0.3            /* mmHg: regulation dead band */
 #define SENSOR_MIN -5.0     /* readings outside these are a sensor fault */
 #define SENSOR_MAX 300.0
-#define RESET_MAX_MMHG 5.0  /* RESET needs every reading below this */
+#define RESET_MAX_MMHG 5.0 /* RESET needs every reading below this */
 #define DEFAULT_LIMIT 100.0
 
 static const char *const fault_names[SIM_FAULT_COUNT] = {
@@ -87,7 +87,8 @@ static double uniform(struct sim_model *m)
 	m->rng ^= m->rng >> 12;
 	m->rng ^= m->rng << 25;
 	m->rng ^= m->rng >> 27;
-	return ((m->rng * 0x2545F4914F6CDD1DULL) >> 11) * (1.0 / 9007199254740992.0);
+	return ((m->rng * 0x2545F4914F6CDD1DULL) >> 11) *
+	       (1.0 / 9007199254740992.0);
 }
 
 static double gaussian(struct sim_model *m)
@@ -124,7 +125,7 @@ static void power_on(struct sim_model *m, uint64_t now_us)
 }
 
 void sim_model_init(struct sim_model *m, const struct sim_params *p,
-                    uint64_t now_us)
+		    uint64_t now_us)
 {
 	memset(m, 0, sizeof(*m));
 	m->p = *p;
@@ -196,8 +197,8 @@ static void pneumatics(struct sim_model *m)
 		else if (p < m->p.hw_relief_mmhg - RELIEF_HYST)
 			c->relief_open = false;
 		if (c->relief_open)
-			dp -= K_RELIEF * (p - (m->p.hw_relief_mmhg - RELIEF_HYST)) *
-			      DT;
+			dp -= K_RELIEF *
+			      (p - (m->p.hw_relief_mmhg - RELIEF_HYST)) * DT;
 		p += dp;
 		if (c->surge_mmhg > 0 && p < c->surge_mmhg)
 			p = c->surge_mmhg;
@@ -208,7 +209,7 @@ static void pneumatics(struct sim_model *m)
 		m->supply = 0;
 	if (m->pump_on && !m->pump_failed && m->supply < m->p.supply_max_mmhg)
 		m->supply = fmin(m->p.supply_max_mmhg,
-		                 m->supply + PUMP_MMHG_S * DT);
+				 m->supply + PUMP_MMHG_S * DT);
 }
 
 static void sense(struct sim_model *m)
@@ -271,9 +272,8 @@ static void protections(struct sim_model *m)
 		latch(m, FASCIA_FAULT_ESTOP, 0);
 	if (m->pump_failed)
 		latch(m, FASCIA_FAULT_PUMP, 0);
-	if (m->watchdog_armed &&
-	    m->now_us - m->heartbeat_changed_us >=
-	            (uint64_t)m->watchdog_ms * 1000)
+	if (m->watchdog_armed && m->now_us - m->heartbeat_changed_us >=
+					 (uint64_t)m->watchdog_ms * 1000)
 		latch(m, FASCIA_FAULT_WATCHDOG, FASCIA_ST_WATCHDOG_TRIPPED);
 }
 
@@ -300,7 +300,7 @@ static void regulate(struct sim_model *m)
 /* Reaction records of link faults end when the device vents by itself
  * (its watchdog): the controller cannot reach it to send a VENT. */
 static void complete(struct sim_model *m, struct sim_record *r,
-                     uint64_t exchange)
+		     uint64_t exchange)
 {
 	r->done = true;
 	r->vented_us = m->now_us;
@@ -310,8 +310,8 @@ static void complete(struct sim_model *m, struct sim_record *r,
 static void complete_link_records(struct sim_model *m)
 {
 	for (unsigned i = 0; i < m->nrec; i++) {
-		struct sim_record *r = &m->rec[(m->rec_head + i) %
-		                               SIM_MAX_RECORDS];
+		struct sim_record *r =
+			&m->rec[(m->rec_head + i) % SIM_MAX_RECORDS];
 		if (!r->done && r->kind == SIM_FAULT_LINK)
 			complete(m, r, m->exchanges);
 	}
@@ -419,7 +419,7 @@ int sim_model_read(const struct sim_model *m, int addr, int n, uint16_t *out)
 	uint16_t img[SIM_IMAGE_LEN];
 	bool in_w = addr >= 0 && addr + n <= FASCIA_BLOCK_W_LEN;
 	bool in_r = addr >= FASCIA_BLOCK_R_ADDR &&
-	            addr + n <= FASCIA_BLOCK_R_ADDR + FASCIA_BLOCK_R_LEN;
+		    addr + n <= FASCIA_BLOCK_R_ADDR + FASCIA_BLOCK_R_LEN;
 
 	if (n < 1 || !(in_w || in_r))
 		return 2;
@@ -456,7 +456,7 @@ static void reset(struct sim_model *m)
 
 /* Check a write whole: 0 or the Modbus exception code. */
 static int check_write(const struct sim_model *m, int addr, int n,
-                       const uint16_t *v)
+		       const uint16_t *v)
 {
 	double limit = m->limit_mmhg;
 
@@ -494,13 +494,12 @@ static int check_write(const struct sim_model *m, int addr, int n,
 /* A reaction ends at a VENT, or at every setpoint written zero while the
  * device vents. */
 static void note_vent_write(struct sim_model *m, int addr, int n,
-                            const uint16_t *v)
+			    const uint16_t *v)
 {
 	bool vent_cmd = false, zeroed = true;
 
 	for (int i = 0; i < n; i++)
-		if (addr + i == FASCIA_REG_COMMAND &&
-		    v[i] == FASCIA_CMD_VENT)
+		if (addr + i == FASCIA_REG_COMMAND && v[i] == FASCIA_CMD_VENT)
 			vent_cmd = true;
 	for (int i = 0; i < m->p.chambers; i++)
 		if (m->ch[i].setpoint != 0)
@@ -510,8 +509,8 @@ static void note_vent_write(struct sim_model *m, int addr, int n,
 	if (!vent_cmd && !(zeroed && sim_model_venting(m)))
 		return;
 	for (unsigned i = 0; i < m->nrec; i++) {
-		struct sim_record *r = &m->rec[(m->rec_head + i) %
-		                               SIM_MAX_RECORDS];
+		struct sim_record *r =
+			&m->rec[(m->rec_head + i) % SIM_MAX_RECORDS];
 		if (!r->done)
 			complete(m, r, m->exchanges + 1);
 	}
@@ -552,7 +551,7 @@ int sim_model_write(struct sim_model *m, int addr, int n, const uint16_t *v)
 		default:
 			if (reg >= FASCIA_REG_SETPOINT)
 				m->ch[reg - FASCIA_REG_SETPOINT].setpoint =
-				        fascia_reg_to_mmhg(v[i]);
+					fascia_reg_to_mmhg(v[i]);
 			else
 				m->reserved_w[reg - 5] = v[i];
 		}
@@ -576,8 +575,8 @@ void sim_model_note_exchange(struct sim_model *m, bool read_r)
 	if (!read_r)
 		return;
 	for (unsigned i = 0; i < m->nrec; i++) {
-		struct sim_record *r = &m->rec[(m->rec_head + i) %
-		                               SIM_MAX_RECORDS];
+		struct sim_record *r =
+			&m->rec[(m->rec_head + i) % SIM_MAX_RECORDS];
 		if (!r->done && !r->first_read) {
 			r->first_read = m->exchanges;
 			r->shown_us = m->now_us;
@@ -602,7 +601,7 @@ void sim_model_record(struct sim_model *m, enum sim_fault_kind kind)
 }
 
 const struct sim_record *sim_model_record_at(const struct sim_model *m,
-                                             unsigned i)
+					     unsigned i)
 {
 	if (i >= m->nrec)
 		return NULL;
@@ -611,9 +610,9 @@ const struct sim_record *sim_model_record_at(const struct sim_model *m,
 
 static bool has_chamber(enum sim_fault_kind kind)
 {
-	return kind == SIM_FAULT_OVERPRESSURE || kind == SIM_FAULT_VALVE_STUCK ||
-	       kind == SIM_FAULT_LEAK || kind == SIM_FAULT_BLOCKED ||
-	       kind == SIM_FAULT_SENSOR;
+	return kind == SIM_FAULT_OVERPRESSURE ||
+	       kind == SIM_FAULT_VALVE_STUCK || kind == SIM_FAULT_LEAK ||
+	       kind == SIM_FAULT_BLOCKED || kind == SIM_FAULT_SENSOR;
 }
 
 int sim_model_inject(struct sim_model *m, const struct sim_fault *f)
@@ -672,8 +671,8 @@ int sim_model_inject(struct sim_model *m, const struct sim_fault *f)
 		m->pump_failed = true;
 		break;
 	case SIM_FAULT_REBOOT:
-		m->booting_until_us = m->now_us +
-		                      (uint64_t)m->p.reboot_ms * 1000 + 1;
+		m->booting_until_us =
+			m->now_us + (uint64_t)m->p.reboot_ms * 1000 + 1;
 		m->frozen = false;
 		for (int i = 0; i < m->p.chambers; i++)
 			m->ch[i].valve = FASCIA_VALVE_DEFLATING;
@@ -689,8 +688,7 @@ invalid:
 	return -1;
 }
 
-static void clear_chamber(struct sim_model *m, enum sim_fault_kind kind,
-                          int i)
+static void clear_chamber(struct sim_model *m, enum sim_fault_kind kind, int i)
 {
 	struct sim_chamber *c = &m->ch[i];
 
@@ -715,8 +713,7 @@ static void clear_chamber(struct sim_model *m, enum sim_fault_kind kind,
 	}
 }
 
-int sim_model_clear(struct sim_model *m, enum sim_fault_kind kind,
-                    int chamber)
+int sim_model_clear(struct sim_model *m, enum sim_fault_kind kind, int chamber)
 {
 	if ((unsigned)kind >= SIM_FAULT_COUNT)
 		goto invalid;

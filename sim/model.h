@@ -17,9 +17,9 @@
 
 #include <fascia/regmap.h>
 
-#define SIM_SAMPLE_US 1000     /* one firmware sample: 1 kHz */
-#define SIM_IMAGE_LEN 148      /* registers 0..147 */
-#define SIM_MAX_RECORDS 256    /* reaction records kept (oldest dropped) */
+#define SIM_SAMPLE_US 1000  /* one firmware sample: 1 kHz */
+#define SIM_IMAGE_LEN 148   /* registers 0..147 */
+#define SIM_MAX_RECORDS 256 /* reaction records kept (oldest dropped) */
 
 /* Faults the model knows.  Link faults live in the server, but they are
  * recorded here too (sim_model_record) so that `stats` has one list. */
@@ -39,7 +39,8 @@ enum sim_fault_kind {
 };
 
 enum sim_sensor_mode {
-	SIM_SENSOR_STUCK,  /* reading frozen (at value, or where it was if NaN) */
+	SIM_SENSOR_STUCK,  /* reading frozen (at value, or where it was if NaN)
+			    */
 	SIM_SENSOR_NOISE,  /* value: noise standard deviation, mmHg */
 	SIM_SENSOR_OFFSET, /* value: added to the reading, mmHg */
 	SIM_SENSOR_RANGE,  /* value: the reading, typically out of range */
@@ -49,33 +50,34 @@ enum sim_stuck { SIM_STUCK_NONE, SIM_STUCK_OPEN, SIM_STUCK_CLOSED };
 
 struct sim_fault {
 	enum sim_fault_kind kind;
-	int chamber;            /* 0-based; -1 where the fault has none */
-	double mmhg;            /* overpressure */
-	double mmhg_s;          /* leak */
-	enum sim_stuck stuck;   /* valve_stuck */
+	int chamber;          /* 0-based; -1 where the fault has none */
+	double mmhg;          /* overpressure */
+	double mmhg_s;        /* leak */
+	enum sim_stuck stuck; /* valve_stuck */
 	enum sim_sensor_mode sensor_mode;
-	double value;           /* sensor */
+	double value; /* sensor */
 };
 
 struct sim_params {
 	int chambers;           /* 1..16, default 8 */
 	double hw_relief_mmhg;  /* mechanical relief valve, default 200 */
-	double supply_max_mmhg; /* reservoir pressure the pump holds, default 250 */
+	double supply_max_mmhg; /* reservoir pressure the pump holds, default
+				   250 */
 	double noise_mmhg;      /* sensor noise, standard deviation */
 	uint16_t model_id;
 	uint16_t firmware;
-	uint64_t seed;          /* noise generator seed */
-	uint32_t reboot_ms;     /* how long a reboot keeps the device silent */
+	uint64_t seed;      /* noise generator seed */
+	uint32_t reboot_ms; /* how long a reboot keeps the device silent */
 };
 
 struct sim_chamber {
-	double pressure;        /* true pressure, mmHg */
-	double reading;         /* what the sensor reports, mmHg */
-	double setpoint;        /* mmHg, as last written */
-	uint8_t valve;          /* enum fascia_valve, as the firmware drives it */
-	bool relief_open;       /* the mechanical relief valve is venting */
+	double pressure;  /* true pressure, mmHg */
+	double reading;   /* what the sensor reports, mmHg */
+	double setpoint;  /* mmHg, as last written */
+	uint8_t valve;    /* enum fascia_valve, as the firmware drives it */
+	bool relief_open; /* the mechanical relief valve is venting */
 	/* injected faults */
-	double surge_mmhg;      /* > 0: overpressure surge active */
+	double surge_mmhg; /* > 0: overpressure surge active */
 	enum sim_stuck stuck;
 	double leak_mmhg_s;
 	bool blocked;
@@ -88,23 +90,23 @@ struct sim_chamber {
 struct sim_record {
 	enum sim_fault_kind kind;
 	uint64_t injected_us;
-	uint64_t first_read;    /* exchange number of the first read of block R
-	                           after the injection; 0: none yet */
-	uint64_t shown_us;      /* time of that read: the cause showed */
-	uint64_t vented_us;     /* 0 until the first VENT or vented state */
-	uint64_t exchanges;     /* exchanges from first_read to the VENT */
+	uint64_t first_read; /* exchange number of the first read of block R
+				after the injection; 0: none yet */
+	uint64_t shown_us;   /* time of that read: the cause showed */
+	uint64_t vented_us;  /* 0 until the first VENT or vented state */
+	uint64_t exchanges;  /* exchanges from first_read to the VENT */
 	bool done;
 };
 
 struct sim_model {
 	struct sim_params p;
-	uint64_t now_us;        /* time of the last sample taken */
-	uint64_t boot_us;       /* UPTIME_S counts from here */
+	uint64_t now_us;           /* time of the last sample taken */
+	uint64_t boot_us;          /* UPTIME_S counts from here */
 	uint64_t booting_until_us; /* a reboot in progress: silent, venting */
 
 	/* block W as last written */
 	uint16_t heartbeat;
-	uint16_t command;       /* enum fascia_command; RESET reads back as written */
+	uint16_t command; /* enum fascia_command; RESET reads back as written */
 	uint16_t watchdog_ms;
 	double limit_mmhg;
 	bool pump_on;
@@ -113,11 +115,12 @@ struct sim_model {
 	/* firmware state */
 	bool watchdog_armed;
 	uint64_t heartbeat_changed_us;
-	uint16_t fault;         /* latched enum fascia_fault_code */
-	uint16_t latched;       /* latched STATUS bits (WATCHDOG_TRIPPED, OVERLIMIT) */
+	uint16_t fault; /* latched enum fascia_fault_code */
+	uint16_t
+		latched; /* latched STATUS bits (WATCHDOG_TRIPPED, OVERLIMIT) */
 	uint16_t heartbeat_echo;
 	uint16_t sample;
-	double supply;          /* reservoir, mmHg */
+	double supply; /* reservoir, mmHg */
 	struct sim_chamber ch[FASCIA_MAX_CHAMBERS];
 
 	/* device-wide faults */
@@ -128,13 +131,13 @@ struct sim_model {
 	uint16_t frozen_image[SIM_IMAGE_LEN]; /* block R as it froze */
 
 	/* reaction records */
-	uint64_t exchanges;     /* exchanges served so far */
-	uint64_t vent_writes;   /* writes of COMMAND VENT received */
+	uint64_t exchanges;   /* exchanges served so far */
+	uint64_t vent_writes; /* writes of COMMAND VENT received */
 	struct sim_record rec[SIM_MAX_RECORDS];
-	unsigned nrec;          /* records held, at most SIM_MAX_RECORDS */
-	unsigned rec_head;      /* index of the oldest when the ring is full */
+	unsigned nrec;     /* records held, at most SIM_MAX_RECORDS */
+	unsigned rec_head; /* index of the oldest when the ring is full */
 
-	uint64_t rng;           /* noise generator state */
+	uint64_t rng; /* noise generator state */
 };
 
 /* Defaults: 8 chambers, relief 200 mmHg, supply 250 mmHg, noise 0.1 mmHg,
@@ -148,7 +151,7 @@ void sim_params_default(struct sim_params *p);
  * RUN command, and stays armed until the next power on.
  */
 void sim_model_init(struct sim_model *m, const struct sim_params *p,
-                    uint64_t now_us);
+		    uint64_t now_us);
 
 /* Take every 1 ms sample up to now_us (a time in the past does nothing). */
 void sim_model_advance(struct sim_model *m, uint64_t now_us);
@@ -197,8 +200,7 @@ int sim_model_inject(struct sim_model *m, const struct sim_fault *f);
  * the cause only; latched device faults stay until a RESET is accepted.
  * Returns 0, or -1 with errno EINVAL.
  */
-int sim_model_clear(struct sim_model *m, enum sim_fault_kind kind,
-                    int chamber);
+int sim_model_clear(struct sim_model *m, enum sim_fault_kind kind, int chamber);
 /* Clear every fault. */
 void sim_model_clear_all(struct sim_model *m);
 
@@ -207,7 +209,7 @@ void sim_model_record(struct sim_model *m, enum sim_fault_kind kind);
 
 /* Record i (0 = oldest) of the m->nrec held, or NULL. */
 const struct sim_record *sim_model_record_at(const struct sim_model *m,
-                                             unsigned i);
+					     unsigned i);
 
 /* Fault names as in the control protocol ("overpressure", "valve_stuck",
  * ...), and back: -1 for an unknown name. */

@@ -39,7 +39,7 @@ static json_t *spec_value(const char *text)
 
 /* "@MS" at the end of spec: 0 if absent.  Returns 0, or -1. */
 static int spec_at(const char *spec, const char *at, uint64_t *ms, char *err,
-                   size_t errlen)
+		   size_t errlen)
 {
 	char *end;
 	long long v;
@@ -52,9 +52,9 @@ static int spec_at(const char *spec, const char *at, uint64_t *ms, char *err,
 	if (at[1] == '\0' || *end != '\0' || errno != 0 || v < 0 ||
 	    v > AT_MS_MAX) {
 		snprintf(err, errlen,
-		         "--inject %s: expected @MS, whole milliseconds from "
-		         "the start",
-		         spec);
+			 "--inject %s: expected @MS, whole milliseconds from "
+			 "the start",
+			 spec);
 		return -1;
 	}
 	*ms = (uint64_t)v;
@@ -62,7 +62,7 @@ static int spec_at(const char *spec, const char *at, uint64_t *ms, char *err,
 }
 
 int sim_inject_spec(const char *spec, struct sim_event *ev, char *err,
-                    size_t errlen)
+		    size_t errlen)
 {
 	char *copy, *at, *item, *save = NULL, *eq;
 	json_t *req = NULL, *val;
@@ -82,7 +82,7 @@ int sim_inject_spec(const char *spec, struct sim_event *ev, char *err,
 		*at = '\0';
 	if (copy[0] == '\0' || copy[0] == ',') {
 		snprintf(err, errlen,
-		         "--inject %s: expected a fault name first", spec);
+			 "--inject %s: expected a fault name first", spec);
 		goto fail;
 	}
 	req = json_object();
@@ -94,9 +94,9 @@ int sim_inject_spec(const char *spec, struct sim_event *ev, char *err,
 			if (val == NULL || strchr(item, '=') != NULL) {
 				json_decref(val);
 				snprintf(err, errlen,
-				         "--inject %s: expected a fault name "
-				         "first",
-				         spec);
+					 "--inject %s: expected a fault name "
+					 "first",
+					 spec);
 				goto fail;
 			}
 			json_object_set_new(req, "fault", val);
@@ -106,23 +106,23 @@ int sim_inject_spec(const char *spec, struct sim_event *ev, char *err,
 		eq = strchr(item, '=');
 		if (eq == NULL || eq == item || eq[1] == '\0') {
 			snprintf(err, errlen,
-			         "--inject %.*s: expected key=value",
-			         (int)(item - copy + strlen(item)), spec);
+				 "--inject %.*s: expected key=value",
+				 (int)(item - copy + strlen(item)), spec);
 			goto fail;
 		}
 		*eq = '\0';
 		if (strcmp(item, "cmd") == 0 || strcmp(item, "fault") == 0 ||
 		    json_object_get(req, item) != NULL) {
 			snprintf(err, errlen,
-			         "--inject %s: \"%s\" given twice or not an "
-			         "argument",
-			         spec, item);
+				 "--inject %s: \"%s\" given twice or not an "
+				 "argument",
+				 spec, item);
 			goto fail;
 		}
 		val = spec_value(eq + 1);
 		if (val == NULL || json_object_set_new(req, item, val) != 0) {
 			snprintf(err, errlen, "--inject %s: \"%s\" is not text",
-			         spec, item);
+				 spec, item);
 			goto fail;
 		}
 	}
@@ -145,38 +145,38 @@ static void free_events(struct sim_event *evs, int n)
 
 /* One entry of a scenario into ev.  Returns 0, or -1 with err filled. */
 static int load_entry(const char *path, size_t i, json_t *entry,
-                      struct sim_event *ev, char *err, size_t errlen)
+		      struct sim_event *ev, char *err, size_t errlen)
 {
 	json_t *at, *cmd;
 
 	if (!json_is_object(entry)) {
 		snprintf(err, errlen,
-		         "%s: entry %zu: expected an object {\"at_ms\":..., "
-		         "\"cmd\":...}",
-		         path, i + 1);
+			 "%s: entry %zu: expected an object {\"at_ms\":..., "
+			 "\"cmd\":...}",
+			 path, i + 1);
 		return -1;
 	}
 	at = json_object_get(entry, "at_ms");
 	if (at == NULL || !json_is_integer(at) || json_integer_value(at) < 0 ||
 	    json_integer_value(at) > AT_MS_MAX) {
 		snprintf(err, errlen,
-		         "%s: entry %zu: at_ms: %s whole milliseconds from "
-		         "the start (0..%lld)",
-		         path, i + 1, at == NULL ? "required," : "expected",
-		         AT_MS_MAX);
+			 "%s: entry %zu: at_ms: %s whole milliseconds from "
+			 "the start (0..%lld)",
+			 path, i + 1, at == NULL ? "required," : "expected",
+			 AT_MS_MAX);
 		return -1;
 	}
 	cmd = json_object_get(entry, "cmd");
 	if (cmd != NULL && !json_is_string(cmd)) {
 		snprintf(err, errlen, "%s: entry %zu: cmd: expected a string",
-		         path, i + 1);
+			 path, i + 1);
 		return -1;
 	}
 	ev->at_ms = (uint64_t)json_integer_value(at);
 	ev->req = json_deep_copy(entry);
 	if (ev->req == NULL) {
 		snprintf(err, errlen, "%s: entry %zu: out of memory", path,
-		         i + 1);
+			 i + 1);
 		return -1;
 	}
 	json_object_del(ev->req, "at_ms");
@@ -186,7 +186,7 @@ static int load_entry(const char *path, size_t i, json_t *entry,
 }
 
 int sim_scenario_load(const char *path, struct sim_event **evs, char *err,
-                      size_t errlen)
+		      size_t errlen)
 {
 	json_error_t jerr;
 	json_t *root, *entry;
@@ -198,23 +198,23 @@ int sim_scenario_load(const char *path, struct sim_event **evs, char *err,
 	if (root == NULL) {
 		if (jerr.line > 0)
 			snprintf(err, errlen, "%s:%d:%d: %s", path, jerr.line,
-			         jerr.column, jerr.text);
+				 jerr.column, jerr.text);
 		else
 			snprintf(err, errlen, "%s: %s", path, jerr.text);
 		return -1;
 	}
 	if (!json_is_array(root)) {
 		snprintf(err, errlen,
-		         "%s: expected a JSON array of requests, each with "
-		         "\"at_ms\"",
-		         path);
+			 "%s: expected a JSON array of requests, each with "
+			 "\"at_ms\"",
+			 path);
 		json_decref(root);
 		return -1;
 	}
 	n = json_array_size(root);
 	if (n > 100000) {
 		snprintf(err, errlen, "%s: %zu entries, at most 100000", path,
-		         n);
+			 n);
 		json_decref(root);
 		return -1;
 	}

@@ -31,7 +31,7 @@ enum sim_link_mode {
 struct sim_server; /* server.c: the listener/serial port of one device */
 
 struct sim_device {
-	int index;                 /* 0-based; control requests use 1-based */
+	int index; /* 0-based; control requests use 1-based */
 	struct sim_model model;
 	enum sim_link_mode link_mode;
 	unsigned link_delay_ms;    /* SIM_LINK_SLOW */
@@ -43,13 +43,13 @@ struct sim_device {
 
 struct sim {
 	struct event_base *base;
-	struct sim_device *dev;    /* ndev devices */
+	struct sim_device *dev; /* ndev devices */
 	int ndev;
-	int unit;                  /* Modbus unit id served, 1..247 */
-	uint64_t start_us;         /* sim_now_us() at start: "_ms" fields in
-	                              replies count from here */
-	void *control;             /* control.c's state */
-	struct event *tick;        /* periodic advance of every model */
+	int unit;           /* Modbus unit id served, 1..247 */
+	uint64_t start_us;  /* sim_now_us() at start: "_ms" fields in
+			       replies count from here */
+	void *control;      /* control.c's state */
+	struct event *tick; /* periodic advance of every model */
 };
 
 /* CLOCK_MONOTONIC in microseconds. */
@@ -65,7 +65,7 @@ void sim_device_advance(struct sim_device *d);
 int sim_server_tcp(struct sim_device *d, const char *addr, int port);
 /* Serve Modbus RTU on a serial device. */
 int sim_server_rtu(struct sim_device *d, const char *path, int baud,
-                   char parity);
+		   char parity);
 /* Serve Modbus RTU on a new pseudo-terminal; d->where names its slave
  * side; link_path (may be NULL) becomes a symlink to it. */
 int sim_server_pty(struct sim_device *d, const char *link_path);
@@ -83,26 +83,26 @@ void sim_server_close(struct sim_device *d);
  * "bad_request", "unknown_command", "unknown_fault" or "unknown_device"
  * and msg filled in.
  */
-json_t *sim_request(struct sim *s, json_t *req, const char **code,
-                    char *msg, size_t msglen);
+json_t *sim_request(struct sim *s, json_t *req, const char **code, char *msg,
+		    size_t msglen);
 /* The checks of sim_request without applying anything (a scenario is
  * checked whole at start).  Returns 0, or -1 with *code and msg set. */
-int sim_request_check(struct sim *s, json_t *req, const char **code,
-                      char *msg, size_t msglen);
+int sim_request_check(struct sim *s, json_t *req, const char **code, char *msg,
+		      size_t msglen);
 /* One request as text to one reply as text (malloc'd, never NULL):
  * {"v":1,"id":...,"ok":true,"result":{...}} or ok:false with error. */
 char *sim_control_handle(struct sim *s, const char *text, size_t len);
 /* Bind the ZeroMQ REP socket and serve it from s->base.  bound receives
  * the endpoint actually bound (tcp://127.0.0.1:* gives the port). */
 int sim_control_open(struct sim *s, const char *endpoint, char *bound,
-                     size_t boundlen);
+		     size_t boundlen);
 void sim_control_close(struct sim *s);
 
 /* ---- scenario.c: faults at given times ---- */
 
 struct sim_event {
-	uint64_t at_ms;  /* from start */
-	json_t *req;     /* a request object, as sim_request takes */
+	uint64_t at_ms; /* from start */
+	json_t *req;    /* a request object, as sim_request takes */
 };
 
 /*
@@ -111,13 +111,13 @@ struct sim_event {
  * numbers) at MS (0 if absent).  Returns 0, or -1 with err filled in.
  */
 int sim_inject_spec(const char *spec, struct sim_event *ev, char *err,
-                    size_t errlen);
+		    size_t errlen);
 /*
  * Load a scenario file: a JSON array of request objects, each with
  * "at_ms".  Returns the number of events (*evs malloc'd), or -1 with err
  * naming the file and the entry.
  */
 int sim_scenario_load(const char *path, struct sim_event **evs, char *err,
-                      size_t errlen);
+		      size_t errlen);
 
 #endif

@@ -111,9 +111,9 @@ void fascia_profile_limits_default(struct fascia_profile_limits *lim);
  * then unspecified.
  */
 int fascia_profile_parse(const char *json, size_t len,
-                         const struct fascia_profile_limits *lim,
-                         struct fascia_profile *out,
-                         struct fascia_profile_error *err);
+			 const struct fascia_profile_limits *lim,
+			 struct fascia_profile *out,
+			 struct fascia_profile_error *err);
 
 /*
  * fascia_profile_parse() on the contents of the file at path; err->file is
@@ -121,9 +121,9 @@ int fascia_profile_parse(const char *json, size_t len,
  * EINVAL (a file over FASCIA_PROFILE_JSON_MAX bytes, or a bad profile).
  */
 int fascia_profile_load_file(const char *path,
-                             const struct fascia_profile_limits *lim,
-                             struct fascia_profile *out,
-                             struct fascia_profile_error *err);
+			     const struct fascia_profile_limits *lim,
+			     struct fascia_profile *out,
+			     struct fascia_profile_error *err);
 
 /*
  * The semantic checks of fascia_profile_parse() on a profile built in
@@ -131,8 +131,8 @@ int fascia_profile_load_file(const char *path,
  * not allocate.  Returns 0, or -1 with errno EINVAL and err filled.
  */
 int fascia_profile_validate(const struct fascia_profile *p,
-                            const struct fascia_profile_limits *lim,
-                            struct fascia_profile_error *err);
+			    const struct fascia_profile_limits *lim,
+			    struct fascia_profile_error *err);
 
 /*
  * The profile as a compact JSON document that fascia_profile_parse() reads
@@ -144,14 +144,14 @@ char *fascia_profile_to_json(const struct fascia_profile *p);
 
 /* Whether two profiles are the same (field by field; NaN equals NaN). */
 bool fascia_profile_equal(const struct fascia_profile *a,
-                          const struct fascia_profile *b);
+			  const struct fascia_profile *b);
 
 /*
  * "file: field: message", leaving out the parts that are empty, into buf
  * (always NUL-terminated when len > 0).  Returns buf.
  */
 char *fascia_profile_error_format(const struct fascia_profile_error *err,
-                                  char *buf, size_t len);
+				  char *buf, size_t len);
 
 /*
  * The trajectory of a valid profile (the results are unspecified for one
@@ -176,8 +176,8 @@ double fascia_profile_duration_s(const struct fascia_profile *p);
  * always give the same result.  Costs O(nsteps * chambers).
  */
 void fascia_profile_targets(const struct fascia_profile *p, double t,
-                            double out[FASCIA_MAX_CHAMBERS],
-                            struct fascia_profile_pos *pos);
+			    double out[FASCIA_MAX_CHAMBERS],
+			    struct fascia_profile_pos *pos);
 
 /*
  * A setpoint rate limiter for each tick: current moved toward target by at
@@ -186,6 +186,6 @@ void fascia_profile_targets(const struct fascia_profile *p, double t,
  * non-finite leaves current as it is.
  */
 double fascia_ramp_toward(double current, double target, double max_rate,
-                          double dt);
+			  double dt);
 
 #endif

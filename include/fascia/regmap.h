@@ -50,7 +50,7 @@ enum fascia_command {
 	FASCIA_CMD_RUN = 1,   /* regulate every chamber to its setpoint */
 	FASCIA_CMD_VENT = 2,  /* master vent and every deflate valve open */
 	FASCIA_CMD_RESET = 3, /* clear latched faults: refused unless vented
-	                         and the e-stop released */
+				 and the e-stop released */
 };
 
 /* STATUS bits. */
@@ -93,11 +93,12 @@ enum fascia_valve {
 /* Errors of libfascia: -1 is returned and errno set to one of these. */
 #define FASCIA_ENOBASE 0x46410000
 enum {
-	FASCIA_ERANGE = FASCIA_ENOBASE + 1, /* a value the register cannot hold */
-	FASCIA_EMAPVER,                     /* MAP_VERSION is not 0x0100 */
-	FASCIA_ECHAMBERS,                   /* CHAMBERS outside 1..16 */
-	FASCIA_EVALVE,                      /* a VALVE value outside 0..2 */
-	FASCIA_ECOMMAND,                    /* a COMMAND value outside 0..3 */
+	FASCIA_ERANGE =
+		FASCIA_ENOBASE + 1, /* a value the register cannot hold */
+	FASCIA_EMAPVER,             /* MAP_VERSION is not 0x0100 */
+	FASCIA_ECHAMBERS,           /* CHAMBERS outside 1..16 */
+	FASCIA_EVALVE,              /* a VALVE value outside 0..2 */
+	FASCIA_ECOMMAND,            /* a COMMAND value outside 0..3 */
 };
 
 struct fascia_block_w {

@@ -42,7 +42,7 @@ static void assert_error(int line, const char *what)
 			return;
 	for (int i = 0; i < errs.n; i++)
 		print_error("  line %d: %s\n", errs.e[i].line,
-		            errs.e[i].message);
+			    errs.e[i].message);
 	fail_msg("no error '%s' at line %d", what, line);
 }
 
@@ -65,21 +65,21 @@ static void test_design_example(void **state)
 {
 	(void)state;
 	assert_int_equal(load("[daemon]\n"
-	                      "control = tcp://127.0.0.1:7410\n"
-	                      "publish = tcp://127.0.0.1:7411\n"
-	                      "profiles = etc/profiles\n"
-	                      "tick_hz = 50\n"
-	                      "publish_hz = 10\n"
-	                      "\n"
-	                      "[device sim]\n"
-	                      "transport = tcp            ; or rtu\n"
-	                      "address = 127.0.0.1:1502   ; or /dev/ttyUSB0\n"
-	                      "baud = 115200              ; rtu only\n"
-	                      "unit = 1\n"
-	                      "chambers = 8\n"
-	                      "limit_mmhg = 80\n"
-	                      "watchdog_ms = 500\n"),
-	                 0);
+			      "control = tcp://127.0.0.1:7410\n"
+			      "publish = tcp://127.0.0.1:7411\n"
+			      "profiles = etc/profiles\n"
+			      "tick_hz = 50\n"
+			      "publish_hz = 10\n"
+			      "\n"
+			      "[device sim]\n"
+			      "transport = tcp            ; or rtu\n"
+			      "address = 127.0.0.1:1502   ; or /dev/ttyUSB0\n"
+			      "baud = 115200              ; rtu only\n"
+			      "unit = 1\n"
+			      "chambers = 8\n"
+			      "limit_mmhg = 80\n"
+			      "watchdog_ms = 500\n"),
+			 0);
 	assert_int_equal(conf.ndev, 1);
 	assert_string_equal(conf.dev[0].host, "127.0.0.1");
 	assert_int_equal(conf.dev[0].port, 1502);
@@ -92,16 +92,16 @@ static void test_rtu_and_thresholds(void **state)
 {
 	(void)state;
 	assert_int_equal(load("[daemon]\n"
-	                      "tick_hz = 200\n"
-	                      "deviation_mmhg = 10\n"
-	                      "hold_s = 300\n"
-	                      "[device left]\n"
-	                      "transport = rtu\n"
-	                      "address = /dev/ttyUSB0\n"
-	                      "baud = 19200\n"
-	                      "parity = e\n"
-	                      "[device right]\n"),
-	                 0);
+			      "tick_hz = 200\n"
+			      "deviation_mmhg = 10\n"
+			      "hold_s = 300\n"
+			      "[device left]\n"
+			      "transport = rtu\n"
+			      "address = /dev/ttyUSB0\n"
+			      "baud = 19200\n"
+			      "parity = e\n"
+			      "[device right]\n"),
+			 0);
 	assert_int_equal(conf.tick_hz, 200);
 	assert_true(conf.ilk.v[ILK_DEVIATION][0] == 10);
 	assert_true(conf.ilk.v[ILK_HOLD_TIME][1] == 300);
@@ -120,28 +120,28 @@ static void test_rtu_and_thresholds(void **state)
 static void test_errors_with_lines(void **state)
 {
 	(void)state;
-	assert_int_equal(load("[daemon]\n"                    /* 1 */
-	                      "tick_hz = 5\n"                 /* 2 */
-	                      "publish_hz = ten\n"            /* 3 */
-	                      "control = http://x\n"          /* 4 */
-	                      "colour = blue\n"               /* 5 */
-	                      "overpressure_margin_mmhg = 20\n" /* 6 */
-	                      "tick_hz = 50\n"                /* 7 */
-	                      "[device a]\n"                  /* 8 */
-	                      "limit_mmhg = 90\n"             /* 9 */
-	                      "watchdog_ms = 10\n"            /* 10 */
-	                      "address = nohost\n"            /* 11 */
-	                      "chambers = 17\n"               /* 12 */
-	                      "baud = 12345\n"                /* 13 */
-	                      "parity = X\n"                  /* 14 */
-	                      "[device a]\n"                  /* 15 */
-	                      "[device b c]\n"                /* 16 */
-	                      "[servers]\n"                   /* 17 */
-	                      "not a key value line\n"        /* 18 */
-	                      "[device r]\n"                  /* 19 */
-	                      "transport = rtu\n"             /* 20 */
-	                      "unit = 0\n"),                  /* 21 */
-	                 -1);
+	assert_int_equal(load("[daemon]\n"                      /* 1 */
+			      "tick_hz = 5\n"                   /* 2 */
+			      "publish_hz = ten\n"              /* 3 */
+			      "control = http://x\n"            /* 4 */
+			      "colour = blue\n"                 /* 5 */
+			      "overpressure_margin_mmhg = 20\n" /* 6 */
+			      "tick_hz = 50\n"                  /* 7 */
+			      "[device a]\n"                    /* 8 */
+			      "limit_mmhg = 90\n"               /* 9 */
+			      "watchdog_ms = 10\n"              /* 10 */
+			      "address = nohost\n"              /* 11 */
+			      "chambers = 17\n"                 /* 12 */
+			      "baud = 12345\n"                  /* 13 */
+			      "parity = X\n"                    /* 14 */
+			      "[device a]\n"                    /* 15 */
+			      "[device b c]\n"                  /* 16 */
+			      "[servers]\n"                     /* 17 */
+			      "not a key value line\n"          /* 18 */
+			      "[device r]\n"                    /* 19 */
+			      "transport = rtu\n"               /* 20 */
+			      "unit = 0\n"),                    /* 21 */
+			 -1);
 	assert_error(2, "tick_hz: 5 is outside 10..200");
 	assert_error(3, "publish_hz: 'ten' is not a whole number");
 	assert_error(4, "not a ZeroMQ endpoint");
@@ -168,13 +168,13 @@ static void test_file_level_errors(void **state)
 	assert_int_equal(load("[daemon]\ntick_hz = 50\n"), -1);
 	assert_error(0, "no [device NAME] section");
 	assert_int_equal(load("[daemon]\n"
-	                      "control = tcp://127.0.0.1:1\n"
-	                      "publish = tcp://127.0.0.1:1\n"
-	                      "[device x]\n"),
-	                 -1);
+			      "control = tcp://127.0.0.1:1\n"
+			      "publish = tcp://127.0.0.1:1\n"
+			      "[device x]\n"),
+			 -1);
 	assert_error(0, "control and publish are the same");
 	assert_int_equal(conf_load("/nonexistent/fasciad.conf", &conf, &errs),
-	                 -1);
+			 -1);
 	assert_error(0, "cannot open");
 }
 

@@ -55,7 +55,6 @@ static void running_at(struct rig *g, double p)
 	ilk_reset(&g->s, g->in.now_s);
 }
 
-
 /* One tick: the device answered (HEARTBEAT echoed, SAMPLE moved on). */
 static int tick(struct rig *g)
 {
@@ -65,7 +64,7 @@ static int tick(struct rig *g)
 	if (!g->freeze_sample)
 		g->r.sample += 20;
 	g->n = ilk_check(&g->c, &g->s, &g->in, g->trips, ILK_COUNT,
-	                 &g->present);
+			 &g->present);
 	return g->n;
 }
 
@@ -82,8 +81,8 @@ static void ticks(struct rig *g, double seconds)
 		tick(g);
 		if (g->n)
 			fail_msg("unexpected trip %s: %s",
-			         ilk_rows[g->trips[0].id].name,
-			         g->trips[0].message);
+				 ilk_rows[g->trips[0].id].name,
+				 g->trips[0].message);
 	}
 }
 
@@ -92,7 +91,7 @@ static void ramp_to(struct rig *g, double p)
 {
 	while (fabs(g->sp[0] - p) > 1e-9) {
 		double step = copysign(fmin(fabs(p - g->sp[0]), 20 * TICK),
-		                       p - g->sp[0]);
+				       p - g->sp[0]);
 
 		for (int c = 0; c < 4; c++)
 			g->r.pressure_mmhg[c] = g->sp[c] += step;
@@ -233,7 +232,7 @@ static void test_session_time(void **state)
 	tick(&g);
 	assert_trip(&g, ILK_SESSION_TIME, 0);
 	assert_int_equal(ilk_rows[ILK_SESSION_TIME].reaction,
-	                 ILK_REACT_RELEASE);
+			 ILK_REACT_RELEASE);
 }
 
 static void test_stale(void **state)
@@ -265,9 +264,9 @@ static void test_heartbeat(void **state)
 	g.in.heartbeat += 2;
 	g.r.heartbeat_echo = g.in.heartbeat - 2;
 	g.r.sample += 20;
-	assert_int_equal(ilk_check(&g.c, &g.s, &g.in, g.trips, ILK_COUNT,
-	                           &g.present),
-	                 0);
+	assert_int_equal(
+		ilk_check(&g.c, &g.s, &g.in, g.trips, ILK_COUNT, &g.present),
+		0);
 	g.in.heartbeat++;
 	g.in.now_s += TICK;
 	g.r.sample += 20;
@@ -340,7 +339,7 @@ static void test_status_bits(void **state)
 		assert_int_equal(g.n, 1); /* one alarm per cause */
 		assert_trip(&g, cases[i].id, 0);
 		assert_int_equal(!!(g.present & (1u << cases[i].id)),
-		                 cases[i].present);
+				 cases[i].present);
 	}
 }
 

@@ -23,12 +23,12 @@
 
 /* The example of DESIGN.md: a 25 s cycle that ends at 0, six times. */
 static const char example[] =
-        "{\"name\":\"gentle-wave\",\"description\":\"distal to proximal\","
-        "\"chambers\":4,\"max_pressure_mmhg\":45,\"max_ramp_mmhg_s\":10,"
-        "\"gradient\":\"distal-high\",\"repeat\":6,\"steps\":["
-        "{\"set\":{\"1\":35},\"ramp_s\":4,\"hold_s\":2},"
-        "{\"set\":{\"2\":30},\"ramp_s\":3,\"hold_s\":2},"
-        "{\"set\":{\"all\":0},\"ramp_s\":4,\"hold_s\":10}]}";
+	"{\"name\":\"gentle-wave\",\"description\":\"distal to proximal\","
+	"\"chambers\":4,\"max_pressure_mmhg\":45,\"max_ramp_mmhg_s\":10,"
+	"\"gradient\":\"distal-high\",\"repeat\":6,\"steps\":["
+	"{\"set\":{\"1\":35},\"ramp_s\":4,\"hold_s\":2},"
+	"{\"set\":{\"2\":30},\"ramp_s\":3,\"hold_s\":2},"
+	"{\"set\":{\"all\":0},\"ramp_s\":4,\"hold_s\":10}]}";
 
 /* A document with one step, for the rejections: HEAD then the step. */
 #define HEAD                                                                   \
@@ -44,22 +44,22 @@ static const char example[] =
 	",\"max_pressure_mmhg\":45,\"max_ramp_mmhg_s\":10," ONE_STEP "}"
 
 static const char *const shipped[] = {
-        "gentle-wave",
-        "gradient-sequential",
-        "pulse",
-        "lymph-drain",
+	"gentle-wave",
+	"gradient-sequential",
+	"pulse",
+	"lymph-drain",
 };
 
 static int parse(const char *json, const struct fascia_profile_limits *lim,
-                 struct fascia_profile *p, struct fascia_profile_error *e)
+		 struct fascia_profile *p, struct fascia_profile_error *e)
 {
 	return fascia_profile_parse(json, strlen(json), lim, p, e);
 }
 
 /* json is refused, naming field; returns the message for more checks. */
 static const char *rejected_lim(const char *json,
-                                const struct fascia_profile_limits *lim,
-                                const char *field)
+				const struct fascia_profile_limits *lim,
+				const char *field)
 {
 	static struct fascia_profile_error e;
 	static struct fascia_profile p;
@@ -70,7 +70,7 @@ static const char *rejected_lim(const char *json,
 	assert_int_equal(errno, EINVAL);
 	if (strcmp(e.field, field) != 0)
 		fail_msg("field \"%s\" (%s), wanted \"%s\", for %s", e.field,
-		         e.message, field, json);
+			 e.message, field, json);
 	assert_true(e.message[0] != '\0');
 	return e.message;
 }
@@ -107,26 +107,26 @@ static void missing_and_ill_typed_fields_are_refused(void **state)
 	rejected("{\"name\":7}", "name");
 	rejected("{\"name\":\"t\",\"chambers\":\"4\"}", "chambers");
 	assert_non_null(strstr(
-	        rejected("{\"name\":\"t\",\"chambers\":4.5}", "chambers"),
-	        "integer"));
+		rejected("{\"name\":\"t\",\"chambers\":4.5}", "chambers"),
+		"integer"));
 	rejected("{\"name\":\"t\",\"chambers\":4,\"max_pressure_mmhg\":null}",
-	         "max_pressure_mmhg");
+		 "max_pressure_mmhg");
 	rejected(HEAD "\"repeat\":\"2\"," ONE_STEP "}", "repeat");
 	rejected(HEAD "\"gradient\":1," ONE_STEP "}", "gradient");
 	rejected(HEAD "\"steps\":{}}", "steps");
 	rejected(HEAD "\"steps\":[7]}", "steps[0]");
 	rejected(HEAD "\"steps\":[{\"ramp_s\":1,\"hold_s\":1}]}",
-	         "steps[0].set");
+		 "steps[0].set");
 	rejected(HEAD "\"steps\":[{\"set\":[20],\"ramp_s\":4,\"hold_s\":1}]}",
-	         "steps[0].set");
+		 "steps[0].set");
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"hold_s\":1}]}",
-	         "steps[0].ramp_s");
+		 "steps[0].ramp_s");
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,"
-	              "\"hold_s\":\"1\"}]}",
-	         "steps[0].hold_s");
+		      "\"hold_s\":\"1\"}]}",
+		 "steps[0].hold_s");
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":\"20\"},\"ramp_s\":4,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].set.1");
+		      "\"hold_s\":1}]}",
+		 "steps[0].set.1");
 }
 
 static void unknown_fields_are_refused(void **state)
@@ -134,11 +134,11 @@ static void unknown_fields_are_refused(void **state)
 	(void)state;
 	/* a typo is reported as itself, not as the field it misses */
 	assert_string_equal(rejected("{\"name\":\"t\",\"max_presure_mmhg\":45}",
-	                             "max_presure_mmhg"),
-	                    "unknown field");
+				     "max_presure_mmhg"),
+			    "unknown field");
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,"
-	              "\"hodl_s\":1}]}",
-	         "steps[0].hodl_s");
+		      "\"hodl_s\":1}]}",
+		 "steps[0].hodl_s");
 	rejected(HEAD "\"bad\\u0001key\":1," ONE_STEP "}", "bad?key");
 }
 
@@ -154,10 +154,10 @@ static void bad_names_and_descriptions_are_refused(void **state)
 	snprintf(doc, sizeof(doc), "{\"name\":\"%064d\"" REST, 0);
 	rejected(doc, "name");
 	snprintf(doc, sizeof(doc),
-	         HEAD "\"description\":\"%0256d\"," ONE_STEP "}", 0);
+		 HEAD "\"description\":\"%0256d\"," ONE_STEP "}", 0);
 	rejected(doc, "description");
 	rejected(HEAD "\"description\":\"a\\u001b[2Jb\"," ONE_STEP "}",
-	         "description");
+		 "description");
 }
 
 static void chambers_out_of_range_or_beyond_the_device_are_refused(void **state)
@@ -168,12 +168,12 @@ static void chambers_out_of_range_or_beyond_the_device_are_refused(void **state)
 	rejected("{\"name\":\"t\",\"chambers\":0" AFTER_CHAMBERS, "chambers");
 	rejected("{\"name\":\"t\",\"chambers\":17" AFTER_CHAMBERS, "chambers");
 	rejected("{\"name\":\"t\",\"chambers\":99999999999" AFTER_CHAMBERS,
-	         "chambers");
+		 "chambers");
 	fascia_profile_limits_default(&lim);
 	lim.device_chambers = 2;
 	assert_non_null(
-	        strstr(rejected_lim(HEAD ONE_STEP "}", &lim, "chambers"),
-	               "device has 2"));
+		strstr(rejected_lim(HEAD ONE_STEP "}", &lim, "chambers"),
+		       "device has 2"));
 }
 
 static void max_pressure_outside_its_bounds_is_refused(void **state)
@@ -184,44 +184,44 @@ static void max_pressure_outside_its_bounds_is_refused(void **state)
 
 	(void)state;
 	snprintf(doc, sizeof(doc),
-	         "{\"name\":\"t\",\"chambers\":4,"
-	         "\"max_pressure_mmhg\":0%s",
-	         tail);
+		 "{\"name\":\"t\",\"chambers\":4,"
+		 "\"max_pressure_mmhg\":0%s",
+		 tail);
 	rejected(doc, "max_pressure_mmhg");
 	snprintf(doc, sizeof(doc),
-	         "{\"name\":\"t\",\"chambers\":4,"
-	         "\"max_pressure_mmhg\":-5%s",
-	         tail);
+		 "{\"name\":\"t\",\"chambers\":4,"
+		 "\"max_pressure_mmhg\":-5%s",
+		 tail);
 	rejected(doc, "max_pressure_mmhg");
 	snprintf(doc, sizeof(doc),
-	         "{\"name\":\"t\",\"chambers\":4,"
-	         "\"max_pressure_mmhg\":90%s",
-	         tail);
+		 "{\"name\":\"t\",\"chambers\":4,"
+		 "\"max_pressure_mmhg\":90%s",
+		 tail);
 	assert_string_equal(rejected(doc, "max_pressure_mmhg"),
-	                    "90 mmHg is above the absolute ceiling 80 mmHg");
+			    "90 mmHg is above the absolute ceiling 80 mmHg");
 	/* the ceiling holds even when a device claims a higher limit */
 	fascia_profile_limits_default(&lim);
 	lim.device_limit_mmhg = 200;
 	rejected_lim(doc, &lim, "max_pressure_mmhg");
 	lim.device_limit_mmhg = 40;
 	assert_non_null(strstr(
-	        rejected_lim(HEAD ONE_STEP "}", &lim, "max_pressure_mmhg"),
-	        "device limit 40"));
+		rejected_lim(HEAD ONE_STEP "}", &lim, "max_pressure_mmhg"),
+		"device limit 40"));
 }
 
 static void max_ramp_outside_its_bounds_is_refused(void **state)
 {
 	const char *head = "{\"name\":\"t\",\"chambers\":4,"
-	                   "\"max_pressure_mmhg\":45,";
+			   "\"max_pressure_mmhg\":45,";
 
 	char doc[256];
 
 	(void)state;
 	snprintf(doc, sizeof(doc), "%s\"max_ramp_mmhg_s\":0," ONE_STEP "}",
-	         head);
+		 head);
 	rejected(doc, "max_ramp_mmhg_s");
 	snprintf(doc, sizeof(doc), "%s\"max_ramp_mmhg_s\":10.5," ONE_STEP "}",
-	         head);
+		 head);
 	rejected(doc, "max_ramp_mmhg_s");
 }
 
@@ -237,24 +237,24 @@ static void set_keys_other_than_all_or_a_chamber_are_refused(void **state)
 {
 	(void)state;
 	assert_string_equal(
-	        rejected(HEAD "\"steps\":[{\"set\":{\"5\":20},\"ramp_s\":4,"
-	                      "\"hold_s\":1}]}",
-	                 "steps[0].set.5"),
-	        "chamber 5, but the profile has 4 chambers");
+		rejected(HEAD "\"steps\":[{\"set\":{\"5\":20},\"ramp_s\":4,"
+			      "\"hold_s\":1}]}",
+			 "steps[0].set.5"),
+		"chamber 5, but the profile has 4 chambers");
 	rejected(HEAD "\"steps\":[{\"set\":{\"0\":20},\"ramp_s\":4,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].set.0");
+		      "\"hold_s\":1}]}",
+		 "steps[0].set.0");
 	rejected(HEAD "\"steps\":[{\"set\":{\"01\":20},\"ramp_s\":4,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].set.01");
+		      "\"hold_s\":1}]}",
+		 "steps[0].set.01");
 	rejected(HEAD "\"steps\":[{\"set\":{\"17\":20},\"ramp_s\":4,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].set.17");
+		      "\"hold_s\":1}]}",
+		 "steps[0].set.17");
 	rejected(HEAD "\"steps\":[{\"set\":{\"ALL\":20},\"ramp_s\":4,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].set.ALL");
+		      "\"hold_s\":1}]}",
+		 "steps[0].set.ALL");
 	rejected(HEAD "\"steps\":[{\"set\":{},\"ramp_s\":4,\"hold_s\":1}]}",
-	         "steps[0].set");
+		 "steps[0].set");
 }
 
 static void pressures_outside_zero_to_max_are_refused(void **state)
@@ -263,35 +263,35 @@ static void pressures_outside_zero_to_max_are_refused(void **state)
 	struct fascia_profile_error e;
 	char text[512];
 	const char *doc = HEAD
-	        "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,\"hold_s\":1},"
-	        "{\"set\":{\"2\":20},\"ramp_s\":4,\"hold_s\":1},"
-	        "{\"set\":{\"3\":95},\"ramp_s\":10,\"hold_s\":1}]}";
+		"\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,\"hold_s\":1},"
+		"{\"set\":{\"2\":20},\"ramp_s\":4,\"hold_s\":1},"
+		"{\"set\":{\"3\":95},\"ramp_s\":10,\"hold_s\":1}]}";
 
 	(void)state;
 	assert_int_equal(parse(doc, NULL, &p, &e), -1);
 	assert_string_equal(fascia_profile_error_format(&e, text, sizeof(text)),
-	                    "steps[2].set.3: 95 mmHg is above "
-	                    "max_pressure_mmhg 45");
+			    "steps[2].set.3: 95 mmHg is above "
+			    "max_pressure_mmhg 45");
 	rejected(HEAD "\"steps\":[{\"set\":{\"all\":46},\"ramp_s\":5,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].set.all");
+		      "\"hold_s\":1}]}",
+		 "steps[0].set.all");
 	rejected(HEAD "\"steps\":[{\"set\":{\"2\":-1},\"ramp_s\":4,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].set.2");
+		      "\"hold_s\":1}]}",
+		 "steps[0].set.2");
 }
 
 static void negative_or_endless_times_are_refused(void **state)
 {
 	(void)state;
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":-1,"
-	              "\"hold_s\":1}]}",
-	         "steps[0].ramp_s");
+		      "\"hold_s\":1}]}",
+		 "steps[0].ramp_s");
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,"
-	              "\"hold_s\":-0.5}]}",
-	         "steps[0].hold_s");
+		      "\"hold_s\":-0.5}]}",
+		 "steps[0].hold_s");
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,"
-	              "\"hold_s\":1e300}]}",
-	         "steps[0].hold_s");
+		      "\"hold_s\":1e300}]}",
+		 "steps[0].hold_s");
 }
 
 static void a_ramp_steeper_than_max_ramp_is_refused(void **state)
@@ -301,43 +301,43 @@ static void a_ramp_steeper_than_max_ramp_is_refused(void **state)
 	(void)state;
 	/* 20 mmHg in 1.9 s from the soft start at 0 */
 	assert_non_null(strstr(
-	        rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":1.9,"
-	                      "\"hold_s\":1}]}",
-	                 "steps[0].set.1"),
-	        "steeper than max_ramp_mmhg_s 10"));
+		rejected(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":1.9,"
+			      "\"hold_s\":1}]}",
+			 "steps[0].set.1"),
+		"steeper than max_ramp_mmhg_s 10"));
 	/* exactly at the bound is fine */
 	accepted(HEAD "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":2,"
-	              "\"hold_s\":1}]}",
-	         &p);
+		      "\"hold_s\":1}]}",
+		 &p);
 	/* the previous target carries over from step to step */
 	rejected(HEAD
-	         "\"steps\":[{\"set\":{\"1\":40},\"ramp_s\":4,\"hold_s\":1},"
-	         "{\"set\":{\"2\":5},\"ramp_s\":1,\"hold_s\":1},"
-	         "{\"set\":{\"1\":0},\"ramp_s\":3,\"hold_s\":1}]}",
-	         "steps[2].set.1");
+		 "\"steps\":[{\"set\":{\"1\":40},\"ramp_s\":4,\"hold_s\":1},"
+		 "{\"set\":{\"2\":5},\"ramp_s\":1,\"hold_s\":1},"
+		 "{\"set\":{\"1\":0},\"ramp_s\":3,\"hold_s\":1}]}",
+		 "steps[2].set.1");
 	/* no ramp with a change is infinitely steep */
 	assert_non_null(strstr(
-	        rejected(HEAD "\"steps\":[{\"set\":{\"1\":0.5},\"ramp_s\":0,"
-	                      "\"hold_s\":1}]}",
-	                 "steps[0].set.1"),
-	        "instant"));
+		rejected(HEAD "\"steps\":[{\"set\":{\"1\":0.5},\"ramp_s\":0,"
+			      "\"hold_s\":1}]}",
+			 "steps[0].set.1"),
+		"instant"));
 	/* but no ramp without a change is fine */
 	accepted(HEAD
-	         "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":2,\"hold_s\":1},"
-	         "{\"set\":{\"1\":20},\"ramp_s\":0,\"hold_s\":1}]}",
-	         &p);
+		 "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":2,\"hold_s\":1},"
+		 "{\"set\":{\"1\":20},\"ramp_s\":0,\"hold_s\":1}]}",
+		 &p);
 }
 
 static void a_ramp_too_steep_only_on_repeat_is_refused(void **state)
 {
 	const char *once =
-	        HEAD "\"repeat\":1,\"steps\":[{\"set\":{\"1\":10},\"ramp_s\":1,"
-	             "\"hold_s\":0},{\"set\":{\"1\":40},\"ramp_s\":3,"
-	             "\"hold_s\":0}]}";
+		HEAD "\"repeat\":1,\"steps\":[{\"set\":{\"1\":10},\"ramp_s\":1,"
+		     "\"hold_s\":0},{\"set\":{\"1\":40},\"ramp_s\":3,"
+		     "\"hold_s\":0}]}";
 	const char *twice =
-	        HEAD "\"repeat\":2,\"steps\":[{\"set\":{\"1\":10},\"ramp_s\":1,"
-	             "\"hold_s\":0},{\"set\":{\"1\":40},\"ramp_s\":3,"
-	             "\"hold_s\":0}]}";
+		HEAD "\"repeat\":2,\"steps\":[{\"set\":{\"1\":10},\"ramp_s\":1,"
+		     "\"hold_s\":0},{\"set\":{\"1\":40},\"ramp_s\":3,"
+		     "\"hold_s\":0}]}";
 	struct fascia_profile p;
 
 	(void)state;
@@ -355,41 +355,41 @@ static void a_reversed_gradient_is_refused(void **state)
 	(void)state;
 	/* proximal above distal at the end of the ramp */
 	snprintf(doc, sizeof(doc),
-	         "%s\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":1},"
-	         "{\"set\":{\"2\":35},\"ramp_s\":4,\"hold_s\":1}]}",
-	         gh);
+		 "%s\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":1},"
+		 "{\"set\":{\"2\":35},\"ramp_s\":4,\"hold_s\":1}]}",
+		 gh);
 	assert_non_null(
-	        strstr(rejected(doc, "steps[1].set.2"), "end of the ramp"));
+		strstr(rejected(doc, "steps[1].set.2"), "end of the ramp"));
 	/* the same with gradient none is a valid profile */
 	accepted(HEAD
-	         "\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":1},"
-	         "{\"set\":{\"2\":35},\"ramp_s\":4,\"hold_s\":1}]}",
-	         &p);
+		 "\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":1},"
+		 "{\"set\":{\"2\":35},\"ramp_s\":4,\"hold_s\":1}]}",
+		 &p);
 	/* a deflated distal chamber does not count */
 	snprintf(doc, sizeof(doc),
-	         "%s\"steps\":[{\"set\":{\"3\":30},\"ramp_s\":3,\"hold_s\":1},"
-	         "{\"set\":{\"3\":0},\"ramp_s\":3,\"hold_s\":1}]}",
-	         gh);
+		 "%s\"steps\":[{\"set\":{\"3\":30},\"ramp_s\":3,\"hold_s\":1},"
+		 "{\"set\":{\"3\":0},\"ramp_s\":3,\"hold_s\":1}]}",
+		 gh);
 	accepted(doc, &p);
 	/* a wave that lets chamber 1 down while 2 is up: reversed during the
 	 * ramp although fine at both ends */
 	snprintf(doc, sizeof(doc),
-	         "%s\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":1},"
-	         "{\"set\":{\"2\":30},\"ramp_s\":3,\"hold_s\":1},"
-	         "{\"set\":{\"1\":0},\"ramp_s\":3,\"hold_s\":1}]}",
-	         gh);
+		 "%s\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":1},"
+		 "{\"set\":{\"2\":30},\"ramp_s\":3,\"hold_s\":1},"
+		 "{\"set\":{\"1\":0},\"ramp_s\":3,\"hold_s\":1}]}",
+		 gh);
 	assert_non_null(
-	        strstr(rejected(doc, "steps[2].set.1"), "during the ramp"));
+		strstr(rejected(doc, "steps[2].set.1"), "during the ramp"));
 	/* "all" names the key the user wrote */
 	snprintf(doc, sizeof(doc),
-	         "%s\"steps\":[{\"set\":{\"all\":20,\"4\":25},\"ramp_s\":3,"
-	         "\"hold_s\":1}]}",
-	         gh);
+		 "%s\"steps\":[{\"set\":{\"all\":20,\"4\":25},\"ramp_s\":3,"
+		 "\"hold_s\":1}]}",
+		 gh);
 	rejected(doc, "steps[0].set.4");
 	snprintf(doc, sizeof(doc),
-	         "%s\"steps\":[{\"set\":{\"all\":20,\"1\":15},\"ramp_s\":3,"
-	         "\"hold_s\":1}]}",
-	         gh);
+		 "%s\"steps\":[{\"set\":{\"all\":20,\"1\":15},\"ramp_s\":3,"
+		 "\"hold_s\":1}]}",
+		 gh);
 	rejected(doc, "steps[0].set.all");
 }
 
@@ -406,16 +406,16 @@ static void no_steps_or_too_many_are_refused(void **state)
 	n += (size_t)snprintf(doc + n, size - n, HEAD "\"steps\":[");
 	for (i = 0; i < 65; i++)
 		n += (size_t)snprintf(doc + n, size - n,
-		                      "%s{\"set\":{\"1\":%d},\"ramp_s\":1,"
-		                      "\"hold_s\":0}",
-		                      i ? "," : "", i % 2 ? 5 : 0);
+				      "%s{\"set\":{\"1\":%d},\"ramp_s\":1,"
+				      "\"hold_s\":0}",
+				      i ? "," : "", i % 2 ? 5 : 0);
 	snprintf(doc + n, size - n, "]}");
 	rejected(doc, "steps");
 	free(doc);
 	/* a cycle of no time at all */
 	rejected(HEAD "\"steps\":[{\"set\":{\"1\":0},\"ramp_s\":0,"
-	              "\"hold_s\":0}]}",
-	         "steps");
+		      "\"hold_s\":0}]}",
+		 "steps");
 }
 
 static void a_session_longer_than_the_maximum_is_refused(void **state)
@@ -425,7 +425,7 @@ static void a_session_longer_than_the_maximum_is_refused(void **state)
 	struct fascia_profile_error e;
 	/* 20 mmHg in 4 s, hold 54 s: 58 s, then a 4 s release at 5 mmHg/s */
 	const char *doc = HEAD
-	        "\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,\"hold_s\":54}]}";
+		"\"steps\":[{\"set\":{\"1\":20},\"ramp_s\":4,\"hold_s\":54}]}";
 
 	(void)state;
 	fascia_profile_limits_default(&lim);
@@ -435,10 +435,10 @@ static void a_session_longer_than_the_maximum_is_refused(void **state)
 	/* the release counts */
 	lim.max_session_s = 60;
 	assert_non_null(
-	        strstr(rejected_lim(doc, &lim, "steps"), "4 s release"));
+		strstr(rejected_lim(doc, &lim, "steps"), "4 s release"));
 	rejected(HEAD "\"repeat\":1000,\"steps\":[{\"set\":{\"1\":20},"
-	              "\"ramp_s\":4,\"hold_s\":4}]}",
-	         "repeat");
+		      "\"ramp_s\":4,\"hold_s\":4}]}",
+		 "repeat");
 }
 
 static void bad_limits_are_refused(void **state)
@@ -486,14 +486,14 @@ static void files_are_named_in_errors(void **state)
 	struct fascia_profile_error e;
 	char path[] = "/tmp/fascia-profile-XXXXXX", text[768];
 	const char bad[] = HEAD "\"steps\":[{\"set\":{\"1\":50},\"ramp_s\":5,"
-	                        "\"hold_s\":1}]}";
+				"\"hold_s\":1}]}";
 	int fd;
 
 	(void)state;
 	errno = 0;
 	assert_int_equal(
-	        fascia_profile_load_file("/nonexistent/x.json", NULL, &p, &e),
-	        -1);
+		fascia_profile_load_file("/nonexistent/x.json", NULL, &p, &e),
+		-1);
 	assert_int_equal(errno, ENOENT);
 	assert_string_equal(e.file, "/nonexistent/x.json");
 	assert_string_equal(e.field, "");
@@ -524,7 +524,7 @@ static void load_shipped(const char *name, struct fascia_profile *p)
 	snprintf(path, sizeof(path), "etc/profiles/%s.json", name);
 	if (fascia_profile_load_file(path, &lim, p, &e) != 0)
 		fail_msg("%s",
-		         fascia_profile_error_format(&e, text, sizeof(text)));
+			 fascia_profile_error_format(&e, text, sizeof(text)));
 	assert_string_equal(p->name, name);
 }
 
@@ -534,7 +534,7 @@ static void load_shipped(const char *name, struct fascia_profile *p)
  * and (hold_limit_s > 0) no chamber above 30 mmHg for hold_limit_s.
  */
 static void sample_bounds(const struct fascia_profile *p, double dt,
-                          double hold_limit_s)
+			  double hold_limit_s)
 {
 	double prev[FASCIA_MAX_CHAMBERS], cur[FASCIA_MAX_CHAMBERS];
 	double above[FASCIA_MAX_CHAMBERS] = {0};
@@ -556,12 +556,12 @@ static void sample_bounds(const struct fascia_profile *p, double dt,
 			if (fabs(cur[c] - prev[c]) / dt >
 			    p->max_ramp_mmhg_s + 1e-6)
 				fail_msg("%s: chamber %d %g -> %g at t=%g",
-				         p->name, c + 1, prev[c], cur[c], t);
+					 p->name, c + 1, prev[c], cur[c], t);
 			above[c] = cur[c] > 30 ? above[c] + dt : 0;
 			if (hold_limit_s > 0 && above[c] >= hold_limit_s)
 				fail_msg("%s: chamber %d above 30 mmHg for "
-				         "%g s at t=%g",
-				         p->name, c + 1, above[c], t);
+					 "%g s at t=%g",
+					 p->name, c + 1, above[c], t);
 			for (d = 0;
 			     p->gradient == FASCIA_GRADIENT_DISTAL_HIGH &&
 			     d < c;
@@ -569,7 +569,7 @@ static void sample_bounds(const struct fascia_profile *p, double dt,
 				if (cur[c] > 0 && cur[d] > 0 &&
 				    cur[c] > cur[d] + 1e-6)
 					fail_msg("%s: reversed at t=%g",
-					         p->name, t);
+						 p->name, t);
 		}
 		memcpy(prev, cur, sizeof(cur));
 	}
@@ -609,7 +609,7 @@ static void shipped_profiles_are_accepted_and_keep_the_interlocks(void **state)
 
 		if (fascia_profile_load_file(g.gl_pathv[i], NULL, &p, &e) != 0)
 			fail_msg("%s", fascia_profile_error_format(
-			                       &e, text, sizeof(text)));
+					       &e, text, sizeof(text)));
 	}
 	globfree(&g);
 }
@@ -640,11 +640,11 @@ static void parse_to_json_parse_round_trips(void **state)
 	accepted(example, &p);
 	round_trip(&p);
 	accepted(HEAD "\"description\":\"caf\\u00e9 \\\"quoted\\\"\","
-	              "\"gradient\":\"distal-high\",\"repeat\":3,\"steps\":["
-	              "{\"set\":{\"4\":12.5,\"all\":20.1},\"ramp_s\":2.01,"
-	              "\"hold_s\":0.1},"
-	              "{\"set\":{\"all\":0},\"ramp_s\":4,\"hold_s\":0}]}",
-	         &p);
+		      "\"gradient\":\"distal-high\",\"repeat\":3,\"steps\":["
+		      "{\"set\":{\"4\":12.5,\"all\":20.1},\"ramp_s\":2.01,"
+		      "\"hold_s\":0.1},"
+		      "{\"set\":{\"all\":0},\"ramp_s\":4,\"hold_s\":0}]}",
+		 &p);
 	assert_int_equal(p.steps[0].via_all, 0x7);
 	NEAR(p.steps[0].target_mmhg[3], 12.5);
 	assert_true(isnan(p.steps[1].target_mmhg[5]));
@@ -662,7 +662,7 @@ static void parse_to_json_parse_round_trips(void **state)
 }
 
 static void at(const struct fascia_profile *p, double t, double *out,
-               struct fascia_profile_pos *pos)
+	       struct fascia_profile_pos *pos)
 {
 	fascia_profile_targets(p, t, out, pos);
 }
@@ -736,9 +736,9 @@ static void targets_carry_across_repeats_and_release_gently(void **state)
 	(void)state;
 	/* a cycle that ends at 30 mmHg: cycle 2 ramps down from there */
 	accepted(HEAD "\"repeat\":2,\"steps\":["
-	              "{\"set\":{\"1\":20,\"2\":10},\"ramp_s\":4,\"hold_s\":1},"
-	              "{\"set\":{\"1\":30},\"ramp_s\":2,\"hold_s\":1}]}",
-	         &p);
+		      "{\"set\":{\"1\":20,\"2\":10},\"ramp_s\":4,\"hold_s\":1},"
+		      "{\"set\":{\"1\":30},\"ramp_s\":2,\"hold_s\":1}]}",
+		 &p);
 	/* release: 30 mmHg at min(10, 5) = 5 mmHg/s is 6 s */
 	NEAR(fascia_profile_release_rate(&p), 5);
 	NEAR(fascia_profile_release_s(&p), 6);
@@ -768,9 +768,9 @@ static void targets_carry_across_repeats_and_release_gently(void **state)
 
 	/* a profile slower than 5 mmHg/s releases at its own rate */
 	accepted("{\"name\":\"t\",\"chambers\":1,\"max_pressure_mmhg\":45,"
-	         "\"max_ramp_mmhg_s\":2,\"steps\":[{\"set\":{\"1\":20},"
-	         "\"ramp_s\":10,\"hold_s\":0}]}",
-	         &p);
+		 "\"max_ramp_mmhg_s\":2,\"steps\":[{\"set\":{\"1\":20},"
+		 "\"ramp_s\":10,\"hold_s\":0}]}",
+		 &p);
 	NEAR(fascia_profile_release_rate(&p), 2);
 	NEAR(fascia_profile_duration_s(&p), 20);
 	at(&p, 15, o, &pos);
@@ -797,36 +797,36 @@ static void ramp_toward_limits_the_rate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(not_json_or_not_an_object_is_refused),
-	        cmocka_unit_test(missing_and_ill_typed_fields_are_refused),
-	        cmocka_unit_test(unknown_fields_are_refused),
-	        cmocka_unit_test(bad_names_and_descriptions_are_refused),
-	        cmocka_unit_test(
-	                chambers_out_of_range_or_beyond_the_device_are_refused),
-	        cmocka_unit_test(max_pressure_outside_its_bounds_is_refused),
-	        cmocka_unit_test(max_ramp_outside_its_bounds_is_refused),
-	        cmocka_unit_test(
-	                unknown_gradient_and_repeat_out_of_range_are_refused),
-	        cmocka_unit_test(
-	                set_keys_other_than_all_or_a_chamber_are_refused),
-	        cmocka_unit_test(pressures_outside_zero_to_max_are_refused),
-	        cmocka_unit_test(negative_or_endless_times_are_refused),
-	        cmocka_unit_test(a_ramp_steeper_than_max_ramp_is_refused),
-	        cmocka_unit_test(a_ramp_too_steep_only_on_repeat_is_refused),
-	        cmocka_unit_test(a_reversed_gradient_is_refused),
-	        cmocka_unit_test(no_steps_or_too_many_are_refused),
-	        cmocka_unit_test(a_session_longer_than_the_maximum_is_refused),
-	        cmocka_unit_test(bad_limits_are_refused),
-	        cmocka_unit_test(
-	                a_profile_built_in_memory_is_held_to_the_same_rules),
-	        cmocka_unit_test(files_are_named_in_errors),
-	        cmocka_unit_test(
-	                shipped_profiles_are_accepted_and_keep_the_interlocks),
-	        cmocka_unit_test(parse_to_json_parse_round_trips),
-	        cmocka_unit_test(trajectory_ramps_holds_and_repeats),
-	        cmocka_unit_test(
-	                targets_carry_across_repeats_and_release_gently),
-	        cmocka_unit_test(ramp_toward_limits_the_rate),
+		cmocka_unit_test(not_json_or_not_an_object_is_refused),
+		cmocka_unit_test(missing_and_ill_typed_fields_are_refused),
+		cmocka_unit_test(unknown_fields_are_refused),
+		cmocka_unit_test(bad_names_and_descriptions_are_refused),
+		cmocka_unit_test(
+			chambers_out_of_range_or_beyond_the_device_are_refused),
+		cmocka_unit_test(max_pressure_outside_its_bounds_is_refused),
+		cmocka_unit_test(max_ramp_outside_its_bounds_is_refused),
+		cmocka_unit_test(
+			unknown_gradient_and_repeat_out_of_range_are_refused),
+		cmocka_unit_test(
+			set_keys_other_than_all_or_a_chamber_are_refused),
+		cmocka_unit_test(pressures_outside_zero_to_max_are_refused),
+		cmocka_unit_test(negative_or_endless_times_are_refused),
+		cmocka_unit_test(a_ramp_steeper_than_max_ramp_is_refused),
+		cmocka_unit_test(a_ramp_too_steep_only_on_repeat_is_refused),
+		cmocka_unit_test(a_reversed_gradient_is_refused),
+		cmocka_unit_test(no_steps_or_too_many_are_refused),
+		cmocka_unit_test(a_session_longer_than_the_maximum_is_refused),
+		cmocka_unit_test(bad_limits_are_refused),
+		cmocka_unit_test(
+			a_profile_built_in_memory_is_held_to_the_same_rules),
+		cmocka_unit_test(files_are_named_in_errors),
+		cmocka_unit_test(
+			shipped_profiles_are_accepted_and_keep_the_interlocks),
+		cmocka_unit_test(parse_to_json_parse_round_trips),
+		cmocka_unit_test(trajectory_ramps_holds_and_repeats),
+		cmocka_unit_test(
+			targets_carry_across_repeats_and_release_gently),
+		cmocka_unit_test(ramp_toward_limits_the_rate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

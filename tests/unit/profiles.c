@@ -52,9 +52,9 @@ static struct fd_profiles *set;
 static struct fascia_profile_limits lim;
 
 static const char *doc_fmt =
-        "{\"name\":\"%s\",\"description\":\"test\",\"chambers\":2,"
-        "\"max_pressure_mmhg\":%d,\"max_ramp_mmhg_s\":10,\"repeat\":1,"
-        "\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2}]}";
+	"{\"name\":\"%s\",\"description\":\"test\",\"chambers\":2,"
+	"\"max_pressure_mmhg\":%d,\"max_ramp_mmhg_s\":10,\"repeat\":1,"
+	"\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2}]}";
 
 static void put_file(const char *file, const char *name, int maxp)
 {
@@ -148,20 +148,20 @@ static void test_put(void **state)
 	/* refused: nothing changes */
 	snprintf(doc, sizeof(doc), doc_fmt, "new", 500);
 	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
-	                 -1);
+			 -1);
 	assert_int_equal(errno, EINVAL);
 	assert_string_equal(err.field, "max_pressure_mmhg");
 	assert_true(fd_profiles_find(set, "new")->max_pressure_mmhg == 45);
 	snprintf(doc, sizeof(doc), doc_fmt, "../evil", 40);
 	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
-	                 -1);
+			 -1);
 	assert_string_equal(err.field, "name");
 	assert_int_equal(set->n, 1);
 	/* an I/O failure: errno, not EINVAL */
 	snprintf(set->dir, sizeof(set->dir), "%s/missing", dir);
 	snprintf(doc, sizeof(doc), doc_fmt, "other", 40);
 	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
-	                 -1);
+			 -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(set->n, 1);
 }
@@ -188,12 +188,12 @@ static void test_limits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_load_sorted, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_refused_keeps_old, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_put, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_sorted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_refused_keeps_old, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_put, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -80,7 +80,7 @@ static void block_w_round_trips_with_sixteen_chambers(void **state)
 	assert_true(fabs(back.limit_mmhg - 80.0) < 1e-9);
 	for (i = 0; i < FASCIA_MAX_CHAMBERS; i++)
 		assert_true(fabs(back.setpoint_mmhg[i] - w.setpoint_mmhg[i]) <
-		            1e-9);
+			    1e-9);
 }
 
 static void block_w_refuses_unknown_command_and_huge_setpoint(void **state)
@@ -112,7 +112,7 @@ static struct fascia_block_r sample_r(void)
 	r.firmware = 0x0102;
 	r.chambers = 16;
 	r.status = FASCIA_ST_READY | FASCIA_ST_GARMENT_CONNECTED |
-	           FASCIA_ST_OVERLIMIT;
+		   FASCIA_ST_OVERLIMIT;
 	r.fault = FASCIA_FAULT_OVERLIMIT;
 	r.heartbeat_echo = 65535;
 	r.sample = 65535;
@@ -148,7 +148,7 @@ static void block_r_round_trips_with_negative_pressures(void **state)
 	assert_true(fabs(back.supply_mmhg - 212.4) < 1e-9);
 	for (i = 0; i < FASCIA_MAX_CHAMBERS; i++) {
 		assert_true(fabs(back.pressure_mmhg[i] - r.pressure_mmhg[i]) <
-		            0.051);
+			    0.051);
 		assert_int_equal(back.valve[i], r.valve[i]);
 	}
 	assert_true(back.pressure_mmhg[0] < 0);
@@ -198,22 +198,22 @@ static void errors_have_messages(void **state)
 {
 	(void)state;
 	assert_string_equal(fascia_strerror(FASCIA_EMAPVER),
-	                    "Device register map version is not 0x0100");
+			    "Device register map version is not 0x0100");
 	assert_non_null(strstr(fascia_strerror(EINVAL), "nvalid"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(pressure_converts_in_tenths_both_ways),
-	        cmocka_unit_test(pressure_outside_the_register_is_refused),
-	        cmocka_unit_test(block_w_round_trips_with_sixteen_chambers),
-	        cmocka_unit_test(
-	                block_w_refuses_unknown_command_and_huge_setpoint),
-	        cmocka_unit_test(block_r_round_trips_with_negative_pressures),
-	        cmocka_unit_test(block_r_from_a_bad_device_is_refused),
-	        cmocka_unit_test(counters_wrap),
-	        cmocka_unit_test(errors_have_messages),
+		cmocka_unit_test(pressure_converts_in_tenths_both_ways),
+		cmocka_unit_test(pressure_outside_the_register_is_refused),
+		cmocka_unit_test(block_w_round_trips_with_sixteen_chambers),
+		cmocka_unit_test(
+			block_w_refuses_unknown_command_and_huge_setpoint),
+		cmocka_unit_test(block_r_round_trips_with_negative_pressures),
+		cmocka_unit_test(block_r_from_a_bad_device_is_refused),
+		cmocka_unit_test(counters_wrap),
+		cmocka_unit_test(errors_have_messages),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,10 +76,10 @@ int fd_device_submit(struct fd_device *dev, const struct fd_command *c)
 /* ---- the rig ---- */
 
 static const char *good_profile =
-        "{\"name\":\"wave\",\"description\":\"test\",\"chambers\":2,"
-        "\"max_pressure_mmhg\":40,\"max_ramp_mmhg_s\":10,\"repeat\":1,"
-        "\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2},"
-        "{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}";
+	"{\"name\":\"wave\",\"description\":\"test\",\"chambers\":2,"
+	"\"max_pressure_mmhg\":40,\"max_ramp_mmhg_s\":10,\"repeat\":1,"
+	"\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2},"
+	"{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}";
 
 static struct fd_daemon *d;
 static char dir[64];
@@ -167,11 +167,11 @@ static void assert_error(json_t *r, const char *code, const char *field)
 	assert_true(json_is_false(json_object_get(r, "ok")));
 	assert_non_null(e);
 	assert_string_equal(json_string_value(json_object_get(e, "code")),
-	                    code);
+			    code);
 	assert_true(json_is_string(json_object_get(e, "message")));
 	if (field != NULL)
 		assert_string_equal(
-		        json_string_value(json_object_get(e, "field")), field);
+			json_string_value(json_object_get(e, "field")), field);
 }
 
 static void expect_error(const char *req, const char *code, const char *field)
@@ -200,7 +200,7 @@ static void test_not_json(void **state)
 	expect_error("", "bad_request", NULL);
 	expect_error("{\"v\":1,\"cmd\":\"\xff\"}", "bad_request", NULL);
 	expect_error("{\"v\":1,\"v\":1,\"cmd\":\"hello\"}", "bad_request",
-	             NULL);
+		     NULL);
 	r = ask_len(nul, sizeof(nul) - 1);
 	assert_error(r, "bad_request", NULL);
 	assert_true(json_is_null(json_object_get(r, "id")));
@@ -233,14 +233,14 @@ static void test_version(void **state)
 static void test_id_echoed(void **state)
 {
 	static const char *const ids[] = {"7", "\"x-1\"", "{\"a\":[1,2]}",
-	                                  "null", "-1.5"};
+					  "null", "-1.5"};
 	char req[128];
 	json_t *r, *want;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		snprintf(req, sizeof(req),
-		         "{\"v\":1,\"id\":%s,\"cmd\":\"hello\"}", ids[i]);
+			 "{\"v\":1,\"id\":%s,\"cmd\":\"hello\"}", ids[i]);
 		r = ask(req);
 		want = json_loads(ids[i], JSON_DECODE_ANY, NULL);
 		assert_true(json_equal(json_object_get(r, "id"), want));
@@ -269,7 +269,7 @@ static void test_cmd(void **state)
 static void test_device_arg(void **state)
 {
 	static const char *const cmds[] = {"start", "pause", "resume",
-	                                   "stop",  "vent",  "ack"};
+					   "stop",  "vent",  "ack"};
 	char req[128];
 
 	(void)state;
@@ -277,16 +277,16 @@ static void test_device_arg(void **state)
 		snprintf(req, sizeof(req), "{\"v\":1,\"cmd\":\"%s\"}", cmds[i]);
 		expect_error(req, "bad_request", "device");
 		snprintf(req, sizeof(req),
-		         "{\"v\":1,\"cmd\":\"%s\",\"device\":1}", cmds[i]);
+			 "{\"v\":1,\"cmd\":\"%s\",\"device\":1}", cmds[i]);
 		expect_error(req, "bad_request", "device");
 		snprintf(req, sizeof(req),
-		         "{\"v\":1,\"cmd\":\"%s\",\"device\":\"zz\"}", cmds[i]);
+			 "{\"v\":1,\"cmd\":\"%s\",\"device\":\"zz\"}", cmds[i]);
 		expect_error(req, "unknown_device", "device");
 	}
 	expect_error("{\"v\":1,\"cmd\":\"status\",\"device\":\"zz\"}",
-	             "unknown_device", "device");
+		     "unknown_device", "device");
 	expect_error("{\"v\":1,\"cmd\":\"status\",\"device\":[]}",
-	             "bad_request", "device");
+		     "bad_request", "device");
 	assert_int_equal(submits, 0);
 }
 
@@ -294,14 +294,14 @@ static void test_start_profile(void **state)
 {
 	(void)state;
 	expect_error("{\"v\":1,\"cmd\":\"start\",\"device\":\"a\"}",
-	             "bad_request", "profile");
+		     "bad_request", "profile");
 	expect_error("{\"v\":1,\"cmd\":\"start\",\"device\":\"a\","
-	             "\"profile\":\"nope\"}",
-	             "unknown_profile", "profile");
+		     "\"profile\":\"nope\"}",
+		     "unknown_profile", "profile");
 	expect_error("{\"v\":1,\"cmd\":\"profile.get\",\"name\":\"nope\"}",
-	             "unknown_profile", "name");
+		     "unknown_profile", "name");
 	expect_error("{\"v\":1,\"cmd\":\"profile.get\"}", "bad_request",
-	             "name");
+		     "name");
 	assert_int_equal(submits, 0);
 }
 
@@ -316,8 +316,8 @@ static void test_deferred_and_busy(void **state)
 	(void)state;
 	/* unknown fields are ignored */
 	assert_null(ask_deferred("{\"v\":1,\"id\":9,\"cmd\":\"start\","
-	                         "\"device\":\"a\",\"profile\":\"wave\","
-	                         "\"later\":true}"));
+				 "\"device\":\"a\",\"profile\":\"wave\","
+				 "\"later\":true}"));
 	assert_int_equal(submits, 1);
 	assert_int_equal(last_cmd.cmd, FD_CMD_START);
 	assert_string_equal(last_cmd.profile.name, "wave");
@@ -328,11 +328,11 @@ static void test_deferred_and_busy(void **state)
 
 	/* a second command while the first waits: busy, not submitted */
 	expect_error("{\"v\":1,\"cmd\":\"stop\",\"device\":\"a\"}", "busy",
-	             NULL);
+		     NULL);
 	assert_int_equal(submits, 1);
 	/* the other device is free */
 	assert_null(
-	        ask_deferred("{\"v\":1,\"cmd\":\"vent\",\"device\":\"b\"}"));
+		ask_deferred("{\"v\":1,\"cmd\":\"vent\",\"device\":\"b\"}"));
 	assert_int_equal(submits, 2);
 
 	/* the verdict: ok with the new state, then the slot is free */
@@ -344,15 +344,15 @@ static void test_deferred_and_busy(void **state)
 	fd_server_device_news(d, &d->dev[0], out);
 	r = verdict_reply(ds, &out->cmd);
 	assert_string_equal(
-	        json_string_value(json_object_get(result(r), "state")),
-	        "running");
+		json_string_value(json_object_get(result(r), "state")),
+		"running");
 	json_decref(r);
 	assert_false(ds->pending);
 
 	/* the device layer refuses: busy */
 	submit_rc = -1;
 	expect_error("{\"v\":1,\"cmd\":\"pause\",\"device\":\"a\"}", "busy",
-	             NULL);
+		     NULL);
 	assert_false(ds->pending);
 	free(out);
 }
@@ -363,8 +363,8 @@ static void test_verdict_codes(void **state)
 		enum fd_verdict v;
 		const char *code;
 	} map[] = {{FD_EINTERLOCK, "interlock"},
-	           {FD_EFORBIDDEN, "forbidden"},
-	           {FD_EBUSY, "busy"}};
+		   {FD_EFORBIDDEN, "forbidden"},
+		   {FD_EBUSY, "busy"}};
 	struct fd_dev_server *ds = fd_dev_server(&d->dev[0]);
 	struct fd_command c;
 	json_t *r;
@@ -377,9 +377,9 @@ static void test_verdict_codes(void **state)
 		r = verdict_reply(ds, &c);
 		assert_error(r, map[i].code, NULL);
 		assert_string_equal(
-		        json_string_value(json_object_get(
-		                json_object_get(r, "error"), "message")),
-		        c.why);
+			json_string_value(json_object_get(
+				json_object_get(r, "error"), "message")),
+			c.why);
 		json_decref(r);
 	}
 }
@@ -394,39 +394,39 @@ static void test_queries(void **state)
 	r = ask("{\"v\":1,\"cmd\":\"hello\"}");
 	res = result(r);
 	assert_int_equal(json_integer_value(json_object_get(res, "protocol")),
-	                 1);
+			 1);
 	assert_int_equal(json_array_size(json_object_get(res, "devices")), 2);
 	assert_int_equal(json_integer_value(json_object_get(res, "tick_hz")),
-	                 50);
+			 50);
 	json_decref(r);
 
 	r = ask("{\"v\":1,\"cmd\":\"devices\"}");
 	dev = json_array_get(json_object_get(result(r), "devices"), 1);
 	assert_string_equal(json_string_value(json_object_get(dev, "name")),
-	                    "b");
+			    "b");
 	assert_string_equal(json_string_value(json_object_get(dev, "state")),
-	                    "offline");
+			    "offline");
 	assert_string_equal(json_string_value(json_object_get(dev, "address")),
-	                    "127.0.0.1:1503");
+			    "127.0.0.1:1503");
 	assert_true(json_is_false(
-	        json_object_get(json_object_get(dev, "link"), "up")));
+		json_object_get(json_object_get(dev, "link"), "up")));
 	json_decref(r);
 
 	r = ask("{\"v\":1,\"cmd\":\"profiles\"}");
 	dev = json_array_get(json_object_get(result(r), "profiles"), 0);
 	assert_string_equal(json_string_value(json_object_get(dev, "name")),
-	                    "wave");
+			    "wave");
 	assert_true(json_number_value(json_object_get(dev, "duration_s")) > 0);
 	json_decref(r);
 
 	r = ask("{\"v\":1,\"cmd\":\"history\"}");
 	assert_int_equal(json_array_size(json_object_get(result(r), "entries")),
-	                 0);
+			 0);
 	json_decref(r);
 
 	r = ask("{\"v\":1,\"cmd\":\"status\"}");
 	assert_int_equal(json_array_size(json_object_get(result(r), "devices")),
-	                 2);
+			 2);
 	json_decref(r);
 }
 
@@ -452,30 +452,30 @@ static void test_put_invalid(void **state)
 
 	(void)state;
 	r = ask("{\"v\":1,\"cmd\":\"profile.put\",\"profile\":{\"name\":\"hi\","
-	        "\"description\":\"x\",\"chambers\":2,\"max_pressure_mmhg\":"
-	        "500,\"max_ramp_mmhg_s\":10,\"repeat\":1,\"steps\":[{\"set\":"
-	        "{\"1\":30},\"ramp_s\":3,\"hold_s\":2}]}}");
+		"\"description\":\"x\",\"chambers\":2,\"max_pressure_mmhg\":"
+		"500,\"max_ramp_mmhg_s\":10,\"repeat\":1,\"steps\":[{\"set\":"
+		"{\"1\":30},\"ramp_s\":3,\"hold_s\":2}]}}");
 	assert_error(r, "invalid_profile", "max_pressure_mmhg");
 	assert_non_null(strstr(json_string_value(json_object_get(
-	                               json_object_get(r, "error"), "message")),
-	                       "max_pressure_mmhg"));
+				       json_object_get(r, "error"), "message")),
+			       "max_pressure_mmhg"));
 	json_decref(r);
 	/* a bad step names its path */
 	r = ask("{\"v\":1,\"cmd\":\"profile.put\",\"profile\":{\"name\":\"hi\","
-	        "\"description\":\"x\",\"chambers\":2,\"max_pressure_mmhg\":"
-	        "40,\"max_ramp_mmhg_s\":10,\"repeat\":1,\"steps\":[{\"set\":"
-	        "{\"1\":45},\"ramp_s\":5,\"hold_s\":2}]}}");
+		"\"description\":\"x\",\"chambers\":2,\"max_pressure_mmhg\":"
+		"40,\"max_ramp_mmhg_s\":10,\"repeat\":1,\"steps\":[{\"set\":"
+		"{\"1\":45},\"ramp_s\":5,\"hold_s\":2}]}}");
 	assert_error(r, "invalid_profile", NULL);
 	assert_non_null(strstr(json_string_value(json_object_get(
-	                               json_object_get(r, "error"), "field")),
-	                       "steps[0]"));
+				       json_object_get(r, "error"), "field")),
+			       "steps[0]"));
 	json_decref(r);
 	expect_error("{\"v\":1,\"cmd\":\"profile.put\"}", "bad_request",
-	             "profile");
+		     "profile");
 	expect_error("{\"v\":1,\"cmd\":\"profile.put\",\"profile\":\"x\"}",
-	             "bad_request", "profile");
+		     "bad_request", "profile");
 	expect_error("{\"v\":1,\"cmd\":\"profile.put\",\"profile\":{}}",
-	             "invalid_profile", NULL);
+		     "invalid_profile", NULL);
 	assert_int_equal(d->profiles.n, 1);
 	assert_int_equal(count_files(), 1);
 	assert_null(fd_profiles_find(&d->profiles, "hi"));
@@ -490,22 +490,22 @@ static void test_put_valid(void **state)
 
 	(void)state;
 	snprintf(req, sizeof(req),
-	         "{\"v\":1,\"id\":1,\"cmd\":\"profile.put\",\"profile\":%s}",
-	         good_profile);
+		 "{\"v\":1,\"id\":1,\"cmd\":\"profile.put\",\"profile\":%s}",
+		 good_profile);
 	/* the same name as the stored one, another name: */
 	memcpy(strstr(req, "\"wave\""), "\"wav2\"", 6);
 	r = ask(req);
 	assert_string_equal(
-	        json_string_value(json_object_get(result(r), "name")), "wav2");
+		json_string_value(json_object_get(result(r), "name")), "wav2");
 	assert_true(json_is_true(json_object_get(result(r), "stored")));
 	json_decref(r);
 	assert_int_equal(d->profiles.n, 2);
 	assert_int_equal(count_files(), 2); /* no temporary left */
 	snprintf(path, sizeof(path), "%s/wav2.json", dir);
 	assert_int_equal(fascia_profile_load_file(path, &d->limits, &p, &err),
-	                 0);
+			 0);
 	assert_true(fascia_profile_equal(
-	        &p, fd_profiles_find(&d->profiles, "wav2")));
+		&p, fd_profiles_find(&d->profiles, "wav2")));
 	/* replacing one keeps the count */
 	r = ask(req);
 	result(r);
@@ -517,9 +517,9 @@ static void test_put_valid(void **state)
 	doc = json_object_get(result(r), "profile");
 	assert_true(json_is_object(doc));
 	assert_string_equal(json_string_value(json_object_get(doc, "name")),
-	                    "wav2");
+			    "wav2");
 	assert_int_equal(json_integer_value(json_object_get(doc, "chambers")),
-	                 2);
+			 2);
 	json_decref(r);
 	/* the fresh set reloads from the directory */
 	{
@@ -606,21 +606,21 @@ static void check_state(json_t *st)
 	assert_number(member(json_array_get(ch, 0), "pressure"), 31.8);
 	assert_number(member(json_array_get(ch, 0), "setpoint"), 32.0);
 	assert_string_equal(
-	        json_string_value(member(json_array_get(ch, 0), "valve")),
-	        "hold");
+		json_string_value(member(json_array_get(ch, 0), "valve")),
+		"hold");
 	assert_string_equal(
-	        json_string_value(member(json_array_get(ch, 1), "valve")),
-	        "inflate");
+		json_string_value(member(json_array_get(ch, 1), "valve")),
+		"inflate");
 	assert_number(member(st, "supply"), 212.4);
 	al = json_array_get(member(st, "alarms"), 0);
 	assert_string_equal(json_string_value(member(al, "id")), "deviation");
 	assert_int_equal(json_integer_value(member(al, "chamber")), 1);
 	assert_string_equal(json_string_value(member(al, "priority")),
-	                    "medium");
+			    "medium");
 	assert_true(json_is_true(member(al, "latched")));
 	assert_true(json_is_true(member(al, "present")));
 	assert_int_equal(json_integer_value(member(al, "since")),
-	                 1795440000123 - 500);
+			 1795440000123 - 500);
 	assert_string_equal(json_string_value(member(al, "message")), "leak");
 	link = member(st, "link");
 	assert_true(json_is_true(member(link, "up")));
@@ -632,19 +632,19 @@ static void check_state(json_t *st)
 	assert_true(json_is_integer(member(link, "errors")));
 	assert_true(json_is_true(member(link, "fc23")));
 	assert_int_equal(json_array_size(member(link, "rtt_hist")),
-	                 FD_RTT_BUCKETS);
+			 FD_RTT_BUCKETS);
 	assert_int_equal(
-	        json_integer_value(json_array_get(member(link, "rtt_hist"), 2)),
-	        7);
+		json_integer_value(json_array_get(member(link, "rtt_hist"), 2)),
+		7);
 	assert_int_equal(json_integer_value(
-	                         member(member(st, "device_status"), "status")),
-	                 0x23);
+				 member(member(st, "device_status"), "status")),
+			 0x23);
 	assert_true(
-	        json_is_integer(member(member(st, "device_status"), "fault")));
+		json_is_integer(member(member(st, "device_status"), "fault")));
 	assert_int_equal(
-	        json_integer_value(member(member(st, "ticks"), "count")), 5001);
+		json_integer_value(member(member(st, "ticks"), "count")), 5001);
 	assert_int_equal(
-	        json_integer_value(member(member(st, "ticks"), "late")), 2);
+		json_integer_value(member(member(st, "ticks"), "late")), 2);
 	assert_number(member(member(st, "ticks"), "max_late_ms"), 1.3);
 }
 
@@ -706,7 +706,7 @@ static void test_event_json(void **state)
 	assert_string_equal(topic, "alarm");
 	assert_string_equal(json_string_value(member(m, "kind")), "raised");
 	assert_string_equal(json_string_value(member(m, "alarm")),
-	                    "overpressure");
+			    "overpressure");
 	assert_string_equal(json_string_value(member(m, "priority")), "high");
 	assert_int_equal(json_integer_value(member(m, "chamber")), 2);
 	assert_string_equal(json_string_value(member(m, "device")), "a");
@@ -745,31 +745,31 @@ static void test_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test_setup_teardown(test_not_json, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_not_object, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_version, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_id_echoed, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_cmd, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_device_arg, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_start_profile, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_deferred_and_busy, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_verdict_codes, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
-	        cmocka_unit_test_setup_teardown(test_put_invalid, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_put_valid, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_state_json, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_event_json, setup,
-	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_object, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_version, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_id_echoed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cmd, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_device_arg, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_start_profile, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_deferred_and_busy, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_verdict_codes, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_queries, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_put_invalid, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_put_valid, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_state_json, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_event_json, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,20 +25,20 @@ struct rig {
 	struct sim_model m;
 	struct fd_session s;
 	uint64_t now_us;
-	bool link_down;    /* exchanges fail */
-	bool vent_now;     /* the last tick asked for an immediate VENT */
+	bool link_down; /* exchanges fail */
+	bool vent_now;  /* the last tick asked for an immediate VENT */
 	int events[FD_E_LINK + 1];
 	char last_event[120];
-	double max_seen;   /* highest true pressure in a session */
+	double max_seen; /* highest true pressure in a session */
 };
 
 static const char *profile_json =
-        "{\"name\":\"t\",\"description\":\"test\",\"chambers\":2,"
-        "\"max_pressure_mmhg\":40,\"max_ramp_mmhg_s\":10,"
-        "\"repeat\":1,\"steps\":["
-        "{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2},"
-        "{\"set\":{\"2\":20},\"ramp_s\":2,\"hold_s\":2},"
-        "{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}";
+	"{\"name\":\"t\",\"description\":\"test\",\"chambers\":2,"
+	"\"max_pressure_mmhg\":40,\"max_ramp_mmhg_s\":10,"
+	"\"repeat\":1,\"steps\":["
+	"{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2},"
+	"{\"set\":{\"2\":20},\"ramp_s\":2,\"hold_s\":2},"
+	"{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}";
 static struct fascia_profile profile;
 
 static double now_s(const struct rig *g)
@@ -50,8 +50,11 @@ static void rig_init(struct rig *g)
 {
 	struct sim_params p;
 	struct fd_session_conf c = {
-		.chambers = 4, .limit_mmhg = 60, .watchdog_ms = 500,
-		.tick_s = 0.02, .max_session_s = 3600,
+		.chambers = 4,
+		.limit_mmhg = 60,
+		.watchdog_ms = 500,
+		.tick_s = 0.02,
+		.max_session_s = 3600,
 	};
 	struct fascia_profile_limits lim = {4, 60, 3600};
 	struct fascia_profile_error err;
@@ -64,7 +67,7 @@ static void rig_init(struct rig *g)
 	ilk_config_default(&c.ilk);
 	fd_session_init(&g->s, &c, now_s(g));
 	if (fascia_profile_parse(profile_json, strlen(profile_json), &lim,
-	                         &profile, &err))
+				 &profile, &err))
 		fail_msg("profile: %s: %s", err.field, err.message);
 }
 
@@ -79,10 +82,10 @@ static int exchange(struct rig *g, struct fascia_block_r *r)
 		return -1;
 	assert_int_equal(fascia_block_w_pack(&w, regs), 0);
 	assert_int_equal(sim_model_write(&g->m, 0, FASCIA_BLOCK_W_LEN, regs),
-	                 0);
+			 0);
 	assert_int_equal(sim_model_read(&g->m, FASCIA_BLOCK_R_ADDR,
-	                                FASCIA_BLOCK_R_LEN, rd),
-	                 0);
+					FASCIA_BLOCK_R_LEN, rd),
+			 0);
 	sim_model_note_exchange(&g->m, true);
 	assert_int_equal(fascia_block_r_unpack(rd, r), 0);
 	return 0;
@@ -128,8 +131,8 @@ static double until_state(struct rig *g, enum fd_state st, double limit_s)
 	while (g->s.state != st) {
 		if (t > limit_s)
 			fail_msg("still %s after %.1f s, waiting for %s",
-			         fd_state_name(g->s.state), t,
-			         fd_state_name(st));
+				 fd_state_name(g->s.state), t,
+				 fd_state_name(st));
 		tick(g);
 		t += TICK_US / 1e6;
 	}
@@ -181,9 +184,8 @@ static void test_profile_runs(void **state)
 		/* after the device has caught up with a ramp */
 		if (t > 1)
 			for (int i = 0; i < 2; i++)
-				worst = fmax(worst,
-				             fabs(g.m.ch[i].pressure -
-				                  g.s.setpoint[i]));
+				worst = fmax(worst, fabs(g.m.ch[i].pressure -
+							 g.s.setpoint[i]));
 	}
 	assert_int_equal(g.s.state, FD_RELEASING);
 	assert_true(t > fascia_profile_duration_s(&profile) - 0.1);
@@ -277,8 +279,8 @@ static void test_estop_trip_and_ack(void **state)
 static void test_overpressure_trip(void **state)
 {
 	struct rig g;
-	struct sim_fault f = {.kind = SIM_FAULT_OVERPRESSURE, .chamber = 1,
-	                      .mmhg = 50};
+	struct sim_fault f = {
+		.kind = SIM_FAULT_OVERPRESSURE, .chamber = 1, .mmhg = 50};
 
 	(void)state;
 	rig_init(&g);
@@ -349,7 +351,8 @@ static void test_start_refused(void **state)
 
 	(void)state;
 	rig_init(&g);
-	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EFORBIDDEN); /* offline */
+	assert_int_equal(tick_cmd(&g, FD_CMD_START),
+			 FD_EFORBIDDEN); /* offline */
 	ready(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_PAUSE), FD_EFORBIDDEN);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EFORBIDDEN);

@@ -69,13 +69,14 @@ static void tick(struct rig *r)
 	w[FASCIA_REG_LIMIT] = 1000;
 	w[FASCIA_REG_PUMP] = 1;
 	for (int i = 0; i < FASCIA_MAX_CHAMBERS; i++)
-		assert_int_equal(fascia_mmhg_to_reg(r->setpoint[i],
-		                                    &w[FASCIA_REG_SETPOINT + i]),
-		                 0);
+		assert_int_equal(
+			fascia_mmhg_to_reg(r->setpoint[i],
+					   &w[FASCIA_REG_SETPOINT + i]),
+			0);
 	assert_int_equal(sim_model_write(&r->m, 0, FASCIA_BLOCK_W_LEN, w), 0);
 	assert_int_equal(sim_model_read(&r->m, FASCIA_BLOCK_R_ADDR,
-	                                 FASCIA_BLOCK_R_LEN, rd),
-	                 0);
+					FASCIA_BLOCK_R_LEN, rd),
+			 0);
 	sim_model_note_exchange(&r->m, true);
 	r->now += TICK_MS * MS;
 	sim_model_advance(&r->m, r->now);
@@ -155,7 +156,7 @@ static void test_rise_hold_vent(void **state)
 	t = time_to_reach(&r, 39.5, 3000);
 	assert_in_range(t, 1000, 3000);
 	assert_int_equal(reg(&r, FASCIA_REG_STATUS) & FASCIA_ST_RUNNING,
-	                 FASCIA_ST_RUNNING);
+			 FASCIA_ST_RUNNING);
 	for (int i = 0; i < 250; i++) {
 		tick(&r);
 		assert_true(fabs(pressure(&r, 0) - 40) <= 1.0);
@@ -175,8 +176,8 @@ static void test_rise_hold_vent(void **state)
 static void test_leak_decays(void **state)
 {
 	struct rig r;
-	struct sim_fault leak = {.kind = SIM_FAULT_LEAK, .chamber = 0,
-	                         .mmhg_s = 10};
+	struct sim_fault leak = {
+		.kind = SIM_FAULT_LEAK, .chamber = 0, .mmhg_s = 10};
 	double before;
 
 	(void)state;
@@ -205,8 +206,9 @@ static void test_leak_decays(void **state)
 static void test_relief_valve_opens(void **state)
 {
 	struct rig r;
-	struct sim_fault stuck = {.kind = SIM_FAULT_VALVE_STUCK, .chamber = 2,
-	                          .stuck = SIM_STUCK_OPEN};
+	struct sim_fault stuck = {.kind = SIM_FAULT_VALVE_STUCK,
+				  .chamber = 2,
+				  .stuck = SIM_STUCK_OPEN};
 	double peak = 0;
 
 	(void)state;
@@ -231,8 +233,9 @@ static void test_relief_valve_opens(void **state)
 static void test_overlimit_latches(void **state)
 {
 	struct rig r;
-	struct sim_fault stuck = {.kind = SIM_FAULT_VALVE_STUCK, .chamber = 0,
-	                          .stuck = SIM_STUCK_OPEN};
+	struct sim_fault stuck = {.kind = SIM_FAULT_VALVE_STUCK,
+				  .chamber = 0,
+				  .stuck = SIM_STUCK_OPEN};
 
 	(void)state;
 	rig_init(&r, 0.1);
@@ -284,8 +287,8 @@ static void test_watchdog_trips(void **state)
 static void test_reset_rules(void **state)
 {
 	struct rig r;
-	struct sim_fault surge = {.kind = SIM_FAULT_OVERPRESSURE,
-	                          .chamber = 1, .mmhg = 50};
+	struct sim_fault surge = {
+		.kind = SIM_FAULT_OVERPRESSURE, .chamber = 1, .mmhg = 50};
 
 	(void)state;
 	rig_init(&r, 0.1);
@@ -442,8 +445,10 @@ static void test_reboot(void **state)
 static void test_sensor_faults(void **state)
 {
 	struct rig r;
-	struct sim_fault f = {.kind = SIM_FAULT_SENSOR, .chamber = 2,
-	                      .sensor_mode = SIM_SENSOR_OFFSET, .value = 7};
+	struct sim_fault f = {.kind = SIM_FAULT_SENSOR,
+			      .chamber = 2,
+			      .sensor_mode = SIM_SENSOR_OFFSET,
+			      .value = 7};
 
 	(void)state;
 	rig_init(&r, 0);
@@ -478,7 +483,7 @@ static void test_garment_and_pump(void **state)
 	inject(&r, SIM_FAULT_GARMENT_OFF, -1);
 	run_for(&r, 500);
 	assert_false(reg(&r, FASCIA_REG_STATUS) &
-	             (FASCIA_ST_GARMENT_CONNECTED | FASCIA_ST_READY));
+		     (FASCIA_ST_GARMENT_CONNECTED | FASCIA_ST_READY));
 	assert_true(r.m.ch[0].pressure < 5);
 	assert_int_equal(sim_model_clear(&r.m, SIM_FAULT_GARMENT_OFF, -1), 0);
 	tick(&r);

@@ -68,10 +68,10 @@ static void test_allowed(void **state)
 
 		if (to != (int)allowed[i].to)
 			fail_msg("%s --%s--> %s, expected %s",
-			         fd_state_name(allowed[i].from),
-			         fd_event_name(allowed[i].ev),
-			         to < 0 ? "refused" : fd_state_name(to),
-			         fd_state_name(allowed[i].to));
+				 fd_state_name(allowed[i].from),
+				 fd_event_name(allowed[i].ev),
+				 to < 0 ? "refused" : fd_state_name(to),
+				 fd_state_name(allowed[i].to));
 	}
 }
 
@@ -86,8 +86,8 @@ static void test_refused(void **state)
 				continue;
 			if (fd_transition(s, e) != -1)
 				fail_msg("%s --%s--> %s should be refused",
-				         fd_state_name(s), fd_event_name(e),
-				         fd_state_name(fd_transition(s, e)));
+					 fd_state_name(s), fd_event_name(e),
+					 fd_state_name(fd_transition(s, e)));
 			refused++;
 		}
 	/* The shape of the table: most pairs are refused. */
