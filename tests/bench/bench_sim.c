@@ -126,16 +126,16 @@ static void stop_child(struct child *c, const char *name)
 		if (r == c->pid) {
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 				fprintf(stderr,
-				        "bench_sim: %s (pid %d) ended with "
-				        "status 0x%x\n",
-				        name, (int)c->pid, st);
+					"bench_sim: %s (pid %d) ended with "
+					"status 0x%x\n",
+					name, (int)c->pid, st);
 			c->pid = 0;
 			return;
 		}
 		usleep(10000);
 	}
 	fprintf(stderr, "bench_sim: %s (pid %d) ignored SIGTERM, killing\n",
-	        name, (int)c->pid);
+		name, (int)c->pid);
 	kill(c->pid, SIGKILL);
 	waitpid(c->pid, &st, 0);
 	c->pid = 0;
@@ -188,7 +188,7 @@ static int start_sim(const char *path, struct child *c)
 		execl(path, path, "-p", "0", "-c", "tcp://127.0.0.1:*",
 		      (char *)NULL);
 		fprintf(stderr, "bench_sim: exec %s: %s\n", path,
-		        strerror(errno));
+			strerror(errno));
 		_exit(127);
 	}
 	close(pfd[1]);
@@ -203,7 +203,7 @@ static int start_sim(const char *path, struct child *c)
 	p = strstr(line, "modbus=tcp:");
 	if (strncmp(line, "ready ", 6) != 0 || p == NULL) {
 		fprintf(stderr, "bench_sim: unexpected ready line \"%s\"\n",
-		        line);
+			line);
 		stop_child(c, "fascia-sim");
 		return -1;
 	}
@@ -320,7 +320,7 @@ static int start_plain(struct child *c)
 			break; /* not a port collision: give up */
 	}
 	fprintf(stderr, "bench_sim: cannot start the plain libmodbus "
-	                "server\n");
+			"server\n");
 	return -1;
 }
 
@@ -335,15 +335,15 @@ static int check_sim_block_r(int port)
 
 	if (ctx == NULL || modbus_connect(ctx) != 0) {
 		fprintf(stderr, "bench_sim: connect to fascia-sim: %s\n",
-		        modbus_strerror(errno));
+			modbus_strerror(errno));
 	} else if (modbus_read_registers(ctx, FASCIA_BLOCK_R_ADDR,
-	                                 FASCIA_BLOCK_R_LEN,
-	                                 r) != FASCIA_BLOCK_R_LEN) {
+					 FASCIA_BLOCK_R_LEN,
+					 r) != FASCIA_BLOCK_R_LEN) {
 		fprintf(stderr, "bench_sim: read block R: %s\n",
-		        modbus_strerror(errno));
+			modbus_strerror(errno));
 	} else if (fascia_block_r_unpack(r, &br) != 0) {
 		fprintf(stderr, "bench_sim: block R from fascia-sim: %s\n",
-		        fascia_strerror(errno));
+			fascia_strerror(errno));
 	} else {
 		ok = 0;
 	}
@@ -355,13 +355,13 @@ static int check_sim_block_r(int port)
 }
 
 static int run_round(struct result *res, int port, double seconds,
-                     uint16_t *heartbeat)
+		     uint16_t *heartbeat)
 {
 	struct fascia_block_w w = {
-	        .command = FASCIA_CMD_IDLE,
-	        .watchdog_ms = FASCIA_WATCHDOG_MS_MAX, /* rounds alternate */
-	        .limit_mmhg = 100.0,
-	        .pump = true,
+		.command = FASCIA_CMD_IDLE,
+		.watchdog_ms = FASCIA_WATCHDOG_MS_MAX, /* rounds alternate */
+		.limit_mmhg = 100.0,
+		.pump = true,
 	};
 	uint16_t wr[FASCIA_BLOCK_W_LEN], rd[FASCIA_BLOCK_R_LEN];
 	modbus_t *ctx = modbus_new_tcp("127.0.0.1", port);
@@ -370,7 +370,7 @@ static int run_round(struct result *res, int port, double seconds,
 
 	if (ctx == NULL || modbus_connect(ctx) != 0) {
 		fprintf(stderr, "bench_sim: %s: connect to port %d: %s\n",
-		        res->name, port, modbus_strerror(errno));
+			res->name, port, modbus_strerror(errno));
 		if (ctx)
 			modbus_free(ctx);
 		return -1;
@@ -384,17 +384,17 @@ static int run_round(struct result *res, int port, double seconds,
 		w.heartbeat = ++*heartbeat;
 		if (fascia_block_w_pack(&w, wr) != 0) {
 			fprintf(stderr, "bench_sim: pack: %s\n",
-			        fascia_strerror(errno));
+				fascia_strerror(errno));
 			break;
 		}
 		a = now_s();
 		if (modbus_write_and_read_registers(
-		            ctx, FASCIA_BLOCK_W_ADDR, FASCIA_BLOCK_W_LEN, wr,
-		            FASCIA_BLOCK_R_ADDR, FASCIA_BLOCK_R_LEN,
-		            rd) != FASCIA_BLOCK_R_LEN) {
+			    ctx, FASCIA_BLOCK_W_ADDR, FASCIA_BLOCK_W_LEN, wr,
+			    FASCIA_BLOCK_R_ADDR, FASCIA_BLOCK_R_LEN,
+			    rd) != FASCIA_BLOCK_R_LEN) {
 			if (res->errors++ < 3)
 				fprintf(stderr, "bench_sim: %s: FC23: %s\n",
-				        res->name, modbus_strerror(errno));
+					res->name, modbus_strerror(errno));
 			if (res->errors > 1000)
 				break;
 			modbus_flush(ctx);
@@ -423,14 +423,14 @@ static void usage(void)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	        {"sim", required_argument, NULL, 's'},
-	        {"seconds", required_argument, NULL, 't'},
-	        {"rounds", required_argument, NULL, 'r'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
+		{"sim", required_argument, NULL, 's'},
+		{"seconds", required_argument, NULL, 't'},
+		{"rounds", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	struct result res[2] = {{.name = "fascia-sim"},
-	                        {.name = "plain libmodbus"}};
+				{.name = "plain libmodbus"}};
 	struct child sim = {0}, plain = {0};
 	const char *sim_path = NULL;
 	double seconds = 2.0, r50[2], r99[2], rate[2];
