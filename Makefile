@@ -123,6 +123,12 @@ install: all
 	install -m 644 $(B)/libfascia.a $(DESTDIR)$(PREFIX)/lib
 	install -m 755 $(B)/libfascia.so $(DESTDIR)$(PREFIX)/lib
 	install -m 644 include/fascia/*.h $(DESTDIR)$(PREFIX)/include/fascia
+	install -d $(DESTDIR)$(PREFIX)/share/man/man5 \
+		$(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/fascia/profiles
+	install -m 644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 etc/profiles/*.json $(DESTDIR)$(PREFIX)/share/fascia/profiles
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
