@@ -23,25 +23,33 @@ ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_LDFLAGS))
 # Debian 12 packages the build, the tests and the demo need.
 DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
 	libzmq3-dev libjansson-dev libinih-dev libcmocka-dev libncurses-dev \
-	python3 python3-zmq python3-pytest python3-pymodbus mbpoll
+	python3 python3-zmq python3-pytest python3-pymodbus mbpoll tmux \
+	clang libclang-rt-14-dev valgrind
 
 LIB_SRCS = $(wildcard protocol/*.c)
 SIM_SRCS = $(wildcard sim/*.c)
 DAEMON_SRCS = $(wildcard daemon/*.c)
+CTL_SRCS = $(wildcard clients/fasciactl/*.c)
+TOP_SRCS = $(wildcard clients/fascia-top/*.c)
 UNIT_SRCS = $(wildcard tests/unit/*.c)
 BENCH_SRCS = $(wildcard tests/bench/*.c)
+FUZZ_SRCS = $(wildcard tests/fuzz/*.c)
 
 LIB_OBJS = $(LIB_SRCS:%.c=$(B)/obj/%.o)
 SIM_OBJS = $(SIM_SRCS:%.c=$(B)/obj/%.o)
 DAEMON_OBJS = $(DAEMON_SRCS:%.c=$(B)/obj/%.o)
+CTL_OBJS = $(CTL_SRCS:%.c=$(B)/obj/%.o)
+TOP_OBJS = $(TOP_SRCS:%.c=$(B)/obj/%.o)
+FUZZ_BINS = $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 
-# The daemon is built once it has its main file.
-PROGRAMS = $(B)/fascia-sim $(if $(wildcard daemon/fasciad.c),$(B)/fasciad)
+# A program is built once it has sources.
+PROGRAMS = $(B)/fascia-sim $(if $(wildcard daemon/fasciad.c),$(B)/fasciad) \
+	$(if $(CTL_SRCS),$(B)/fasciactl) $(if $(TOP_SRCS),$(B)/fascia-top)
 
 .PHONY: all check unit unit-asan system bench bench-sim demo deps install \
-	clean format
+	clean format fuzz fuzz-smoke check-valgrind soak safety-report
 .DEFAULT_GOAL := all
 
 all: $(B)/libfascia.a $(B)/libfascia.so $(PROGRAMS) $(UNIT_BINS) $(BENCH_BINS)
@@ -62,6 +70,13 @@ $(B)/fascia-sim: $(SIM_OBJS) $(B)/libfascia.a
 
 $(B)/fasciad: $(DAEMON_OBJS) $(B)/libfascia.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(B)/libfascia.a $(PKG_LIBS)
+
+$(B)/fasciactl: $(CTL_OBJS) $(B)/libfascia.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(B)/libfascia.a $(PKG_LIBS)
+
+$(B)/fascia-top: $(TOP_OBJS) $(B)/libfascia.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TOP_OBJS) $(B)/libfascia.a $(PKG_LIBS) \
+		$(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
 
 # A unit test is one file; it may #include the module .c it tests.
 $(B)/tests/%: tests/unit/%.c $(B)/libfascia.a
@@ -107,11 +122,49 @@ check: deps
 	$(MAKE) --no-print-directory unit
 	$(MAKE) --no-print-directory unit-asan
 	$(MAKE) --no-print-directory system
+	$(if $(FUZZ_SRCS),$(MAKE) --no-print-directory fuzz-smoke)
 
 bench-sim: deps all
 	$(B)/bench/bench_sim --sim $(B)/fascia-sim
 
-bench: bench-sim
+# Every benchmark in one run: a table, and build/bench.json.
+bench: deps all
+	$(if $(wildcard tests/bench/run.py),FASCIA_BUILD=$(abspath $(B)) \
+		$(PYTHON) tests/bench/run.py --json $(B)/bench.json, \
+		$(B)/bench/bench_sim --sim $(B)/fascia-sim)
+
+# The long run: RSS over 10 minutes (not part of bench or check).
+soak: deps all
+	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) tests/bench/soak.py
+
+# libFuzzer targets (clang): FUZZ_SECONDS each, seeds in tests/fuzz/corpus.
+FUZZ_CC = clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 4
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined \
+	-fno-sanitize-recover=undefined -g -O1
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FASCIA_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $< \
+		$(LIB_SRCS) $(PKG_LIBS)
+
+fuzz: deps $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+		tests/fuzz/run.sh $$f $(FUZZ_SECONDS); done
+
+fuzz-smoke: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+		tests/fuzz/run.sh $$f $(FUZZ_SMOKE_SECONDS); done
+
+# The system tests with every program under valgrind memcheck.
+check-valgrind: deps all
+	FASCIA_VALGRIND=1 FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q \
+		tests/system
+
+# Re-measure the reactions quoted in docs/safety.md.
+safety-report: deps all
+	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) tests/system/safety_report.py \
+		docs/safety.md
 
 demo: deps all
 	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) sim/demo.py
