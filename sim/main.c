@@ -44,6 +44,7 @@ struct opts {
 	bool noise_set, seed_set, reboot_set;
 	unsigned long long seed;
 	long reboot_ms;
+	bool no_fc23;
 };
 
 struct runtime {
@@ -81,7 +82,7 @@ static const char usage_text[] =
 	"                   --pty [--pty-link PATH]]\n"
 	"                  [--devices N] [--scenario FILE] [--inject SPEC]...\n"
 	"                  [--relief MMHG] [--noise MMHG] [--seed N]\n"
-	"                  [--reboot-ms N] [-h|--help]\n";
+	"                  [--reboot-ms N] [--no-fc23] [-h|--help]\n";
 
 static const char help_text[] =
 	"\n"
@@ -120,6 +121,9 @@ static const char help_text[] =
 	"      --seed N          noise seed (device i uses N+i-1; default 1)\n"
 	"      --reboot-ms N     how long a reboot keeps a device silent,\n"
 	"                        0..600000 (default 1000)\n"
+	"      --no-fc23         answer FC23 with exception 01, as a device\n"
+	"                        without it (controllers fall back to\n"
+	"                        FC16 + FC03)\n"
 	"  -h, --help            this help\n"
 	"\n"
 	"faults (--inject, scenario files, the control socket; chamber\n"
@@ -208,6 +212,7 @@ enum {
 	OPT_NOISE,
 	OPT_SEED,
 	OPT_REBOOT_MS,
+	OPT_NO_FC23,
 };
 
 static const struct option long_opts[] = {
@@ -228,6 +233,7 @@ static const struct option long_opts[] = {
 	{"noise", required_argument, NULL, OPT_NOISE},
 	{"seed", required_argument, NULL, OPT_SEED},
 	{"reboot-ms", required_argument, NULL, OPT_REBOOT_MS},
+	{"no-fc23", no_argument, NULL, OPT_NO_FC23},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -363,6 +369,9 @@ static void parse_args(int argc, char **argv, struct opts *o,
 			o->reboot_ms =
 				parse_long("--reboot-ms", optarg, 0, 600000);
 			o->reboot_set = true;
+			break;
+		case OPT_NO_FC23:
+			o->no_fc23 = true;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -517,6 +526,7 @@ static void init_devices(struct sim *s, const struct opts *o)
 	}
 	s->ndev = o->ndev;
 	s->unit = o->unit;
+	s->no_fc23 = o->no_fc23;
 	s->start_us = sim_now_us();
 	for (int i = 0; i < s->ndev; i++) {
 		struct sim_device *d = &s->dev[i];

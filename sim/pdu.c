@@ -37,7 +37,7 @@ static int model_exception(uint8_t *rsp, uint8_t fc, int ex)
 }
 
 static int read_reply(struct sim_model *m, uint8_t fc, int addr, int n,
-                      uint8_t *rsp, bool *read_r)
+		      uint8_t *rsp, bool *read_r)
 {
 	uint16_t v[125];
 	int ex = sim_model_read(m, addr, n, v);
@@ -71,7 +71,7 @@ static int write_regs(struct sim_model *m, int addr, int n, const uint8_t *p)
  * libmodbus's modbus_reply trusts the byte count of FC16/FC23; we do not.
  */
 static int dispatch(struct sim_model *m, const uint8_t *q, size_t len,
-                    uint8_t *rsp, bool *read_r)
+		    uint8_t *rsp, bool *read_r)
 {
 	uint8_t fc = q[0];
 	int addr, n, waddr, wn, ex;
@@ -87,7 +87,7 @@ static int dispatch(struct sim_model *m, const uint8_t *q, size_t len,
 		if (n < 1 || n > 125)
 			return exception(rsp, fc, EX_ILLEGAL_VALUE);
 		if (fc == 0x04 ? !in_block_r(addr, n)
-		               : !in_block_w(addr, n) && !in_block_r(addr, n))
+			       : !in_block_w(addr, n) && !in_block_r(addr, n))
 			return exception(rsp, fc, EX_ILLEGAL_ADDRESS);
 		return read_reply(m, fc, addr, n, rsp, read_r);
 	case 0x06:
@@ -140,7 +140,7 @@ static int dispatch(struct sim_model *m, const uint8_t *q, size_t len,
 }
 
 int pdu_serve(struct sim_server *sv, bool unit_ok, const uint8_t *q, size_t len,
-              uint8_t *rsp, bool *garble)
+	      uint8_t *rsp, bool *garble)
 {
 	struct sim_device *d = sv->dev;
 	bool read_r = false;
@@ -157,7 +157,10 @@ int pdu_serve(struct sim_server *sv, bool unit_ok, const uint8_t *q, size_t len,
 		return exception(rsp, q[0], EX_GATEWAY_TARGET);
 	if (d->link_mode == SIM_LINK_EXCEPTION)
 		return exception(rsp, q[0], EX_DEVICE_FAILURE);
-	n = dispatch(&d->model, q, len, rsp, &read_r);
+	if (d->sim->no_fc23 && q[0] == 23)
+		n = exception(rsp, q[0], EX_ILLEGAL_FUNCTION);
+	else
+		n = dispatch(&d->model, q, len, rsp, &read_r);
 	/* a garbled reply showed the client nothing of block R */
 	sim_model_note_exchange(&d->model, read_r && !*garble);
 	return n;
@@ -185,7 +188,7 @@ static void dq_arm(struct delayq *q)
 	uint64_t now = sim_now_us();
 	uint64_t wait = q->head->due_us > now ? q->head->due_us - now : 0;
 	struct timeval tv = {.tv_sec = (time_t)(wait / 1000000u),
-	                     .tv_usec = (suseconds_t)(wait % 1000000u)};
+			     .tv_usec = (suseconds_t)(wait % 1000000u)};
 
 	evtimer_add(q->ev, &tv);
 }

@@ -46,6 +46,7 @@ struct sim {
 	struct sim_device *dev; /* ndev devices */
 	int ndev;
 	int unit;           /* Modbus unit id served, 1..247 */
+	bool no_fc23;       /* FC23 answered with exception 01 */
 	uint64_t start_us;  /* sim_now_us() at start: "_ms" fields in
 			       replies count from here */
 	void *control;      /* control.c's state */
