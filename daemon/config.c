@@ -413,21 +413,38 @@ static void check_whole(struct parse *p)
 		conf_error(p->errs, 0, "control and publish are the same");
 }
 
-int conf_load(const char *path, struct fd_conf *c, struct conf_errors *errs)
+int conf_load_stream(FILE *fp, const char *name, struct fd_conf *c,
+		     struct conf_errors *errs)
 {
-	struct parse p = {.conf = c, .errs = errs};
+	struct parse p = {.conf = c, .errs = errs, .fp = fp};
 	int rc;
 
+	(void)name; /* the caller names the file in its messages */
 	memset(errs, 0, sizeof(*errs));
 	conf_default(c);
-	if ((p.fp = fopen(path, "r")) == NULL) {
+	rc = ini_parse_stream(reader, &p, handler, &p);
+	if (rc > 0)
+		conf_error(errs, rc, "not a key = value line nor a [section]");
+	else if (rc < 0)
+		conf_error(errs, 0, "cannot parse: out of memory");
+	if (ferror(fp))
+		conf_error(errs, 0, "cannot read: %s", strerror(errno));
+	check_whole(&p);
+	return errs->n || errs->dropped ? -1 : 0;
+}
+
+int conf_load(const char *path, struct fd_conf *c, struct conf_errors *errs)
+{
+	FILE *fp;
+	int rc;
+
+	if ((fp = fopen(path, "r")) == NULL) {
+		memset(errs, 0, sizeof(*errs));
+		conf_default(c);
 		conf_error(errs, 0, "cannot open: %s", strerror(errno));
 		return -1;
 	}
-	rc = ini_parse_stream(reader, &p, handler, &p);
-	fclose(p.fp);
-	if (rc > 0)
-		conf_error(errs, rc, "not a key = value line nor a [section]");
-	check_whole(&p);
-	return errs->n || errs->dropped ? -1 : 0;
+	rc = conf_load_stream(fp, path, c, errs);
+	fclose(fp);
+	return rc;
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <fascia/limits.h>
 #include <fascia/profile.h>
@@ -68,6 +69,10 @@ void conf_default(struct fd_conf *c);
 void conf_builtin(struct fd_conf *c);
 /* Load path into c; 0, or -1 with every error (and its line) in errs. */
 int conf_load(const char *path, struct fd_conf *c, struct conf_errors *errs);
+/* The same on an open stream (a file, fmemopen() in the fuzzer); name is
+ * the file's name for messages and is not opened. */
+int conf_load_stream(FILE *fp, const char *name, struct fd_conf *c,
+		     struct conf_errors *errs);
 void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
