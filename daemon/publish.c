@@ -277,6 +277,32 @@ static bool snap_changed(const struct fd_snapshot *a,
 	return false;
 }
 
+/* The record: every transition, session step and alarm goes to the log
+ * too (the control thread logs link changes itself). */
+static void log_event(const struct fd_device *dev, const struct fd_event_rec *e)
+{
+	const char *name = dev->conf.name;
+
+	switch (e->kind) {
+	case FD_E_STATE:
+		log_info("device %s: %s", name, e->text);
+		break;
+	case FD_E_SESSION:
+		log_info("device %s: session %s", name, e->text);
+		break;
+	case FD_E_ALARM:
+		log_warnx("device %s: ALARM %s (chamber %d): %s", name,
+			  ilk_rows[e->alarm].name, e->chamber, e->text);
+		break;
+	case FD_E_ALARM_ACK:
+		log_info("device %s: alarm %s acknowledged", name,
+			 ilk_rows[e->alarm].name);
+		break;
+	case FD_E_LINK:
+		break;
+	}
+}
+
 void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 			   const struct fd_outbox *out)
 {
@@ -288,8 +314,10 @@ void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 		ds->snap = out->snap;
 		ds->have_snap = true;
 	}
-	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++)
+	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++) {
+		log_event(dev, &out->events[i]);
 		fd_publish_event(d, dev, &out->events[i]);
+	}
 	if (out->events_dropped > 0)
 		log_warnx("%s: %llu events dropped", dev->conf.name,
 			  (unsigned long long)out->events_dropped);
