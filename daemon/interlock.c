@@ -56,7 +56,8 @@ const struct ilk_row ilk_rows[ILK_COUNT] = {
 		       "frozen firmware or sensor",
 		       ILK_REACT_VENT,
 		       ILK_PRIO_HIGH,
-		       {{"stale_ms", "ms", 200, 50, 1000}, NOPARAM}},
+		       {{"stale_ms", "ms", 200, 50, 1000},
+			{"stuck_sensor_ms", "ms", 1000, 200, 5000}}},
 	[ILK_HEARTBEAT] = {ILK_HEARTBEAT,
 			   "heartbeat",
 			   "device ignores our writes",
@@ -117,6 +118,7 @@ void ilk_reset(struct ilk_state *s, double now_s)
 	for (int i = 0; i < FASCIA_MAX_CHAMBERS; i++) {
 		s->deviation_since[i] = -1;
 		s->hold_since[i] = -1;
+		s->stuck_since[i] = -1;
 	}
 }
 
@@ -135,6 +137,8 @@ struct eval {
 	struct ilk_trip *trips;
 	int max, n;
 	unsigned tripped, present;
+	unsigned still; /* causes shown present even among those the
+			   reaction normally answers */
 };
 
 static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
@@ -163,6 +167,66 @@ static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
 static double param(const struct eval *e, enum ilk_id id, int j)
 {
 	return e->c->v[id][j];
+}
+
+/*
+ * Running, a chamber must follow its setpoint both ways.  Otherwise
+ * (paused, releasing, idle, venting, fault) it must at least come down: a
+ * chamber that stays above its setpoint (a blocked hose) is the same
+ * hazard, and is still present while it stays up.
+ */
+static void deviation(struct eval *e, int i, double p, double sp)
+{
+	const struct ilk_input *in = e->in;
+	struct ilk_state *s = e->s;
+	double limit = param(e, ILK_DEVIATION, 0);
+	bool off = in->running ? fabs(p - sp) > limit : p - sp > limit;
+
+	if (!off) {
+		s->deviation_since[i] = -1;
+		return;
+	}
+	if (s->deviation_since[i] < 0)
+		s->deviation_since[i] = in->now_s;
+	if (in->now_s - s->deviation_since[i] >= param(e, ILK_DEVIATION, 1))
+		trip(e, ILK_DEVIATION, i + 1,
+		     "%.1f mmHg away from its setpoint %.1f for %.1f s", p, sp,
+		     in->now_s - s->deviation_since[i]);
+	if (p - sp > limit)
+		e->still |= 1u << ILK_DEVIATION;
+}
+
+/*
+ * A reading that does not move at all while its valve moves air is a
+ * stuck sensor: the firmware regulates on it, so the true pressure is
+ * anyone's guess.  (A real sensor's noise moves a live reading every
+ * sample; near 0 mmHg a deflating chamber may rightly read the same.)
+ */
+static void stuck_sensor(struct eval *e, int i, double p)
+{
+	const struct ilk_input *in = e->in;
+	struct ilk_state *s = e->s;
+	uint8_t v = in->r->valve[i];
+	bool moving = v == FASCIA_VALVE_INFLATING ||
+		      (v == FASCIA_VALVE_DEFLATING && p > FASCIA_VENTED_MMHG);
+
+	if (!s->primed || !moving || p != s->last_reading[i]) {
+		s->stuck_since[i] = -1;
+	} else {
+		if (s->stuck_since[i] < 0)
+			s->stuck_since[i] = in->now_s;
+		if ((in->now_s - s->stuck_since[i]) * 1000 >=
+		    param(e, ILK_STALE, 1)) {
+			trip(e, ILK_STALE, i + 1,
+			     "reading stuck at %.1f mmHg for %.0f ms while "
+			     "its valve %s",
+			     p, (in->now_s - s->stuck_since[i]) * 1000,
+			     v == FASCIA_VALVE_INFLATING ? "inflates"
+							 : "deflates");
+			e->still |= 1u << ILK_STALE;
+		}
+	}
+	s->last_reading[i] = p;
 }
 
 /* Rows that look at block R, per chamber. */
@@ -203,19 +267,8 @@ static void chambers(struct eval *e)
 			trip(e, ILK_RATE, i + 1,
 			     "rising at %.1f mmHg/s, above %.1f mmHg/s",
 			     (p - s->last_pressure[i]) / dt, max_rate);
-		if (in->running && fabs(p - sp) > param(e, ILK_DEVIATION, 0)) {
-			if (s->deviation_since[i] < 0)
-				s->deviation_since[i] = in->now_s;
-			if (in->now_s - s->deviation_since[i] >=
-			    param(e, ILK_DEVIATION, 1))
-				trip(e, ILK_DEVIATION, i + 1,
-				     "%.1f mmHg away from its setpoint for "
-				     "%.1f s",
-				     fabs(p - sp),
-				     in->now_s - s->deviation_since[i]);
-		} else {
-			s->deviation_since[i] = -1;
-		}
+		deviation(e, i, p, sp);
+		stuck_sensor(e, i, p);
 		if (p > param(e, ILK_HOLD_TIME, 0)) {
 			if (s->hold_since[i] < 0)
 				s->hold_since[i] = in->now_s;
@@ -305,6 +358,7 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 	/* Causes that end with the reaction itself: the vent answers them. */
 	e.present &= ~(1u << ILK_DEVIATION | 1u << ILK_RATE |
 		       1u << ILK_HOLD_TIME | 1u << ILK_DEADLINE);
+	e.present |= e.still;
 	s->primed = true;
 	*present = e.present;
 	return e.n;

@@ -89,6 +89,8 @@ struct ilk_state {
 	double last_time_s; /* start of the rate window */
 	double deviation_since[FASCIA_MAX_CHAMBERS]; /* < 0: none */
 	double hold_since[FASCIA_MAX_CHAMBERS];
+	double last_reading[FASCIA_MAX_CHAMBERS]; /* the last tick's */
+	double stuck_since[FASCIA_MAX_CHAMBERS];  /* < 0: moving */
 	uint16_t last_sample;
 	double sample_changed_s;
 	int bad_exchanges;

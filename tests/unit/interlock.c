@@ -168,6 +168,72 @@ static void test_deviation(void **state)
 	ticks(&g, 5);
 }
 
+/* Out of a running session, a chamber that does not come down (a blocked
+ * hose while releasing) trips too, and stays present while it stays up. */
+static void test_deviation_not_coming_down(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	running_at(&g, 14.5);
+	g.in.running = false; /* releasing: the setpoint went to 0 */
+	for (int c = 0; c < 4; c++)
+		g.sp[c] = 0;
+	ticks(&g, 5); /* within 15 mmHg: never */
+	rig_init(&g);
+	running_at(&g, 25);
+	g.in.running = false;
+	for (int c = 0; c < 4; c++)
+		g.sp[c] = 0;
+	ticks(&g, 2.0);
+	tick_until_trip(&g);
+	assert_trip(&g, ILK_DEVIATION, 1);
+	assert_true(g.present & (1u << ILK_DEVIATION));
+	g.r.pressure_mmhg[0] = 3; /* one chamber down, three still up */
+	tick(&g);
+	assert_true(g.present & (1u << ILK_DEVIATION));
+	for (int c = 0; c < 4; c++)
+		g.r.pressure_mmhg[c] = 3;
+	tick(&g);
+	assert_false(g.present & (1u << ILK_DEVIATION));
+	/* Below its setpoint out of a session is not a hazard. */
+	rig_init(&g);
+	g.sp[0] = 20;
+	ticks(&g, 5);
+}
+
+/* A reading frozen while its valve inflates: a stuck sensor. */
+static void test_stuck_sensor(void **state)
+{
+	struct rig g;
+
+	(void)state;
+	rig_init(&g);
+	running_at(&g, 10);
+	g.sp[2] = 10; /* within the deviation band */
+	g.r.valve[2] = FASCIA_VALVE_INFLATING;
+	ticks(&g, 1.0 - TICK); /* frozen for less than 1 s */
+	for (int i = 0; i < 3 && g.n == 0; i++)
+		tick(&g);
+	assert_trip(&g, ILK_STALE, 3);
+	assert_true(g.present & (1u << ILK_STALE));
+	assert_non_null(strstr(g.trips[0].message, "stuck at 10.0"));
+	/* A live reading (noise) while inflating never trips. */
+	rig_init(&g);
+	running_at(&g, 10);
+	g.r.valve[2] = FASCIA_VALVE_INFLATING;
+	for (int i = 0; i < 300; i++) {
+		g.r.pressure_mmhg[2] = 10 + (i % 3) * 0.1;
+		ticks(&g, TICK);
+	}
+	/* Vented, deflating at 0 with a noiseless sensor: not stuck. */
+	rig_init(&g);
+	for (int c = 0; c < 4; c++)
+		g.r.valve[c] = FASCIA_VALVE_DEFLATING;
+	ticks(&g, 5);
+}
+
 static void test_rate(void **state)
 {
 	struct rig g;
@@ -406,6 +472,8 @@ int main(void)
 		cmocka_unit_test(test_quiet),
 		cmocka_unit_test(test_overpressure),
 		cmocka_unit_test(test_deviation),
+		cmocka_unit_test(test_deviation_not_coming_down),
+		cmocka_unit_test(test_stuck_sensor),
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_hold_time),
 		cmocka_unit_test(test_session_time),

@@ -371,6 +371,60 @@ static void test_start_refused(void **state)
 	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_OK);
 }
 
+/* A hose blocked while inflated: the release cannot empty the chamber;
+ * the deviation row faults it instead of releasing for ever. */
+static void test_blocked_hose_at_release(void **state)
+{
+	struct rig g;
+	struct sim_fault f = {.kind = SIM_FAULT_BLOCKED, .chamber = 0};
+	double t;
+
+	(void)state;
+	rig_init(&g);
+	running(&g);
+	for (int i = 0; i < 200; i++) /* chamber 1 well up */
+		tick(&g);
+	assert_true(g.m.ch[0].pressure > 20);
+	assert_int_equal(sim_model_inject(&g.m, &f), 0);
+	assert_int_equal(tick_cmd(&g, FD_CMD_STOP), FD_OK);
+	t = until_state(&g, FD_FAULT, 10);
+	assert_int_equal(g.s.alarm[0].id, ILK_DEVIATION);
+	assert_true(t > 2 && t < 8);
+	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
+	sim_model_clear(&g.m, SIM_FAULT_BLOCKED, -1);
+	for (int i = 0; i < 50; i++)
+		tick(&g);
+	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_OK);
+}
+
+/* A sensor stuck low: the firmware inflates on it for ever; the daemon
+ * sees the reading frozen while the valve inflates, and vents. */
+static void test_stuck_sensor_vented(void **state)
+{
+	struct rig g;
+	struct sim_fault f = {.kind = SIM_FAULT_SENSOR,
+			      .chamber = 0,
+			      .sensor_mode = SIM_SENSOR_STUCK,
+			      .value = 12};
+	double peak = 0;
+
+	(void)state;
+	rig_init(&g);
+	running(&g);
+	for (int i = 0; i < 100; i++)
+		tick(&g);
+	assert_int_equal(sim_model_inject(&g.m, &f), 0);
+	for (int i = 0; i < 150 && g.s.state != FD_FAULT; i++) {
+		tick(&g);
+		peak = fmax(peak, g.m.ch[0].pressure);
+	}
+	assert_int_equal(g.s.state, FD_FAULT);
+	assert_int_equal(g.s.alarm[0].id, ILK_STALE);
+	assert_int_equal(g.s.alarm[0].chamber, 1);
+	/* within ~1 s of frozen readings at ~20 mmHg/s, under the ceiling */
+	assert_true(peak < 60);
+}
+
 /* The operator's vent, from a session. */
 static void test_operator_vent(void **state)
 {
@@ -400,6 +454,8 @@ int main(void)
 		cmocka_unit_test(test_link_loss),
 		cmocka_unit_test(test_start_refused),
 		cmocka_unit_test(test_operator_vent),
+		cmocka_unit_test(test_blocked_hose_at_release),
+		cmocka_unit_test(test_stuck_sensor_vented),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
