@@ -510,6 +510,19 @@ static json_t *status_result(struct sim_device *d)
 	json_object_set_new(r, "hw_relief", jmmhg(m->p.hw_relief_mmhg));
 	json_object_set_new(r, "watchdog_ms", json_integer(m->watchdog_ms));
 	json_object_set_new(r, "heartbeat", json_integer(m->heartbeat));
+	/* When HEARTBEAT last changed and when the watchdog tripped, in ms
+	 * since start (firmware samples, 1 ms): trip - change is the
+	 * watchdog's own reaction, free of any client's polling. */
+	json_object_set_new(r, "heartbeat_changed_ms",
+			    m->watchdog_armed
+				    ? json_integer(ms_since_start(
+					      d->sim, m->heartbeat_changed_us))
+				    : json_null());
+	json_object_set_new(r, "watchdog_tripped_ms",
+			    m->watchdog_tripped_us
+				    ? json_integer(ms_since_start(
+					      d->sim, m->watchdog_tripped_us))
+				    : json_null());
 	json_object_set_new(r, "pump", json_boolean(m->pump_on));
 	json_object_set_new(r, "venting", json_boolean(sim_model_venting(m)));
 	json_object_set_new(r, "booting", json_boolean(sim_model_booting(m)));

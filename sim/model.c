@@ -115,6 +115,7 @@ static void power_on(struct sim_model *m, uint64_t now_us)
 	m->heartbeat_changed_us = now_us;
 	m->fault = FASCIA_FAULT_NONE;
 	m->latched = 0;
+	m->watchdog_tripped_us = 0;
 	m->heartbeat_echo = 0;
 	m->sample = 0;
 	m->frozen = false;
@@ -272,9 +273,13 @@ static void protections(struct sim_model *m)
 		latch(m, FASCIA_FAULT_ESTOP, 0);
 	if (m->pump_failed)
 		latch(m, FASCIA_FAULT_PUMP, 0);
-	if (m->watchdog_armed && m->now_us - m->heartbeat_changed_us >=
-					 (uint64_t)m->watchdog_ms * 1000)
+	if (m->watchdog_armed &&
+	    m->now_us - m->heartbeat_changed_us >=
+		    (uint64_t)m->watchdog_ms * 1000 &&
+	    !(m->latched & FASCIA_ST_WATCHDOG_TRIPPED)) {
 		latch(m, FASCIA_FAULT_WATCHDOG, FASCIA_ST_WATCHDOG_TRIPPED);
+		m->watchdog_tripped_us = m->now_us;
+	}
 }
 
 static void regulate(struct sim_model *m)
@@ -451,6 +456,7 @@ static void reset(struct sim_model *m)
 		return;
 	m->fault = FASCIA_FAULT_NONE;
 	m->latched = 0;
+	m->watchdog_tripped_us = 0;
 	m->heartbeat_changed_us = m->now_us;
 }
 

@@ -115,7 +115,8 @@ struct sim_model {
 	/* firmware state */
 	bool watchdog_armed;
 	uint64_t heartbeat_changed_us;
-	uint16_t fault; /* latched enum fascia_fault_code */
+	uint64_t watchdog_tripped_us; /* the sample that latched it; 0: not */
+	uint16_t fault;               /* latched enum fascia_fault_code */
 	uint16_t
 		latched; /* latched STATUS bits (WATCHDOG_TRIPPED, OVERLIMIT) */
 	uint16_t heartbeat_echo;

@@ -193,10 +193,12 @@ def test_kill_9_of_the_daemon_mid_session_the_device_watchdog_vents(rig):
     t_vent = (time.monotonic() - t0) * 1000
     print("\nkill -9: watchdog tripped after %.0f ms, chambers < 5 mmHg after %.0f ms"
           % (t_trip, t_vent))
-    # the watchdog must trip WATCHDOG_MS after the last heartbeat: allow
-    # 150 ms for polling and scheduling; venting 25 mmHg takes well under 1 s
-    assert t_trip <= WATCHDOG_MS + 150, "watchdog tripped after %.0f ms" % t_trip
-    assert t_vent <= WATCHDOG_MS + 1000, "vented after %.0f ms" % t_vent
+    # the firmware's own clock: the trip came WATCHDOG_MS after the last
+    # HEARTBEAT change, within one 1 ms firmware sample (no polling in it)
+    own = tripped["watchdog_tripped_ms"] - tripped["heartbeat_changed_ms"]
+    print("watchdog reaction on the firmware's clock: %d ms" % own)
+    assert WATCHDOG_MS <= own <= WATCHDOG_MS + 1, tripped
+    assert tripped["venting"], tripped
 
 
 def restart_sim_on(port, timeout=5.0):

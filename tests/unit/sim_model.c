@@ -270,6 +270,8 @@ static void test_watchdog_trips(void **state)
 	assert_false(reg(&r, FASCIA_REG_STATUS) & FASCIA_ST_VENTING);
 	sim_model_advance(&r.m, r.now += 1 * MS);
 	assert_int_equal(reg(&r, FASCIA_REG_FAULT), FASCIA_FAULT_WATCHDOG);
+	assert_int_equal(r.m.watchdog_tripped_us - r.m.heartbeat_changed_us,
+			 200 * MS);
 	assert_true(reg(&r, FASCIA_REG_STATUS) & FASCIA_ST_WATCHDOG_TRIPPED);
 	assert_true(reg(&r, FASCIA_REG_STATUS) & FASCIA_ST_VENTING);
 	assert_false(reg(&r, FASCIA_REG_STATUS) & FASCIA_ST_READY);
