@@ -384,16 +384,21 @@ static void progress(struct fd_session *s, double dt)
 	double target[FASCIA_MAX_CHAMBERS];
 	struct fascia_profile_pos pos;
 
+	/*
+	 * Out of a session the device is held vented (master vent open), not
+	 * merely idle with its valves closed: a garment at rest is at
+	 * atmospheric pressure, and a sensor offset the firmware regulated a
+	 * chamber on shows up as a reading below 0 once the air is let out.
+	 */
 	switch (s->state) {
 	case FD_OFFLINE:
 		s->command = FASCIA_CMD_VENT;
 		zero_setpoints(s);
-		if (s->link_up && fd_session_vented(s) && !device_latched(s) &&
-		    change(s, FD_EV_READY) == 0)
-			s->command = FASCIA_CMD_IDLE;
+		if (s->link_up && fd_session_vented(s) && !device_latched(s))
+			change(s, FD_EV_READY);
 		break;
 	case FD_IDLE:
-		s->command = FASCIA_CMD_IDLE;
+		s->command = FASCIA_CMD_VENT;
 		zero_setpoints(s);
 		break;
 	case FD_RUNNING:
@@ -415,17 +420,15 @@ static void progress(struct fd_session *s, double dt)
 			if (s->setpoint[i] > 0)
 				return;
 		if (fd_session_vented(s) && change(s, FD_EV_RELEASED) == 0) {
-			s->command = FASCIA_CMD_IDLE;
+			s->command = FASCIA_CMD_VENT;
 			s->have_profile = false;
 		}
 		break;
 	case FD_VENTING:
 		s->command = FASCIA_CMD_VENT;
 		zero_setpoints(s);
-		if (fd_session_vented(s) && change(s, FD_EV_RELEASED) == 0) {
-			s->command = FASCIA_CMD_IDLE;
+		if (fd_session_vented(s) && change(s, FD_EV_RELEASED) == 0)
 			s->have_profile = false;
-		}
 		break;
 	case FD_FAULT:
 		/* A release reaction ramps down gently, then vents. */

@@ -166,7 +166,8 @@ static void test_safe_start(void **state)
 	assert_true(g.m.ch[0].pressure < FASCIA_VENTED_MMHG);
 	assert_int_equal(g.events[FD_E_LINK], 1);
 	tick(&g);
-	assert_int_equal(g.m.command, FASCIA_CMD_IDLE);
+	/* Idle, the device is held vented. */
+	assert_int_equal(g.m.command, FASCIA_CMD_VENT);
 }
 
 /* A profile runs to its end: the chambers follow the setpoints, never
@@ -425,6 +426,33 @@ static void test_stuck_sensor_vented(void **state)
 	assert_true(peak < 60);
 }
 
+/* A sensor reading 20 mmHg low: the firmware keeps the chamber 20 mmHg
+ * above what it shows, which no one can see mid-session (docs/safety.md).
+ * Once the session ends and the device is held vented, the reading goes
+ * below 0 and the sensor row trips. */
+static void test_sensor_offset_found_after_release(void **state)
+{
+	struct rig g;
+	struct sim_fault f = {.kind = SIM_FAULT_SENSOR,
+			      .chamber = 0,
+			      .sensor_mode = SIM_SENSOR_OFFSET,
+			      .value = -20};
+
+	(void)state;
+	rig_init(&g);
+	running(&g);
+	for (int i = 0; i < 100; i++)
+		tick(&g);
+	assert_int_equal(sim_model_inject(&g.m, &f), 0);
+	assert_int_equal(tick_cmd(&g, FD_CMD_STOP), FD_OK);
+	until_state(&g, FD_FAULT, 15);
+	assert_int_equal(g.s.alarm[0].id, ILK_SENSOR);
+	for (int i = 0; i < 50; i++)
+		tick(&g);
+	assert_true(g.m.ch[0].pressure < FASCIA_VENTED_MMHG);
+	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
+}
+
 /* The operator's vent, from a session. */
 static void test_operator_vent(void **state)
 {
@@ -456,6 +484,7 @@ int main(void)
 		cmocka_unit_test(test_operator_vent),
 		cmocka_unit_test(test_blocked_hose_at_release),
 		cmocka_unit_test(test_stuck_sensor_vented),
+		cmocka_unit_test(test_sensor_offset_found_after_release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
