@@ -167,7 +167,7 @@ safety-report: deps all
 		docs/safety.md
 
 demo: deps all
-	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) sim/demo.py
+	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) clients/demo.py
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
@@ -176,9 +176,11 @@ install: all
 	install -m 644 $(B)/libfascia.a $(DESTDIR)$(PREFIX)/lib
 	install -m 755 $(B)/libfascia.so $(DESTDIR)$(PREFIX)/lib
 	install -m 644 include/fascia/*.h $(DESTDIR)$(PREFIX)/include/fascia
-	install -d $(DESTDIR)$(PREFIX)/share/man/man5 \
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)$(PREFIX)/share/man/man8 \
 		$(DESTDIR)$(PREFIX)/share/fascia/profiles
+	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 644 etc/profiles/*.json $(DESTDIR)$(PREFIX)/share/fascia/profiles

@@ -1,0 +1,148 @@
+/*
+ * fascia-top: a live terminal view of every device fasciad drives, with
+ * the operator's pause/resume/stop/vent/ack keys.  This file reads the
+ * options and the environment, connects to the daemon's control and
+ * publish endpoints, and runs the curses view (ui.c) on a terminal or
+ * plain lines (plain.c) otherwise.
+ *
+ * Exit status: 0 on q (or --count lines printed), 1 on a runtime failure,
+ * 2 on a usage error, 3 when the daemon is unreachable at the start
+ * (plain mode).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "top.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: fascia-top [-e ENDPOINT] [-P ENDPOINT] [-d DEVICE] "
+		"[-n COUNT] [-h]\n"
+		"  -e, --endpoint ENDPOINT  control endpoint "
+		"(FASCIA_CONTROL, default %s)\n"
+		"  -P, --publish ENDPOINT   publish endpoint "
+		"(FASCIA_PUBLISH, default %s)\n"
+		"  -d, --device NAME        device selected at start\n"
+		"  -n, --count N            without a terminal: stop after N "
+		"lines\n"
+		"  -h, --help               this help\n"
+		"keys: Tab/arrows select, p pause, r resume, s stop, v vent, "
+		"a ack, q quit\n",
+		FASCIA_CONTROL_DEFAULT, FASCIA_PUBLISH_DEFAULT);
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+	const char *v = getenv(name);
+
+	return v && *v ? v : dflt;
+}
+
+static int parse_count(const char *s, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end != '\0' || v < 1)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Returns 0, or 2 (usage error) / -1 (--help). */
+static int parse_args(int argc, char **argv, struct top *t, long *count)
+{
+	static const struct option opts[] = {
+		{"endpoint", required_argument, NULL, 'e'},
+		{"publish", required_argument, NULL, 'P'},
+		{"device", required_argument, NULL, 'd'},
+		{"count", required_argument, NULL, 'n'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "e:P:d:n:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'e':
+			t->control = optarg;
+			break;
+		case 'P':
+			t->publish = optarg;
+			break;
+		case 'd':
+			t->want_device = optarg;
+			break;
+		case 'n':
+			if (parse_count(optarg, count) < 0) {
+				fprintf(stderr,
+					"fascia-top: --count wants a "
+					"positive integer, not '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'h':
+			usage(stdout);
+			return -1;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "fascia-top: unexpected argument '%s'\n",
+			argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	return 0;
+}
+
+static int connect_daemon(struct top *t)
+{
+	t->client = fascia_client_new(t->control, TOP_QUERY_TIMEOUT_MS);
+	if (!t->client) {
+		fprintf(stderr, "fascia-top: control %s: %s\n", t->control,
+			strerror(errno));
+		return -1;
+	}
+	t->monitor = fascia_monitor_new(t->publish, "");
+	if (!t->monitor) {
+		fprintf(stderr, "fascia-top: publish %s: %s\n", t->publish,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct top t; /* large: not on the stack */
+	long count = -1;
+	int rc;
+
+	t.control = env_or("FASCIA_CONTROL", FASCIA_CONTROL_DEFAULT);
+	t.publish = env_or("FASCIA_PUBLISH", FASCIA_PUBLISH_DEFAULT);
+	rc = parse_args(argc, argv, &t, &count);
+	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	t.started_ms = top_now_ms();
+	if (connect_daemon(&t) < 0) {
+		rc = isatty(STDOUT_FILENO) ? 1 : 3;
+	} else if (isatty(STDOUT_FILENO)) {
+		rc = ui_run(&t);
+	} else {
+		rc = plain_run(&t, count);
+	}
+	fascia_monitor_destroy(&t.monitor);
+	fascia_client_destroy(&t.client);
+	return rc;
+}

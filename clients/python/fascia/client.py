@@ -1,0 +1,184 @@
+"""Client: requests to fasciad's control socket (docs/protocol.md).
+
+A DEALER socket that sends [empty delimiter][JSON] (the envelope a REQ
+socket would use, so replies come back the same way) and matches replies to
+requests by id.  A call that times out leaves its request's id behind; a
+late reply to it is skipped when it arrives, never taken for a later call.
+"""
+import json
+import os
+import time
+
+import zmq
+
+from .errors import ProtocolError, Unreachable, error_from_reply
+
+CONTROL_DEFAULT = "tcp://127.0.0.1:7410"
+PUBLISH_DEFAULT = "tcp://127.0.0.1:7411"
+
+
+def _remaining_ms(deadline):
+    return max(0, int((deadline - time.monotonic()) * 1000))
+
+
+class Client:
+    """A connection to fasciad's control endpoint.
+
+    endpoint  the control endpoint; default $FASCIA_CONTROL, else
+              tcp://127.0.0.1:7410
+    timeout   seconds each call waits for its reply (Unreachable after)
+    """
+
+    def __init__(self, endpoint=None, timeout=2.0, context=None):
+        self.endpoint = endpoint or os.environ.get("FASCIA_CONTROL") or CONTROL_DEFAULT
+        self.timeout = timeout
+        self.next_id = 1
+        self.skipped = 0          # late or unmatched replies dropped
+        ctx = context or zmq.Context.instance()
+        self.sock = ctx.socket(zmq.DEALER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        # Queue requests only on a live connection: a request sent while the
+        # daemon is away times out here instead of being delivered, and
+        # perhaps acted on, whenever the daemon comes back.
+        self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        self.sock.connect(self.endpoint)
+        self.poller = zmq.Poller()
+        self.poller.register(self.sock, zmq.POLLIN)
+
+    # ---- the protocol
+    def request(self, req, timeout=None):
+        """Send req (a dict; "v" and "id" are filled in) and return the whole
+        reply dict, ok or not.  Raises Unreachable after timeout seconds
+        (default: the client's), ProtocolError for a reply that is not the
+        protocol's."""
+        if self.sock is None:
+            raise ValueError("the client is closed")
+        req = dict(req)
+        rid = self.next_id
+        self.next_id += 1
+        req.setdefault("v", 1)
+        req["id"] = rid
+        payload = json.dumps(req).encode()
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        self.sock.setsockopt(zmq.SNDTIMEO, _remaining_ms(deadline))
+        try:
+            self.sock.send_multipart([b"", payload])
+        except zmq.Again:
+            raise Unreachable("unreachable", "no connection to %s within %.1f s"
+                              % (self.endpoint, limit)) from None
+        while True:
+            left = _remaining_ms(deadline)
+            if left <= 0 or not self.poller.poll(left):
+                raise Unreachable("unreachable", "no reply from %s within %.1f s to %s"
+                                  % (self.endpoint, limit, req.get("cmd")))
+            frames = self.sock.recv_multipart()
+            reply = self._parse(frames)
+            if reply is None or reply.get("id") != rid:
+                self.skipped += 1
+                continue
+            return reply
+
+    def _parse(self, frames):
+        """The reply object, or None for one to skip."""
+        if frames and frames[0] == b"":
+            frames = frames[1:]
+        if len(frames) != 1:
+            return None
+        try:
+            reply = json.loads(frames[0])
+        except ValueError:
+            return None
+        return reply if isinstance(reply, dict) else None
+
+    def call(self, cmd, /, **args):
+        """Run command cmd with its arguments; returns the result dict, or
+        raises the FasciaError subclass of the reply's error code
+        (BadRequest, UnknownDevice, ... ) or Unreachable."""
+        req = {"cmd": cmd}
+        req.update(args)
+        reply = self.request(req)
+        ok = reply.get("ok")
+        if ok is True:
+            result = reply.get("result")
+            if not isinstance(result, dict):
+                raise ProtocolError("bad_reply", "ok:true without a result object",
+                                    reply=reply)
+            return result
+        if ok is False:
+            raise error_from_reply(reply)
+        raise ProtocolError("bad_reply", "reply without ok", reply=reply)
+
+    # ---- commands
+    def hello(self):
+        """{"protocol", "version", "devices", "tick_hz", "publish_hz"}"""
+        return self.call("hello")
+
+    def devices(self):
+        """The configured devices: a list of dicts (name, state, chambers ...)."""
+        return self.call("devices")["devices"]
+
+    def status(self, device=None):
+        """One device's state (the state.<device> message), or without a
+        device a list of every device's."""
+        if device is None:
+            return self.call("status")["devices"]
+        return self.call("status", device=device)
+
+    def profiles(self):
+        """The stored profiles' summaries, in name order."""
+        return self.call("profiles")["profiles"]
+
+    def profile_get(self, name):
+        """A stored profile document, in its canonical form."""
+        return self.call("profile.get", name=name)["profile"]
+
+    def profile_put(self, doc):
+        """Validate and store a profile; {"name", "stored"}.  InvalidProfile
+        names the offending part in .field."""
+        return self.call("profile.put", profile=doc)
+
+    def start(self, device, profile):
+        """Start a session; {"device", "state"}."""
+        return self.call("start", device=device, profile=profile)
+
+    def pause(self, device):
+        return self.call("pause", device=device)
+
+    def resume(self, device):
+        return self.call("resume", device=device)
+
+    def stop(self, device):
+        return self.call("stop", device=device)
+
+    def vent(self, device):
+        return self.call("vent", device=device)
+
+    def ack(self, device):
+        """Acknowledge the device's latched alarms (Interlock while a cause
+        is present, Forbidden with no fault)."""
+        return self.call("ack", device=device)
+
+    def history(self):
+        """The session journal's entries (a list)."""
+        return self.call("history")["entries"]
+
+    # ---- lifetime
+    def close(self):
+        if self.sock is not None:
+            self.poller.unregister(self.sock)
+            self.sock.close(linger=0)
+            self.sock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,55 @@
+"""make demo (clients/demo.py), run as CI would: DEMO_SECONDS=10, stdout a
+pipe.  It must end by itself with status 0, show the session running with
+its pressures rising, and leave neither of the programs it started behind."""
+import os
+import re
+import signal
+import subprocess
+import sys
+
+from conftest import BUILD, REPO
+
+DEMO = os.path.join(REPO, "clients", "demo.py")
+DEMO_SECONDS = 10
+# start-up, DEMO_SECONDS, the release after stop (gentle, a few seconds),
+# and the stops: well under this
+DEMO_TIMEOUT_S = 60
+
+
+def alive(pid):
+    """pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_demo_runs_a_session_and_leaves_nothing_running():
+    env = dict(os.environ, FASCIA_BUILD=BUILD, DEMO_SECONDS=str(DEMO_SECONDS))
+    env.pop("DEMO_VIEWER", None)
+    proc = subprocess.Popen([sys.executable, DEMO], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            env=env, text=True)
+    try:
+        out, _ = proc.communicate(timeout=DEMO_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        out += "\n[the demo did not end within %d s]" % DEMO_TIMEOUT_S
+    m = re.search(r"^demo: fascia-sim pid (\d+), fasciad pid (\d+)$", out, re.M)
+    assert m, "no pid line in the demo's output:\n" + out
+    pids = [int(m.group(1)), int(m.group(2))]
+    left = [p for p in pids if alive(p)]
+    for p in left:                       # ours: the demo printed them
+        os.kill(p, signal.SIGKILL)
+    assert not left, "the demo left pids %s running:\n%s" % (left, out)
+    assert proc.returncode == 0, "demo exited %r:\n%s" % (proc.returncode, out)
+
+    assert "demo: started gentle-wave on sim: running" in out, out
+    running = re.findall(r"^t=\s*[\d.]+s\s+running\s.*chambers 1-4\s+(-?[\d.]+)", out, re.M)
+    assert len(running) >= DEMO_SECONDS // 2, "too few running lines:\n" + out
+    # gentle-wave ramps chamber 1 to 35 mmHg over 5 s: it must show rising
+    assert max(float(p) for p in running) > 20.0, "chamber 1 never above 20 mmHg:\n" + out
+    assert "demo: end: DEMO_SECONDS elapsed" in out, out
+    assert re.search(r"^demo: stopped .*nothing left running$", out, re.M), out

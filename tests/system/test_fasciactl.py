@@ -1,0 +1,390 @@
+"""fasciactl against a real fasciad and fascia-sim: every subcommand, every
+exit code, --json, the helpful messages (unknown device, invalid profile),
+the offline profile check, and watch's one-line stream.
+
+Run: FASCIA_BUILD=/path/to/build /usr/bin/python3 -m pytest -q \
+         tests/system/test_fasciactl.py
+"""
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, REPO, wait_until
+from conftest_daemon import *  # noqa: F401,F403  (fixtures: rig, start_sim, ...)
+from daemon_rig import PROFILES
+
+CTL_BIN = os.path.join(BUILD, "fasciactl")
+RUN_TIMEOUT_S = 15
+
+
+def run_ctl(*args, env_extra=None, timeout=RUN_TIMEOUT_S):
+    """fasciactl ARGS -> CompletedProcess (text)."""
+    if not os.access(CTL_BIN, os.X_OK):
+        pytest.fail("no fasciactl at %s (set FASCIA_BUILD, run make)" % CTL_BIN)
+    env = dict(os.environ)
+    env.pop("FASCIA_CONTROL", None)
+    env.pop("FASCIA_PUBLISH", None)
+    env.update(env_extra or {})
+    return subprocess.run([CTL_BIN] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+
+
+class Ctl:
+    """fasciactl bound to one rig's endpoints."""
+
+    def __init__(self, rig):
+        self.rig = rig
+
+    def __call__(self, *args, **kw):
+        return run_ctl("--endpoint", self.rig.d.control, "--publish", self.rig.d.publish,
+                       *args, **kw)
+
+
+@pytest.fixture
+def ctl(rig):
+    return Ctl(rig)
+
+
+def free_port():
+    """A loopback TCP port where nothing listens (bound, then closed)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def write_json(path, doc):
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return str(path)
+
+
+def bad_profile(name="too-high"):
+    doc = json.loads(json.dumps(PROFILES["wave"]))
+    doc["name"] = name
+    doc["steps"][0]["set"]["1"] = 55      # above max_pressure_mmhg 40
+    return doc
+
+
+# ---- lists and status -------------------------------------------------
+
+def test_devices_lists_the_simulated_device(ctl):
+    r = ctl("devices")
+    assert r.returncode == 0, r.stderr
+    assert "DEVICE" in r.stdout and "sim" in r.stdout and "idle" in r.stdout
+
+
+def test_status_shows_state_chambers_alarms_and_link(ctl):
+    r = ctl("status", "sim")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert out.startswith("sim: idle"), out
+    assert "PRESSURE" in out and "SETPOINT" in out
+    assert "alarms    none" in out
+    assert "link      up, rtt" in out
+    # eight chamber rows
+    rows = [l for l in out.splitlines() if l.strip()[:1].isdigit()]
+    assert len(rows) == 8, out
+
+
+def test_status_without_device_shows_every_device(ctl):
+    r = ctl("status")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("sim: idle")
+
+
+def test_json_output_is_one_json_object_per_line(ctl):
+    for args in (("devices",), ("status", "sim"), ("profiles",), ("history",),
+                 ("profile", "show", "wave")):
+        r = ctl("--json", *args)
+        assert r.returncode == 0, (args, r.stderr)
+        lines = r.stdout.splitlines()
+        assert len(lines) == 1, (args, r.stdout)
+        rep = json.loads(lines[0])
+        assert rep["v"] == 1 and rep["ok"] is True, rep
+    rep = json.loads(ctl("--json", "status", "sim").stdout)
+    assert rep["result"]["device"] == "sim" and rep["result"]["state"] == "idle"
+
+
+def test_profiles_lists_the_stored_profiles(ctl):
+    r = ctl("profiles")
+    assert r.returncode == 0, r.stderr
+    for name in PROFILES:
+        assert name in r.stdout
+
+
+def test_profile_show_prints_the_document(ctl):
+    r = ctl("profile", "show", "wave")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["name"] == "wave" and doc["chambers"] == 4
+
+
+def test_profile_show_of_an_unknown_profile_is_refused(ctl):
+    r = ctl("profile", "show", "nope")
+    assert r.returncode == 1
+    assert "fasciactl: unknown_profile:" in r.stderr
+
+
+def test_history_is_empty_for_now(ctl):
+    r = ctl("history")
+    assert r.returncode == 0, r.stderr
+    assert "no sessions recorded" in r.stdout
+    assert ctl("history", "sim").returncode == 0
+
+
+# ---- profiles: upload and offline check -------------------------------
+
+def test_profile_upload_stores_a_profile(ctl, rig, tmp_path):
+    doc = json.loads(json.dumps(PROFILES["wave"]))
+    doc["name"] = "uploaded"
+    r = ctl("profile", "upload", write_json(tmp_path / "p.json", doc))
+    assert r.returncode == 0, r.stderr
+    assert "stored uploaded" in r.stdout
+    assert "uploaded" in ctl("profiles").stdout
+    assert os.path.exists(os.path.join(rig.profiles_dir, "uploaded.json"))
+
+
+def test_profile_upload_of_an_invalid_profile_names_the_field(ctl, tmp_path):
+    r = ctl("profile", "upload", write_json(tmp_path / "bad.json", bad_profile()))
+    assert r.returncode == 1
+    assert "fasciactl: invalid_profile:" in r.stderr
+    assert "fasciactl: field: steps[0].set.1" in r.stderr
+    assert "too-high" not in ctl("profiles").stdout
+
+
+def test_profile_upload_of_a_file_that_is_not_json_fails(ctl, tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text("{ nope")
+    r = ctl("profile", "upload", str(p))
+    assert r.returncode == 1
+    assert "not JSON" in r.stderr
+
+
+def test_profile_check_is_offline_and_accepts_a_good_profile(tmp_path):
+    # no daemon anywhere: an endpoint where nothing listens
+    path = write_json(tmp_path / "wave.json", PROFILES["wave"])
+    r = run_ctl("--endpoint", "tcp://127.0.0.1:%d" % free_port(), "profile", "check", path)
+    assert r.returncode == 0, r.stderr
+    assert "ok: wave, 4 chambers" in r.stdout
+    shipped = os.path.join(REPO, "etc", "profiles", "gentle-wave.json")
+    assert run_ctl("profile", "check", shipped).returncode == 0
+
+
+def test_profile_check_names_the_field_of_a_bad_profile(tmp_path):
+    path = write_json(tmp_path / "bad.json", bad_profile())
+    r = run_ctl("profile", "check", path)
+    assert r.returncode == 1
+    assert "steps[0].set.1" in r.stderr and "bad.json" in r.stderr
+    r = run_ctl("--json", "profile", "check", path)
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert out["ok"] is False and out["field"] == "steps[0].set.1"
+
+
+def test_profile_check_against_a_device_with_options(tmp_path):
+    path = write_json(tmp_path / "wave.json", PROFILES["wave"])
+    r = run_ctl("profile", "check", "--chambers", "2", path)
+    assert r.returncode == 1 and "chambers:" in r.stderr
+    r = run_ctl("profile", "check", "--limit", "30", path)
+    assert r.returncode == 1 and "max_pressure_mmhg:" in r.stderr
+    r = run_ctl("profile", "check", "--max-session", "5", path)
+    assert r.returncode == 1, r.stderr
+    r = run_ctl("profile", "check", "--chambers", "4", "--limit", "60", path)
+    assert r.returncode == 0, r.stderr
+
+
+# ---- the operator's commands ------------------------------------------
+
+def test_start_pause_resume_stop_and_vent(ctl, rig):
+    r = ctl("start", "sim", "long")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "sim: running"
+    r = ctl("status", "sim")
+    assert "session   sim-1  profile long" in r.stdout
+    assert "s left" in r.stdout
+    r = ctl("pause", "sim")
+    assert (r.returncode, r.stdout.strip()) == (0, "sim: paused"), r.stderr
+    # the device may be left out: the daemon has one
+    r = ctl("resume")
+    assert (r.returncode, r.stdout.strip()) == (0, "sim: running"), r.stderr
+    r = ctl("stop")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() in ("sim: releasing", "sim: idle")
+    rig.d.wait_status(lambda st: st["state"] == "idle", 10, what="idle after stop")
+    r = ctl("vent", "sim")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("sim: ")
+    rig.d.wait_status(lambda st: st["state"] == "idle", 10, what="idle after vent")
+
+
+def test_a_refused_command_exits_1_with_the_code(ctl):
+    r = ctl("ack", "sim")
+    assert r.returncode == 1
+    assert r.stderr.startswith("fasciactl: forbidden: "), r.stderr
+    r = ctl("--json", "pause", "sim")
+    assert r.returncode == 1
+    rep = json.loads(r.stdout)
+    assert rep["ok"] is False and rep["error"]["code"] == "forbidden"
+
+
+def test_start_with_an_unknown_profile_is_refused(ctl):
+    r = ctl("start", "sim", "nope")
+    assert r.returncode == 1
+    assert "unknown_profile" in r.stderr
+
+
+def test_an_unknown_device_lists_the_known_ones(ctl):
+    for args in (("status", "nope"), ("pause", "nope"), ("start", "nope", "wave"),
+                 ("watch", "--count", "1", "nope"), ("history", "nope")):
+        r = ctl(*args)
+        assert r.returncode == 1, (args, r.stderr)
+        assert "unknown_device" in r.stderr, (args, r.stderr)
+        assert "known devices: sim" in r.stderr, (args, r.stderr)
+
+
+# ---- usage and reachability -------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    (), ("bogus",), ("status", "a", "b"), ("start", "sim"), ("profile",),
+    ("profile", "frob", "x"), ("--timeout", "0", "devices"), ("--count", "2", "devices"),
+    ("--chambers", "3", "status"), ("--no-such-option", "devices"),
+    ("profile", "check", "--chambers", "99", "x.json"), ("pause", "a", "b"),
+])
+def test_usage_errors_exit_2(args):
+    r = run_ctl(*args)
+    assert r.returncode == 2, (args, r.stdout, r.stderr)
+    assert "fasciactl" in r.stderr
+
+
+def test_help_and_version():
+    r = run_ctl("--help")
+    assert r.returncode == 0 and "profile check FILE" in r.stdout
+    r = run_ctl("--version")
+    assert r.returncode == 0 and r.stdout.startswith("fasciactl ")
+
+
+@pytest.mark.parametrize("args", [("devices",), ("status",), ("pause",),
+                                  ("start", "sim", "wave"), ("watch",)])
+def test_an_endpoint_where_nothing_listens_exits_3_within_the_timeout(args):
+    ep = "tcp://127.0.0.1:%d" % free_port()
+    t0 = time.monotonic()
+    r = run_ctl("--endpoint", ep, "--publish", ep, "--timeout", "300", *args)
+    took = time.monotonic() - t0
+    assert r.returncode == 3, (args, r.stderr)
+    assert "no reply from %s within 300 ms" % ep in r.stderr
+    assert took < 0.3 + 1.0, took
+
+
+def test_the_environment_gives_the_endpoints(rig):
+    env = {"FASCIA_CONTROL": rig.d.control, "FASCIA_PUBLISH": rig.d.publish}
+    r = run_ctl("devices", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    r = run_ctl("--count", "1", "watch", env_extra=env)
+    assert r.returncode == 0, r.stderr
+    # an option wins over the environment
+    ep = "tcp://127.0.0.1:%d" % free_port()
+    r = run_ctl("--endpoint", ep, "--timeout", "200", "devices", env_extra=env)
+    assert r.returncode == 3
+
+
+# ---- watch ------------------------------------------------------------
+
+def start_watch(ctl_obj, *args):
+    rig = ctl_obj.rig
+    return subprocess.Popen([CTL_BIN, "--endpoint", rig.d.control, "--publish",
+                             rig.d.publish] + list(args),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def test_watch_count_prints_state_lines_at_most_once_a_second(ctl):
+    t0 = time.monotonic()
+    r = ctl("watch", "--count", "3", "sim")
+    took = time.monotonic() - t0
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3, r.stdout
+    assert all(" sim state idle" in l for l in lines), lines
+    # publish_hz is 10: three unchanged states take about two seconds
+    assert took > 1.8, took
+
+
+def test_watch_json_prints_every_message_with_its_topic(ctl):
+    r = ctl("--json", "watch", "--count", "5")
+    assert r.returncode == 0, r.stderr
+    msgs = [json.loads(l) for l in r.stdout.splitlines()]
+    assert len(msgs) == 5
+    seqs = [m["message"]["seq"] for m in msgs]
+    assert all(m["topic"] == "state.sim" for m in msgs)
+    assert seqs == list(range(seqs[0], seqs[0] + 5)), seqs
+
+
+def test_watch_shows_events_and_an_estop_alarm(ctl, rig):
+    w = start_watch(ctl, "watch", "--count", "8", "sim")
+    try:
+        # a first line shows the watcher's subscription is in place
+        first = w.stdout.readline()
+        assert " sim state idle" in first, first
+        mark = rig.sub.mark()
+        rig.sim.inject("estop")
+        rig.sub.wait_for("alarm.sim", lambda m: m.get("alarm") == "estop", 3.0,
+                         since=mark)
+        out, err = w.communicate(timeout=10)
+        out = first + out
+    finally:
+        if w.poll() is None:
+            os.kill(w.pid, signal.SIGKILL)
+            w.wait()
+        rig.sim.clear("all")
+    assert w.returncode == 0, err
+    lines = out.splitlines()
+    assert any(" sim ALARM raised estop" in l for l in lines), out
+    assert any(" sim event state: " in l and "fault" in l for l in lines), out
+    assert any(" sim state fault" in l for l in lines), out
+    # once released, ack clears the fault
+    rig.d.wait_status(lambda st: st["state"] == "fault" and st["alarms"]
+                      and not any(a.get("present") for a in st["alarms"]), 10,
+                      what="the estop cause gone")
+    r = ctl("ack", "sim")
+    assert r.returncode == 0, r.stderr
+
+
+def test_watch_exits_0_on_ctrl_c(ctl):
+    w = start_watch(ctl, "watch")
+    try:
+        line = w.stdout.readline()
+        assert " state " in line, line
+        w.send_signal(signal.SIGINT)
+        assert w.wait(timeout=3) == 0
+    finally:
+        if w.poll() is None:
+            os.kill(w.pid, signal.SIGKILL)
+            w.wait()
+        w.stdout.close()
+        w.stderr.close()
+
+
+def test_watch_without_messages_keeps_waiting(ctl, tmp_path):
+    # the control endpoint answers; the publish one has nothing to say
+    ep = "tcp://127.0.0.1:%d" % free_port()
+    w = subprocess.Popen([CTL_BIN, "--endpoint", ctl.rig.d.control, "--publish", ep,
+                          "--timeout", "300", "watch"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            w.wait(timeout=1.0)
+        w.send_signal(signal.SIGTERM)
+        assert w.wait(timeout=3) == 0
+    finally:
+        if w.poll() is None:
+            os.kill(w.pid, signal.SIGKILL)
+            w.wait()
+        w.stdout.close()
+        w.stderr.close()
