@@ -17,10 +17,17 @@ import subprocess
 import threading
 import time
 
+import sys
+
 import pytest
 import zmq
 
 from conftest import BUILD, wait_until
+
+# The project's own Python client: the tests speak the protocol through it.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "clients", "python"))
+import fascia  # noqa: E402
 
 FASCIAD_BIN = os.path.join(BUILD, "fasciad")
 DAEMON_START_TIMEOUT_S = 5.0
@@ -206,6 +213,7 @@ class Daemon:
         self.pid = self.proc.pid
         self.killed = False
         self.sock = None
+        self.client = None
         self.subs = []
         self.next_id = 1000
         try:
@@ -267,6 +275,9 @@ class Daemon:
         if self.sock is not None:
             self.sock.close(linger=0)
             self.sock = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
     def call_raw(self, data):
         """Send bytes as one request on the REQ socket; the reply as JSON."""
@@ -287,13 +298,21 @@ class Daemon:
         return rep
 
     def call(self, cmd, **args):
-        """{"v":1,"id":N,"cmd":cmd,**args} -> the reply dict (ok or not)."""
-        self.next_id += 1
-        req = {"v": 1, "id": self.next_id, "cmd": cmd}
+        """{"v":1,"id":N,"cmd":cmd,**args} through the fascia module's
+        Client -> the reply dict (ok or not)."""
+        if self.client is None:
+            self.client = fascia.Client(self.control, timeout=CALL_TIMEOUT_MS / 1000.0,
+                                        context=self._zctx)
+        req = {"cmd": cmd}
         req.update(args)
-        rep = self.call_raw(json.dumps(req).encode())
-        assert rep.get("id") == self.next_id, ("reply id does not match", req, rep)
-        assert isinstance(rep.get("ok"), bool), rep
+        try:
+            rep = self.client.request(req)
+        except fascia.Unreachable:
+            self.client.close()
+            self.client = None
+            raise AssertionError("no reply from fasciad within %d ms to %r (alive: %s); log:\n%s"
+                                 % (CALL_TIMEOUT_MS, req, self.alive(), self.log()[-3000:]))
+        assert rep.get("v") == 1 and isinstance(rep.get("ok"), bool), rep
         if rep["ok"]:
             assert isinstance(rep.get("result"), dict), rep
         else:
