@@ -1,0 +1,326 @@
+/*
+ * Fuzz fasciad's control requests (daemon/server.c): any payload through
+ * fd_server_handle() — fd_request_decode() and the whole dispatch — on a
+ * fake daemon of two devices, no sockets and no control threads:
+ * fd_device_submit() is a stub, the verdict of a deferred command is
+ * handed back at once, and profile.put stores into a scratch directory
+ * that is emptied again after each input.  Invariants: every payload gets
+ * a reply object {"v":1,"id":...,"ok":bool,...} that json_dumps() can
+ * encode (send_reply() is fatal otherwise), or is deferred exactly when a
+ * device command was submitted; nothing crashes, nothing leaks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* fsync each stored profile would make the fuzzer crawl; profiles.c is
+ * compiled here with a no-op (its <unistd.h> is already included). */
+static int no_fsync(int fd)
+{
+	(void)fd;
+	return 0;
+}
+#define fsync(fd) no_fsync(fd)
+
+#include "../../daemon/interlock.c"
+#include "../../daemon/profiles.c"
+#include "../../daemon/publish.c"
+#include "../../daemon/server.c"
+#include "../../daemon/session.c"
+#include "../../daemon/state.c"
+
+#undef fsync
+
+#define CHECK(c)                                                               \
+	do {                                                                   \
+		if (!(c)) {                                                    \
+			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c,  \
+				__FILE__, __LINE__);                           \
+			abort();                                               \
+		}                                                              \
+	} while (0)
+
+/* ---- stubs for log.c and device.c ---- */
+
+void log_warn(const char *fmt, ...)
+{
+	(void)fmt;
+}
+void log_warnx(const char *fmt, ...)
+{
+	(void)fmt;
+}
+void log_info(const char *fmt, ...)
+{
+	(void)fmt;
+}
+void log_debug(const char *fmt, ...)
+{
+	(void)fmt;
+}
+void fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+void fatalx(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	abort();
+}
+void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+
+	if (p == NULL)
+		abort();
+	return p;
+}
+
+static int submit_rc; /* what fd_device_submit returns */
+static bool submitted;
+static struct fd_command last_cmd;
+
+int fd_device_submit(struct fd_device *dev, const struct fd_command *c)
+{
+	(void)dev;
+	if (submit_rc == 0) {
+		submitted = true;
+		last_cmd = *c;
+	}
+	return submit_rc;
+}
+
+/* ---- the fake daemon ---- */
+
+static const char *const seed_profiles[] = {
+	"{\"name\":\"gentle-wave\",\"description\":\"test\",\"chambers\":2,"
+	"\"max_pressure_mmhg\":40,\"max_ramp_mmhg_s\":10,\"repeat\":1,"
+	"\"steps\":[{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2},"
+	"{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}",
+	"{\"name\":\"pulse\",\"description\":\"every chamber to 40\","
+	"\"chambers\":4,\"max_pressure_mmhg\":45,\"max_ramp_mmhg_s\":10,"
+	"\"gradient\":\"distal-high\",\"repeat\":3,\"steps\":["
+	"{\"set\":{\"all\":40},\"ramp_s\":5,\"hold_s\":5},"
+	"{\"set\":{\"all\":0},\"ramp_s\":5,\"hold_s\":10}]}",
+};
+#define NSEED (int)(sizeof(seed_profiles) / sizeof(seed_profiles[0]))
+
+static struct fd_daemon *d;
+static struct fascia_profile seeds[NSEED];
+static char dir[64];
+
+static void remove_dir(void)
+{
+	char path[1100];
+
+	if (d == NULL || dir[0] == '\0')
+		return;
+	for (int i = 0; i < d->profiles.n; i++) {
+		snprintf(path, sizeof(path), "%s/%s.json", dir,
+			 d->profiles.p[i].name);
+		unlink(path);
+	}
+	rmdir(dir);
+}
+
+/* A snapshot with a session, chambers and alarms, so that status
+ * builds every part of the state message. */
+static void fake_snapshot(struct fd_device *dev)
+{
+	struct fd_dev_server *ds = fd_dev_server(dev);
+	struct fd_snapshot *s = &ds->snap;
+
+	ds->have_snap = true;
+	s->tick = 1234;
+	s->mono_s = 100.0;
+	s->unix_ms = 1700000000000;
+	s->state = FD_RUNNING;
+	s->have_session = true;
+	s->session_seq = 3;
+	snprintf(s->profile, sizeof(s->profile), "gentle-wave");
+	s->pos.step = 1;
+	s->pos.cycle = 1;
+	s->pos.elapsed_s = 12.5;
+	s->pos.remaining_s = NAN;
+	s->chambers = dev->conf.chambers;
+	for (int i = 0; i < FASCIA_MAX_CHAMBERS; i++) {
+		s->pressure[i] = 10.0 * i;
+		s->setpoint[i] = 12.0 * i;
+		s->valve[i] = (uint8_t)(i % 4); /* 3: not a valve state */
+	}
+	s->supply = 250;
+	s->nalarm = 2;
+	s->alarm[0].id = ILK_OVERPRESSURE;
+	s->alarm[0].chamber = 2;
+	s->alarm[0].present = true;
+	s->alarm[0].since_s = 99.5;
+	snprintf(s->alarm[0].message, sizeof(s->alarm[0].message),
+		 "chamber 2 at 90 mmHg");
+	s->alarm[1].id = ILK_COMMS;
+	s->alarm[1].since_s = INFINITY;
+	memcpy(s->alarm[1].message, "cut \xe2\x82", 7); /* cut UTF-8 */
+	s->link.up = true;
+	s->link.rtt_us = 800;
+	s->link.exchanges = 42;
+	s->link.max_late_ms = 1.5;
+}
+
+static void setup(void)
+{
+	struct fascia_profile_error err;
+
+	d = xcalloc(1, sizeof(*d));
+	d->conf.tick_hz = 50;
+	d->conf.publish_hz = 10;
+	d->conf.max_session_s = 3600;
+	d->ndev = 2;
+	d->dev = xcalloc(2, sizeof(*d->dev));
+	for (int i = 0; i < 2; i++) {
+		struct fd_device_conf *c = &d->dev[i].conf;
+
+		snprintf(c->name, sizeof(c->name), "%s", i ? "rtu1" : "sim");
+		snprintf(c->host, sizeof(c->host), "127.0.0.1");
+		c->unit = 1;
+		c->limit_mmhg = 80;
+		c->watchdog_ms = 500;
+		c->port = 1502 + i;
+		c->chambers = 4 + 4 * i;
+		if (i == 1) {
+			c->transport = TRANSPORT_RTU;
+			snprintf(c->path, sizeof(c->path), "/dev/ttyUSB0");
+		}
+		d->dev[i].daemon = d;
+		d->dev[i].index = i;
+		d->conf.dev[i] = *c;
+	}
+	d->conf.ndev = 2;
+	fd_profile_limits(&d->conf, &d->limits);
+	for (int i = 0; i < NSEED; i++)
+		if (fascia_profile_parse(seed_profiles[i],
+					 strlen(seed_profiles[i]), &d->limits,
+					 &seeds[i], &err) != 0)
+			fatalx("seed profile %d: %s: %s", i, err.field,
+			       err.message);
+	/* sorted by name, as fd_profiles_put() keeps them */
+	memcpy(d->profiles.p, seeds, sizeof(seeds));
+	d->profiles.n = NSEED;
+	snprintf(dir, sizeof(dir), "/tmp/fascia-fuzz-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		fatal("mkdtemp");
+	snprintf(d->profiles.dir, sizeof(d->profiles.dir), "%s", dir);
+	atexit(remove_dir);
+	fake_snapshot(&d->dev[0]);
+}
+
+/* Back to the seed profiles after a profile.put. */
+static void reset_profiles(void)
+{
+	char path[1100];
+
+	for (int i = 0; i < d->profiles.n; i++) {
+		snprintf(path, sizeof(path), "%s/%s.json", dir,
+			 d->profiles.p[i].name);
+		unlink(path);
+	}
+	memcpy(d->profiles.p, seeds, sizeof(seeds));
+	d->profiles.n = NSEED;
+}
+
+static void check_reply(json_t *r)
+{
+	json_t *ok, *err;
+	char *text;
+
+	CHECK(json_is_object(r));
+	CHECK(json_integer_value(json_object_get(r, "v")) == 1);
+	CHECK(json_object_get(r, "id") != NULL);
+	ok = json_object_get(r, "ok");
+	CHECK(json_is_boolean(ok));
+	if (json_is_true(ok)) {
+		CHECK(json_object_get(r, "result") != NULL);
+	} else {
+		err = json_object_get(r, "error");
+		CHECK(json_is_object(err));
+		CHECK(json_is_string(json_object_get(err, "code")));
+		CHECK(json_is_string(json_object_get(err, "message")));
+	}
+	/* what send_reply() does, fatally when it cannot */
+	text = json_dumps(r, JSON_COMPACT);
+	CHECK(text != NULL);
+	free(text);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const struct fd_envelope env = {"client", 6, true};
+	struct fd_command verdict;
+	int before;
+	json_t *r;
+
+	if (d == NULL)
+		setup();
+	if (size > FD_REQUEST_MAX)
+		return 0;
+	/* the device's answer, from the input's size: no format to keep */
+	submit_rc = size % 7 == 3 ? -1 : 0;
+	submitted = false;
+	before = d->profiles.n;
+
+	r = fd_server_handle(d, (const char *)data, size, &env);
+	if (r == NULL) {
+		/* deferred: a command went to a device */
+		struct fd_device *dev = NULL;
+
+		CHECK(submitted);
+		for (int i = 0; i < d->ndev; i++) {
+			struct fd_dev_server *ds = d->dev[i].server;
+
+			if (ds != NULL && ds->pending) {
+				CHECK(dev == NULL);
+				dev = &d->dev[i];
+				CHECK(ds->pending_token == last_cmd.token);
+			}
+		}
+		CHECK(dev != NULL);
+		CHECK(last_cmd.cmd > FD_CMD_NONE && last_cmd.cmd <= FD_CMD_ACK);
+		if (last_cmd.cmd == FD_CMD_START)
+			CHECK(fd_profiles_find(&d->profiles,
+					       last_cmd.profile.name) != NULL);
+		/* a stale verdict is ignored, the right one answers */
+		verdict = last_cmd;
+		verdict.token++;
+		fd_server_verdict(d, dev, &verdict);
+		CHECK(fd_dev_server(dev)->pending);
+		verdict.token = last_cmd.token;
+		verdict.verdict = (enum fd_verdict)(size % 6);
+		if (size & 1)
+			snprintf(verdict.why, sizeof(verdict.why),
+				 "refused \xc3");
+		fd_server_verdict(d, dev, &verdict);
+		CHECK(!fd_dev_server(dev)->pending);
+	} else {
+		CHECK(!submitted);
+		check_reply(r);
+		json_decref(r);
+	}
+	for (int i = 0; i < d->ndev; i++)
+		CHECK(d->dev[i].server == NULL ||
+		      !((struct fd_dev_server *)d->dev[i].server)->pending);
+	if (d->profiles.n != before ||
+	    memcmp(d->profiles.p, seeds, sizeof(seeds)) != 0)
+		reset_profiles();
+	return 0;
+}
