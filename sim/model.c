@@ -304,11 +304,17 @@ static void regulate(struct sim_model *m)
 
 /* Reaction records of link faults end when the device vents by itself
  * (its watchdog): the controller cannot reach it to send a VENT. */
+/* The time of what a request did: its arrival when the server said so. */
+static uint64_t event_us(const struct sim_model *m)
+{
+	return m->io_us > m->now_us ? m->io_us : m->now_us;
+}
+
 static void complete(struct sim_model *m, struct sim_record *r,
 		     uint64_t exchange)
 {
 	r->done = true;
-	r->vented_us = m->now_us;
+	r->vented_us = event_us(m);
 	r->exchanges = r->first_read ? exchange - r->first_read : 0;
 }
 
@@ -585,7 +591,7 @@ void sim_model_note_exchange(struct sim_model *m, bool read_r)
 			&m->rec[(m->rec_head + i) % SIM_MAX_RECORDS];
 		if (!r->done && !r->first_read) {
 			r->first_read = m->exchanges;
-			r->shown_us = m->now_us;
+			r->shown_us = event_us(m);
 		}
 	}
 }

@@ -101,6 +101,10 @@ struct sim_record {
 struct sim_model {
 	struct sim_params p;
 	uint64_t now_us;           /* time of the last sample taken */
+	uint64_t io_us;            /* when the request being served arrived
+				      (set by the server; 0: use now_us):
+				      reaction records are timed with it,
+				      finer than the 1 ms sample */
 	uint64_t boot_us;          /* UPTIME_S counts from here */
 	uint64_t booting_until_us; /* a reboot in progress: silent, venting */
 

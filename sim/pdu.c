@@ -147,6 +147,7 @@ int pdu_serve(struct sim_server *sv, bool unit_ok, const uint8_t *q, size_t len,
 	int n;
 
 	sim_device_advance(d);
+	d->model.io_us = sim_now_us();
 	if (sim_model_booting(&d->model) || d->link_mode == SIM_LINK_DISCONNECT)
 		return -1;
 	if (d->link_mode == SIM_LINK_SILENT)
