@@ -59,6 +59,7 @@ struct ctl {
 	struct fd_snapshot snap;
 	double period_s;
 	uint64_t tick;
+	bool unthrottled; /* -B (benchmarks only): no deadlines */
 };
 
 static double mono_s(void)
@@ -89,11 +90,11 @@ static void link_close(struct ctl *c, double now)
 {
 	struct link *l = &c->link;
 
-	if (l->connected) {
+	if (l->connected)
 		modbus_close(l->mb);
+	if (c->st.up)
 		log_warnx("device %s: link down (%s)", c->dev->conf.name,
 			  c->st.last_error);
-	}
 	l->connected = false;
 	c->st.up = false;
 	l->next_attempt_s = now + l->backoff_s;
@@ -148,9 +149,7 @@ static void link_connect(struct ctl *c, double now)
 	l->connected = true;
 	l->fails = 0;
 	l->fc23 = true;
-	l->backoff_s = BACKOFF_MIN_S;
-	c->st.up = true;
-	log_info("device %s: link up", d->name);
+	log_debug("device %s: connected", d->name);
 }
 
 static void count_rtt(struct fd_link_stats *st, double rtt_s)
@@ -215,8 +214,15 @@ static int exchange(struct ctl *c, struct fascia_block_r *r)
 	if (rc == FASCIA_BLOCK_R_LEN && fascia_block_r_unpack(rd, r) == 0 &&
 	    r->chambers >= c->s.c.chambers) {
 		count_rtt(&c->st, now - t0);
+		c->st.t_read_us = (uint64_t)(now * 1e6);
 		c->st.exchanges++;
 		l->fails = 0;
+		/* Only a good exchange resets the backoff: a device that
+		 * accepts and drops every connection is not hammered. */
+		l->backoff_s = BACKOFF_MIN_S;
+		if (!c->st.up)
+			log_info("device %s: link up", c->dev->conf.name);
+		c->st.up = true;
 		return 0;
 	}
 	if (rc == FASCIA_BLOCK_R_LEN) {
@@ -401,6 +407,25 @@ static double ts_s(const struct timespec *t)
 	return (double)t->tv_sec + t->tv_nsec / 1e9;
 }
 
+static int64_t ts_ns(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+/* The measurement hooks: lateness into the histogram, and the drift of
+ * the deadline from first + n * period, in whole nanoseconds (the
+ * deadlines are sums of an integer period, so it stays 0). */
+static void count_late(struct ctl *c, double late_s, int64_t first_ns,
+		       const struct timespec *deadline, long period_ns)
+{
+	uint64_t us = late_s > 0 ? (uint64_t)(late_s * 1e6) : 0;
+	uint64_t n = c->st.ticks - 1 + c->st.skipped;
+
+	c->st.late_us = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+	c->st.late_hist[fd_late_bucket(us)]++;
+	c->st.drift_ns = ts_ns(deadline) - (first_ns + (int64_t)n * period_ns);
+}
+
 /* Safe shutdown: VENT every tick until vented or the time is up. */
 static void shutdown_vent(struct ctl *c, double timeout_s)
 {
@@ -437,12 +462,30 @@ static void *control_thread(void *arg)
 	long period_ns = (long)(c->period_s * 1e9);
 	double timeout_s;
 
+	int64_t first_ns;
+
 	realtime(c->dev);
+	c->st.unthrottled = c->unthrottled;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	timespec_add(&deadline, period_ns);
+	first_ns = ts_ns(&deadline);
 	for (;;) {
 		double now, late_s;
 
-		timespec_add(&deadline, period_ns);
+		if (c->unthrottled) {
+			/* -B, benchmarks only: the next tick at once. */
+			now = mono_s();
+			late_s = 0;
+			c->tick++;
+			c->st.ticks++;
+			take_command(c);
+			tick(c, now, false);
+			if (hand_over(c))
+				break;
+			continue;
+		}
+		if (c->tick > 0)
+			timespec_add(&deadline, period_ns);
 		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
 				       &deadline, NULL) == EINTR)
 			;
@@ -453,9 +496,11 @@ static void *control_thread(void *arg)
 		if (late_s > c->period_s / 2)
 			c->st.late_ticks++;
 		c->st.max_late_ms = fmax(c->st.max_late_ms, late_s * 1000);
+		count_late(c, late_s, first_ns, &deadline, period_ns);
 		/* Far behind: skip whole periods, keeping the phase. */
 		while (late_s > c->period_s) {
 			timespec_add(&deadline, period_ns);
+			c->st.skipped++;
 			late_s -= c->period_s;
 		}
 		take_command(c);
@@ -506,6 +551,7 @@ int fd_device_start(struct fd_device *dev)
 	int err;
 
 	c->dev = dev;
+	c->unthrottled = conf->bench_unthrottled;
 	c->period_s = 1.0 / conf->tick_hz;
 	c->link.timeout_s = c->period_s * 0.75;
 	c->link.backoff_s = BACKOFF_MIN_S;
