@@ -15,6 +15,9 @@
 		NULL, NULL, 0, 0, 0                                            \
 	}
 #define RATE_WINDOW_S 0.1
+/* A chamber told to empty (setpoint 0, out of a running session) must be
+ * below FASCIA_VENTED_MMHG within this: venting 80 mmHg takes < 1 s. */
+#define UNVENTED_S 5.0
 
 const struct ilk_row ilk_rows[ILK_COUNT] = {
 	[ILK_OVERPRESSURE] = {ILK_OVERPRESSURE,
@@ -119,6 +122,7 @@ void ilk_reset(struct ilk_state *s, double now_s)
 		s->deviation_since[i] = -1;
 		s->hold_since[i] = -1;
 		s->stuck_since[i] = -1;
+		s->unvented_since[i] = -1;
 	}
 }
 
@@ -181,6 +185,23 @@ static void deviation(struct eval *e, int i, double p, double sp)
 	struct ilk_state *s = e->s;
 	double limit = param(e, ILK_DEVIATION, 0);
 	bool off = in->running ? fabs(p - sp) > limit : p - sp > limit;
+	bool unvented = !in->running && sp <= 0 && p >= FASCIA_VENTED_MMHG;
+
+	/* Told to empty, a chamber that stays above 5 mmHg (a hose blocked
+	 * at a pressure below the deviation threshold) trips after
+	 * UNVENTED_S: a release must end. */
+	if (!unvented) {
+		s->unvented_since[i] = -1;
+	} else {
+		if (s->unvented_since[i] < 0)
+			s->unvented_since[i] = in->now_s;
+		if (in->now_s - s->unvented_since[i] >= UNVENTED_S)
+			trip(e, ILK_DEVIATION, i + 1,
+			     "still %.1f mmHg %.0f s after it was told to vent",
+			     p, in->now_s - s->unvented_since[i]);
+		if (in->now_s - s->unvented_since[i] >= UNVENTED_S)
+			e->still |= 1u << ILK_DEVIATION;
+	}
 
 	if (!off) {
 		s->deviation_since[i] = -1;

@@ -89,8 +89,9 @@ struct ilk_state {
 	double last_time_s; /* start of the rate window */
 	double deviation_since[FASCIA_MAX_CHAMBERS]; /* < 0: none */
 	double hold_since[FASCIA_MAX_CHAMBERS];
-	double last_reading[FASCIA_MAX_CHAMBERS]; /* the last tick's */
-	double stuck_since[FASCIA_MAX_CHAMBERS];  /* < 0: moving */
+	double last_reading[FASCIA_MAX_CHAMBERS];   /* the last tick's */
+	double stuck_since[FASCIA_MAX_CHAMBERS];    /* < 0: moving */
+	double unvented_since[FASCIA_MAX_CHAMBERS]; /* < 0: vented */
 	uint16_t last_sample;
 	double sample_changed_s;
 	int bad_exchanges;

@@ -302,8 +302,9 @@ static void regulate(struct sim_model *m)
 	}
 }
 
-/* Reaction records of link faults end when the device vents by itself
- * (its watchdog): the controller cannot reach it to send a VENT. */
+/* Reaction records of link faults and reboots end when the device vents
+ * by itself (its watchdog, the power loss of a reboot): the controller
+ * cannot reach it to send a VENT. */
 /* The time of what a request did: its arrival when the server said so. */
 static uint64_t event_us(const struct sim_model *m)
 {
@@ -318,12 +319,13 @@ static void complete(struct sim_model *m, struct sim_record *r,
 	r->exchanges = r->first_read ? exchange - r->first_read : 0;
 }
 
-static void complete_link_records(struct sim_model *m)
+static void complete_own_vents(struct sim_model *m)
 {
 	for (unsigned i = 0; i < m->nrec; i++) {
 		struct sim_record *r =
 			&m->rec[(m->rec_head + i) % SIM_MAX_RECORDS];
-		if (!r->done && r->kind == SIM_FAULT_LINK)
+		if (!r->done &&
+		    (r->kind == SIM_FAULT_LINK || r->kind == SIM_FAULT_REBOOT))
 			complete(m, r, m->exchanges);
 	}
 }
@@ -333,17 +335,19 @@ static void sample(struct sim_model *m)
 	pneumatics(m);
 	if (m->booting_until_us && m->now_us >= m->booting_until_us)
 		power_on(m, m->now_us);
-	if (m->frozen || sim_model_booting(m)) {
-		if (sim_model_booting(m))
-			regulate(m); /* power loss: every valve vents */
+	if (sim_model_booting(m)) {
+		regulate(m); /* power loss: every valve vents */
+		complete_own_vents(m);
 		return;
 	}
+	if (m->frozen)
+		return;
 	m->sample++;
 	sense(m);
 	protections(m);
 	regulate(m);
 	if (sim_model_venting(m))
-		complete_link_records(m);
+		complete_own_vents(m);
 }
 
 void sim_model_advance(struct sim_model *m, uint64_t now_us)

@@ -180,7 +180,7 @@ static void test_deviation_not_coming_down(void **state)
 	g.in.running = false; /* releasing: the setpoint went to 0 */
 	for (int c = 0; c < 4; c++)
 		g.sp[c] = 0;
-	ticks(&g, 5); /* within 15 mmHg: never */
+	ticks(&g, 4.5); /* within 15 mmHg: not before the 5 s to vent */
 	rig_init(&g);
 	running_at(&g, 25);
 	g.in.running = false;
@@ -197,6 +197,19 @@ static void test_deviation_not_coming_down(void **state)
 		g.r.pressure_mmhg[c] = 3;
 	tick(&g);
 	assert_false(g.present & (1u << ILK_DEVIATION));
+	/* Stuck at 12 mmHg, below the threshold, told to vent: 5 s. */
+	rig_init(&g);
+	running_at(&g, 12);
+	g.in.running = false;
+	for (int c = 0; c < 4; c++)
+		g.sp[c] = 0;
+	g.r.pressure_mmhg[1] = g.r.pressure_mmhg[2] = 0;
+	g.r.pressure_mmhg[3] = 4.9; /* vented: never */
+	ticks(&g, 5.0);
+	tick_until_trip(&g);
+	assert_trip(&g, ILK_DEVIATION, 1);
+	assert_non_null(strstr(g.trips[0].message, "told to vent"));
+	assert_true(g.present & (1u << ILK_DEVIATION));
 	/* Below its setpoint out of a session is not a hazard. */
 	rig_init(&g);
 	g.sp[0] = 20;
