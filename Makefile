@@ -156,10 +156,13 @@ fuzz-smoke: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
 		tests/fuzz/run.sh $$f $(FUZZ_SMOKE_SECONDS); done
 
-# The system tests with every program under valgrind memcheck.
+# The system tests under valgrind memcheck: the simulator's with
+# fascia-sim under it, the daemon's with fasciad under it.
 check-valgrind: deps all
-	FASCIA_VALGRIND=1 FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest -q \
-		tests/system
+	FASCIA_VALGRIND=fascia-sim FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest \
+		-q tests/system/test_sim_*.py
+	FASCIA_VALGRIND=fasciad FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest \
+		-q tests/system/test_daemon_*.py tests/system/test_fault_matrix.py
 
 # Re-measure the reactions quoted in docs/safety.md.
 safety-report: deps all

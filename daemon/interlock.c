@@ -117,7 +117,6 @@ void ilk_reset(struct ilk_state *s, double now_s)
 {
 	memset(s, 0, sizeof(*s));
 	s->sample_changed_s = now_s;
-	s->last_time_s = now_s;
 	for (int i = 0; i < FASCIA_MAX_CHAMBERS; i++) {
 		s->deviation_since[i] = -1;
 		s->hold_since[i] = -1;
@@ -250,6 +249,35 @@ static void stuck_sensor(struct eval *e, int i, double p)
 	s->last_reading[i] = p;
 }
 
+/*
+ * The newest kept reading at least RATE_WINDOW_S old, or -1.  The rise is
+ * measured over that window, but every tick: between two ticks, sensor
+ * noise alone looks like a steep rate; a surge shows in the first reading
+ * after it.
+ */
+static int rate_reference(const struct ilk_state *s, double now)
+{
+	unsigned n = s->hist_n < ILK_HISTORY ? s->hist_n : ILK_HISTORY;
+
+	for (unsigned k = 1; k <= n; k++) {
+		unsigned j = (s->hist_n - k) % ILK_HISTORY;
+
+		if (now - s->hist_t[j] >= RATE_WINDOW_S - 1e-9)
+			return (int)j;
+	}
+	return -1;
+}
+
+static void remember(struct ilk_state *s, const struct ilk_input *in)
+{
+	unsigned j = s->hist_n % ILK_HISTORY;
+
+	s->hist_t[j] = in->now_s;
+	for (int i = 0; i < in->chambers; i++)
+		s->hist_p[j][i] = in->r->pressure_mmhg[i];
+	s->hist_n++;
+}
+
 /* Rows that look at block R, per chamber. */
 static void chambers(struct eval *e)
 {
@@ -257,10 +285,7 @@ static void chambers(struct eval *e)
 	struct ilk_state *s = e->s;
 	double limit = in->in_session ? in->max_pressure : in->device_limit;
 	double over = limit + param(e, ILK_OVERPRESSURE, 0);
-	/* The rise is measured over at least RATE_WINDOW_S: between two
-	 * ticks, sensor noise alone looks like a steep rate. */
-	double dt = in->now_s - s->last_time_s;
-	bool window = !s->primed || dt >= RATE_WINDOW_S;
+	int old = rate_reference(s, in->now_s);
 	double max_rate =
 		(in->in_session ? in->max_ramp : FASCIA_MAX_RAMP_MMHG_S) +
 		param(e, ILK_RATE, 0);
@@ -283,11 +308,14 @@ static void chambers(struct eval *e)
 			trip(e, ILK_OVERPRESSURE, i + 1,
 			     "%.1f mmHg is above the %.1f mmHg ceiling", p,
 			     over);
-		if (s->primed && window &&
-		    (p - s->last_pressure[i]) / dt > max_rate)
+		if (old >= 0 &&
+		    (p - s->hist_p[old][i]) / (in->now_s - s->hist_t[old]) >
+			    max_rate)
 			trip(e, ILK_RATE, i + 1,
 			     "rising at %.1f mmHg/s, above %.1f mmHg/s",
-			     (p - s->last_pressure[i]) / dt, max_rate);
+			     (p - s->hist_p[old][i]) /
+				     (in->now_s - s->hist_t[old]),
+			     max_rate);
 		deviation(e, i, p, sp);
 		stuck_sensor(e, i, p);
 		if (p > param(e, ILK_HOLD_TIME, 0)) {
@@ -303,11 +331,8 @@ static void chambers(struct eval *e)
 		} else {
 			s->hold_since[i] = -1;
 		}
-		if (window)
-			s->last_pressure[i] = p;
 	}
-	if (window)
-		s->last_time_s = in->now_s;
+	remember(s, in);
 }
 
 /* Rows that look at the device as a whole. */

@@ -82,11 +82,16 @@ struct ilk_input {
 	double session_length_s;
 };
 
+/* Readings kept for the rate: 100 ms at 200 Hz, with room. */
+#define ILK_HISTORY 32
+
 /* What the interlocks remember between ticks, per device. */
 struct ilk_state {
-	bool primed;                               /* one good exchange seen */
-	double last_pressure[FASCIA_MAX_CHAMBERS]; /* at last_time_s */
-	double last_time_s; /* start of the rate window */
+	bool primed; /* one good exchange seen */
+	/* The last ILK_HISTORY readings, for the rate over a window */
+	double hist_t[ILK_HISTORY];
+	double hist_p[ILK_HISTORY][FASCIA_MAX_CHAMBERS];
+	unsigned hist_n; /* readings kept so far (ring: hist_n % size) */
 	double deviation_since[FASCIA_MAX_CHAMBERS]; /* < 0: none */
 	double hold_since[FASCIA_MAX_CHAMBERS];
 	double last_reading[FASCIA_MAX_CHAMBERS];   /* the last tick's */

@@ -5,6 +5,7 @@
                 rig.sub, rig.dir, rig.profiles_dir
   start_daemon  start_daemon(conf_path) -> Daemon, finished at teardown
 """
+import json
 import os
 
 import pytest
@@ -73,3 +74,12 @@ def wait_sim_vented(sim, timeout, below=5.0):
     return wait_until(lambda: (lambda st: st if sim_max_pressure(st) < below else None)(
         sim.status()), timeout, interval=0.01,
         what="every simulated chamber below %.1f mmHg" % below)
+
+
+def record(name, **figures):
+    """Keep a row's measured figures for make safety-report (which sets
+    FASCIA_SAFETY_REPORT to a JSON-lines file)."""
+    path = os.environ.get("FASCIA_SAFETY_REPORT")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps(dict(row=name, **figures)) + "\n")

@@ -22,7 +22,7 @@ import sys
 import pytest
 import zmq
 
-from conftest import BUILD, wait_until
+from conftest import BUILD, SLOW, under_valgrind, wait_until
 
 # The project's own Python client: the tests speak the protocol through it.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -30,8 +30,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import fascia  # noqa: E402
 
 FASCIAD_BIN = os.path.join(BUILD, "fasciad")
-DAEMON_START_TIMEOUT_S = 5.0
-DAEMON_STOP_TIMEOUT_S = 5.0
+DAEMON_START_TIMEOUT_S = 5.0 * SLOW
+DAEMON_STOP_TIMEOUT_S = 5.0 * SLOW
 CALL_TIMEOUT_MS = 4000   # a device command waits up to 2 s for its verdict
 
 # Short profiles for the tests: 4 chambers, max 40 mmHg, ramps at 10 mmHg/s
@@ -208,8 +208,8 @@ class Daemon:
         self.args = [FASCIAD_BIN, "-f", "-c", conf_path] + list(args)
         self.stderr_path = conf_path + ".%d.err" % id(self)
         self._err = open(self.stderr_path, "w+b")
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=self._err,
-                                     stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(under_valgrind(self.args), stdout=subprocess.PIPE,
+                                     stderr=self._err, stdin=subprocess.DEVNULL)
         self.pid = self.proc.pid
         self.killed = False
         self.sock = None

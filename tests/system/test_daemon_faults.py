@@ -8,7 +8,7 @@ import pytest
 
 from conftest import FAULT_WATCHDOG, ST_WATCHDOG_TRIPPED, Sim, SimStartError, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
-from conftest_daemon import sim_max_pressure, start_session, wait_sim_vented
+from conftest_daemon import record, sim_max_pressure, start_session, wait_sim_vented
 
 WATCHDOG_MS = 500
 
@@ -198,6 +198,8 @@ def test_kill_9_of_the_daemon_mid_session_the_device_watchdog_vents(rig):
     own = tripped["watchdog_tripped_ms"] - tripped["heartbeat_changed_ms"]
     print("watchdog reaction on the firmware's clock: %d ms" % own)
     assert WATCHDOG_MS <= own <= WATCHDOG_MS + 1, tripped
+    record("kill9", alarm="device watchdog", exchanges=None, latency_ms=own,
+           reaction="watchdog", vented_ms=round(t_vent))
     assert tripped["venting"], tripped
 
 

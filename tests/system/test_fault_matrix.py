@@ -28,9 +28,10 @@ import time
 import pytest
 import zmq
 
-from conftest import FAULT_WATCHDOG, wait_until
+from conftest import FAULT_WATCHDOG, SLOW, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
-from conftest_daemon import start_session, wait_sim_vented
+from conftest_daemon import Rig, record, start_session, wait_sim_vented
+from daemon_rig import write_config
 
 WATCHDOG_MS = 500
 TICK_MS = 20
@@ -45,6 +46,9 @@ Row = collections.namedtuple("Row", "name inject alarms reaction provoke "
 ROWS = [
     Row("overpressure", dict(fault="overpressure", chamber=1, mmhg=55),
         {"overpressure"}, "prompt", None, False, True),
+    # a surge to 44 mmHg: under the 45 mmHg ceiling, but risen at once
+    Row("surge", dict(fault="overpressure", chamber=2, mmhg=44),
+        {"rate"}, "prompt", None, False, True, at=23.0),
     Row("valve_stuck_open", dict(fault="valve_stuck", chamber=1, state="open"),
         {"overpressure", "deviation", "rate"}, "timed", None, False, False),
     Row("valve_stuck_closed", dict(fault="valve_stuck", chamber=1, state="closed"),
@@ -174,6 +178,8 @@ def test_fault_matrix(rig, row):
     check_reaction(row, rec)
     print("\n%s: alarm %s; reaction %s exchanges, %s ms"
           % (row.name, alarm["alarm"], rec["exchanges"], rec["latency_ms"]))
+    record(row.name, alarm=alarm["alarm"], exchanges=rec["exchanges"],
+           latency_ms=rec["latency_ms"], reaction=row.reaction)
 
     if row.observable:
         if row.reaction == "link" and row.inject["fault"] == "reboot":
@@ -205,6 +211,33 @@ def test_fault_matrix(rig, row):
     fresh_session_runs(rig)
 
 
+def test_a_chamber_held_too_long_trips_hold_time(start_sim, start_daemon, tmp_path):
+    """hold_time with its thresholds at their lowest bounds (20 mmHg for
+    10 s): the "long" profile holds 25 mmHg; the ack is accepted once
+    vented (the cause ends with the vent), and a session runs again."""
+    sim = start_sim()
+    d = start_daemon(write_config(str(tmp_path), sim.port,
+                                  extra="\n[daemon]\nhold_mmhg = 20\nhold_s = 10\n"))
+    sub = d.subscribe()
+    d.wait_status(lambda st: st["state"] == "idle", 5.0 * SLOW, what="idle")
+    rig = Rig(sim, d, sub, str(tmp_path))
+    start_session(rig, "long")
+    t0 = time.monotonic()
+    mark = sub.mark()
+    alarm = sub.wait_for("alarm.sim", lambda m: m["kind"] == "raised", 16.0, since=mark,
+                         what="the hold_time alarm")
+    held = time.monotonic() - t0
+    assert alarm["alarm"] == "hold_time", alarm
+    sub.wait_state(lambda m: m["state"] == "fault", 2.0, since=mark, what="fault")
+    print("\nhold_time: tripped %.1f s after the start (20 mmHg reached at ~2 s)" % held)
+    assert held >= 10, held
+    wait_sim_vented(sim, 5.0)
+    ack_until_idle(rig)
+    record("hold_time", alarm="hold_time", exchanges=None, latency_ms=None,
+           reaction="held", held_s=round(held, 1))
+    fresh_session_runs(rig)
+
+
 def test_sigstop_and_sigcont_of_the_daemon(rig):
     """Stopped, the daemon writes nothing: the device's watchdog vents.
     Continued, the daemon reads the watchdog fault, latches it, and an ack
@@ -216,8 +249,10 @@ def test_sigstop_and_sigcont_of_the_daemon(rig):
     try:
         st = wait_until(lambda: (lambda s: s if s["fault"] == FAULT_WATCHDOG else None)(
             sim.status()), 3.0, interval=0.01, what="the device watchdog trips")
-        assert WATCHDOG_MS <= st["watchdog_tripped_ms"] - st["heartbeat_changed_ms"] \
-            <= WATCHDOG_MS + 1, st
+        own = st["watchdog_tripped_ms"] - st["heartbeat_changed_ms"]
+        assert WATCHDOG_MS <= own <= WATCHDOG_MS + 1, st
+        record("sigstop", alarm="device watchdog", exchanges=None, latency_ms=own,
+               reaction="watchdog")
         wait_sim_vented(sim, 3.0)
     finally:
         mark = sub.mark()

@@ -13,7 +13,7 @@ import pytest
 from conftest import (FAULT_WATCHDOG, IDLE, MAP_VERSION, R, RESET, RUN,
                       ST_GARMENT_CONNECTED, ST_READY, ST_RUNNING, ST_VENTING,
                       ST_WATCHDOG_TRIPPED, VENT, ModbusError, RawModbus, exception_of,
-                      healthy_block_w, pdu_fc23, pdu_read)
+                      healthy_block_w, pdu_fc23, pdu_read, VALGRIND)
 
 from pymodbus.client import ModbusSerialClient
 
@@ -96,7 +96,9 @@ def test_fc23_exchange_writes_block_w_and_reads_block_r(sim, dev):
     b2 = dev.exchange()
     dt_ms = (time.monotonic() - t0) * 1000
     delta = (b2.sample - s0) & 0xFFFF
-    assert 150 <= delta <= dt_ms + 50, (delta, dt_ms)
+    assert delta >= 150, (delta, dt_ms)
+    if not VALGRIND:  # under memcheck the model catches up in bursts
+        assert delta <= dt_ms + 50, (delta, dt_ms)
 
 
 def test_fc06_and_fc16_writes_are_read_back(sim, dev):

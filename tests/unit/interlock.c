@@ -267,6 +267,13 @@ static void test_rate(void **state)
 		tick(&g);
 	}
 	assert_trip(&g, ILK_RATE, 4);
+	/* A surge trips in the tick that reads it, not a window later. */
+	rig_init(&g);
+	running_at(&g, 20);
+	ticks(&g, 0.5);
+	g.r.pressure_mmhg[1] += 5; /* 50 mmHg/s over the 100 ms window */
+	tick(&g);
+	assert_trip(&g, ILK_RATE, 2);
 	/* Noise alone: +-0.3 mmHg between ticks is 15 mmHg/s, no trip. */
 	rig_init(&g);
 	running_at(&g, 20);
