@@ -34,6 +34,8 @@ static void usage(FILE *f)
 		"publish=...`\n"
 		"           on stdout once listening\n"
 		"  -v       log debug messages\n"
+		"  -B       benchmarks only: tick as fast as the exchanges "
+		"go, no deadlines\n"
 		"  -h       this help\n"
 		"See fasciad(8) and fasciad.conf(5).\n");
 }
@@ -114,9 +116,10 @@ int main(int argc, char **argv)
 	struct event *sigs[3];
 	const int signos[3] = {SIGTERM, SIGINT, SIGHUP};
 	bool check = false, foreground = false, verbose = false;
+	bool unthrottled = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "c:nfvh")) != -1) {
+	while ((opt = getopt(argc, argv, "c:nfvBh")) != -1) {
 		switch (opt) {
 		case 'c':
 			d->conf_path = optarg;
@@ -129,6 +132,9 @@ int main(int argc, char **argv)
 			break;
 		case 'v':
 			verbose = true;
+			break;
+		case 'B':
+			unthrottled = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -144,6 +150,7 @@ int main(int argc, char **argv)
 	}
 	if (load_conf(d) == -1)
 		return 1;
+	d->conf.bench_unthrottled = unthrottled;
 	log_init(!check, verbose);
 	fd_profile_limits(&d->conf, &d->limits);
 	if (fd_profiles_load(d->conf.profiles, &d->limits, &d->profiles)) {

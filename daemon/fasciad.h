@@ -49,6 +49,9 @@ struct fd_conf {
 	struct ilk_config ilk;
 	struct fd_device_conf dev[FD_MAX_DEVICES];
 	int ndev;
+	/* -B, for benchmarks only: tick as fast as the exchanges go (no
+	 * sleep, no deadline); never set by the configuration file. */
+	bool bench_unthrottled;
 };
 
 struct conf_error {
@@ -94,6 +97,14 @@ void *xcalloc(size_t n, size_t size);
 
 #define FD_RTT_BUCKETS 12 /* round trip < 64 us << i; the last: the rest */
 #define FD_OUTBOX_EVENTS 256
+/*
+ * Tick lateness histogram (a measurement hook, docs/performance.md): 1 us
+ * buckets below 64 us, then 32 buckets per octave (3 % wide) up to about
+ * 16 s; the last bucket takes the rest.  fd_late_bucket() maps microseconds
+ * to a bucket, fd_late_bucket_lo() a bucket to its lowest value.
+ */
+#define FD_LATE_SUB 32
+#define FD_LATE_BUCKETS 640
 
 /* Link statistics, kept by the control thread. */
 struct fd_link_stats {
@@ -110,6 +121,15 @@ struct fd_link_stats {
 	uint64_t ticks;
 	uint64_t late_ticks; /* began over half a period late */
 	double max_late_ms;
+	/* Measurement hooks (docs/performance.md), kept without allocation. */
+	uint32_t late_hist[FD_LATE_BUCKETS]; /* each tick's lateness, us */
+	uint32_t late_us;                    /* the last tick's */
+	uint64_t skipped;  /* whole periods skipped when far behind */
+	int64_t drift_ns;  /* this tick's deadline - (first deadline + (ticks
+			      - 1 + skipped) * period): 0 by construction */
+	uint64_t t_read_us; /* CLOCK_MONOTONIC, us: the reply of the last good
+			       exchange (the values a snapshot carries) */
+	bool unthrottled;   /* -B: ticking without deadlines */
 };
 
 /* What the main thread publishes about a device: a copy of the session
@@ -174,6 +194,27 @@ struct fd_device {
 	struct event *wake_ev;
 	void *server; /* server.c's per-device state */
 };
+
+static inline unsigned fd_late_bucket(uint64_t us)
+{
+	unsigned shift, i;
+
+	if (us < 2 * FD_LATE_SUB)
+		return (unsigned)us;
+	shift = (unsigned)(63 - __builtin_clzll(us)) - 5;
+	i = FD_LATE_SUB * shift + (unsigned)(us >> shift);
+	return i < FD_LATE_BUCKETS ? i : FD_LATE_BUCKETS - 1;
+}
+
+static inline uint64_t fd_late_bucket_lo(unsigned i)
+{
+	unsigned shift;
+
+	if (i < 2 * FD_LATE_SUB)
+		return i;
+	shift = i / FD_LATE_SUB - 1;
+	return (uint64_t)(i - FD_LATE_SUB * shift) << shift;
+}
 
 /* Start the device's control thread. 0, or -1 logged. */
 int fd_device_start(struct fd_device *dev);

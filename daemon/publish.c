@@ -135,6 +135,53 @@ static json_t *link_json(const struct fd_link_stats *l)
 		"reconnects", (json_int_t)l->reconnects, "exchanges",
 		(json_int_t)l->exchanges, "fc23", l->fc23, "rtt_hist", hist));
 	set(o, "last_error", text_json(l->last_error));
+	set(o, "t_read_us", json_integer((json_int_t)l->t_read_us));
+	return o;
+}
+
+/* The lowest lateness (us) at or below which a fraction q of the ticks
+ * began: a bucket's lower bound, so within 3 % (1 us below 64 us). */
+static uint64_t late_quantile(const struct fd_link_stats *l, double q)
+{
+	uint64_t n = 0, want, acc = 0;
+
+	for (unsigned i = 0; i < FD_LATE_BUCKETS; i++)
+		n += l->late_hist[i];
+	if (n == 0)
+		return 0;
+	want = (uint64_t)ceil(q * (double)n);
+	for (unsigned i = 0; i < FD_LATE_BUCKETS; i++) {
+		acc += l->late_hist[i];
+		if (acc >= want)
+			return fd_late_bucket_lo(i);
+	}
+	return fd_late_bucket_lo(FD_LATE_BUCKETS - 1);
+}
+
+/* The measurement hooks of the tick (docs/performance.md). */
+static json_t *ticks_json(const struct fd_link_stats *l)
+{
+	json_t *hist = pub_must(json_array());
+	json_t *o;
+
+	/* Sparse: [lowest us of the bucket, count] for non-empty buckets. */
+	for (unsigned i = 0; i < FD_LATE_BUCKETS; i++)
+		if (l->late_hist[i] != 0)
+			json_array_append_new(
+				hist, pub_must(json_pack(
+					      "[I, I]",
+					      (json_int_t)fd_late_bucket_lo(i),
+					      (json_int_t)l->late_hist[i])));
+	o = pub_must(json_pack(
+		"{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:b}", "count",
+		(json_int_t)l->ticks, "late", (json_int_t)l->late_ticks,
+		"max_late_ms", pub_must(num1(l->max_late_ms)), "late_us",
+		(json_int_t)l->late_us, "late_p50_us",
+		(json_int_t)late_quantile(l, 0.5), "late_p99_us",
+		(json_int_t)late_quantile(l, 0.99), "drift_ns",
+		(json_int_t)l->drift_ns, "skipped", (json_int_t)l->skipped,
+		"unthrottled", l->unthrottled));
+	set(o, "late_hist", hist);
 	return o;
 }
 
@@ -156,10 +203,7 @@ json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
 	set(o, "link", link_json(&s->link));
 	set(o, "device_status",
 	    json_pack("{s:i, s:i}", "status", s->status, "fault", s->fault));
-	set(o, "ticks",
-	    json_pack("{s:I, s:I, s:o}", "count", (json_int_t)s->link.ticks,
-		      "late", (json_int_t)s->link.late_ticks, "max_late_ms",
-		      pub_must(num1(s->link.max_late_ms))));
+	set(o, "ticks", ticks_json(&s->link));
 	return o;
 }
 

@@ -1,0 +1,251 @@
+/*
+ * pubsub: publish latency, as a subscriber on the same machine sees it.
+ *
+ *   build/bench/pubsub sub ENDPOINT NSUB SECONDS
+ *       NSUB SUB sockets on a fasciad publisher (topic "state."); each
+ *       state message's latency is CLOCK_MONOTONIC now - link.t_read_us
+ *       (the exchange that read its values).  Reported twice: over the
+ *       messages that carry a new state (published at once, on the
+ *       change) and over all of them (most come from the publish_hz
+ *       timer, so they include the wait for it).
+ *   build/bench/pubsub bare NSUB SECONDS HZ
+ *       the floor: a bare PUB socket in a thread of this process sends, at
+ *       HZ, a message the size of a state message stamped with t_read_us
+ *       just before it is built and sent; the same NSUB subscribers and
+ *       the same parsing measure it.
+ *
+ * Prints one JSON object: {"change":{n,p50_us,p99_us,max_us},"all":{...}}.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <zmq.h>
+
+#define MAX_SUB 64
+#define MAX_DEV 16
+#define MAX_SAMPLES (1 << 21)
+
+static volatile sig_atomic_t stopping;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	stopping = 1;
+}
+
+struct samples {
+	float *us;
+	size_t n;
+};
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void add(struct samples *s, double us)
+{
+	if (s->us == NULL && (s->us = malloc(MAX_SAMPLES * sizeof(float))) == NULL)
+		abort();
+	if (s->n < MAX_SAMPLES)
+		s->us[s->n++] = (float)us;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+
+	return (x > y) - (x < y);
+}
+
+static void report(const char *name, struct samples *s, bool comma)
+{
+	size_t n = s->n;
+
+	if (n)
+		qsort(s->us, n, sizeof(float), cmp);
+	printf("%s\"%s\":{\"n\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,"
+	       "\"max_us\":%.1f}",
+	       comma ? "," : "", name, n, n ? s->us[n / 2] : 0.0,
+	       n ? s->us[(size_t)(n * 0.99)] : 0.0, n ? s->us[n - 1] : 0.0);
+}
+
+/* ---- the bare publisher ---- */
+
+struct bare {
+	void *ctx;
+	void *pub;
+	char endpoint[128];
+	int hz;
+	double seconds;
+};
+
+static void *bare_pub(void *arg)
+{
+	struct bare *b = arg;
+	void *pub = b->pub;
+	char pad[1200], msg[1600];
+	struct timespec next;
+	long period = 1000000000L / b->hz;
+	uint64_t end;
+
+	memset(pad, 'x', sizeof(pad) - 1);
+	pad[sizeof(pad) - 1] = 0;
+	usleep(300000); /* the subscribers' joining */
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	end = mono_us() + (uint64_t)(b->seconds * 1e6);
+	for (unsigned n = 0; mono_us() < end; n++) {
+		int len;
+
+		next.tv_nsec += period;
+		while (next.tv_nsec >= 1000000000L) {
+			next.tv_nsec -= 1000000000L;
+			next.tv_sec++;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		/* Alternate two states, so every message is a change too. */
+		len = snprintf(msg, sizeof(msg),
+			       "{\"v\":1,\"device\":\"bare\",\"seq\":%u,"
+			       "\"state\":\"%s\",\"link\":{\"t_read_us\":%llu},"
+			       "\"pad\":\"%s\"}",
+			       n, n % 2 ? "idle" : "fault",
+			       (unsigned long long)mono_us(), pad);
+		zmq_send(pub, "state.bare", 10, ZMQ_SNDMORE);
+		zmq_send(pub, msg, (size_t)len, 0);
+	}
+	zmq_close(pub);
+	return NULL;
+}
+
+/* ---- the subscribers ---- */
+
+struct prev {
+	char dev[32];
+	char state[16];
+};
+
+int main(int argc, char **argv)
+{
+	static struct prev prev[MAX_SUB][MAX_DEV];
+	static char buf[1 << 16];
+	struct samples change = {0}, all = {0};
+	void *ctx = zmq_ctx_new();
+	void *sub[MAX_SUB];
+	zmq_pollitem_t items[MAX_SUB];
+	struct bare b = {.ctx = ctx};
+	pthread_t th;
+	bool bare;
+	int nsub;
+	uint64_t end;
+
+	if (argc < 5)
+		nsub = 0;
+	else
+		nsub = atoi(argv[strcmp(argv[1], "bare") == 0 ? 2 : 3]);
+	if (nsub < 1 || nsub > MAX_SUB) {
+		fprintf(stderr, "usage: pubsub sub ENDPOINT NSUB SECONDS | "
+				"pubsub bare NSUB SECONDS HZ\n");
+		return 2;
+	}
+	bare = strcmp(argv[1], "bare") == 0;
+	if (bare) {
+		nsub = atoi(argv[2]);
+		b.seconds = atof(argv[3]);
+		b.hz = atoi(argv[4]);
+	}
+	for (int i = 0; i < nsub; i++) {
+		int hwm = 100000;
+
+		sub[i] = zmq_socket(ctx, ZMQ_SUB);
+		zmq_setsockopt(sub[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
+		zmq_setsockopt(sub[i], ZMQ_SUBSCRIBE, "state.", 6);
+		items[i] = (zmq_pollitem_t){.socket = sub[i], .events = ZMQ_POLLIN};
+	}
+	if (bare) {
+		/* The PUB binds, the subscribers connect, as with fasciad; the
+		 * thread takes the socket over (pthread_create is a barrier). */
+		size_t len = sizeof(b.endpoint);
+
+		b.pub = zmq_socket(ctx, ZMQ_PUB);
+		zmq_bind(b.pub, "tcp://127.0.0.1:*");
+		zmq_getsockopt(b.pub, ZMQ_LAST_ENDPOINT, b.endpoint, &len);
+	}
+	for (int i = 0; i < nsub; i++)
+		zmq_connect(sub[i], bare ? b.endpoint : argv[2]);
+	if (bare && pthread_create(&th, NULL, bare_pub, &b) != 0)
+		return 1;
+	end = mono_us() + (uint64_t)(atof(bare ? argv[3] : argv[4]) * 1e6) +
+	      (bare ? 400000u : 0u);
+	signal(SIGTERM, on_term);
+	while (mono_us() < end && !stopping) {
+		if (zmq_poll(items, nsub, 100) <= 0)
+			continue;
+		for (int i = 0; i < nsub; i++) {
+			while (zmq_recv(sub[i], buf, sizeof(buf) - 1,
+					ZMQ_DONTWAIT) >= 0) {
+				int more = 0, n;
+				size_t ml = sizeof(more);
+				uint64_t t = mono_us();
+				json_t *o, *tr;
+				const char *dev, *st;
+
+				zmq_getsockopt(sub[i], ZMQ_RCVMORE, &more, &ml);
+				if (!more)
+					continue;
+				n = zmq_recv(sub[i], buf, sizeof(buf) - 1, 0);
+				if (n < 0)
+					break;
+				t = mono_us();
+				buf[n < (int)sizeof(buf) - 1 ? n : (int)sizeof(buf) - 1] = 0;
+				o = json_loads(buf, 0, NULL);
+				if (o == NULL)
+					continue;
+				tr = json_object_get(json_object_get(o, "link"),
+						     "t_read_us");
+				dev = json_string_value(json_object_get(o, "device"));
+				st = json_string_value(json_object_get(o, "state"));
+				if (json_is_integer(tr) && json_integer_value(tr) > 0 &&
+				    dev && st) {
+					double us = (double)t -
+						    (double)json_integer_value(tr);
+					int k;
+
+					add(&all, us);
+					for (k = 0; k < MAX_DEV && prev[i][k].dev[0] &&
+						    strcmp(prev[i][k].dev, dev);
+					     k++)
+						;
+					if (k < MAX_DEV) {
+						if (prev[i][k].dev[0] &&
+						    strcmp(prev[i][k].state, st))
+							add(&change, us);
+						snprintf(prev[i][k].dev, 32, "%s", dev);
+						snprintf(prev[i][k].state, 16, "%s", st);
+					}
+				}
+				json_decref(o);
+			}
+		}
+	}
+	if (bare && !stopping)
+		pthread_join(th, NULL);
+	printf("{");
+	report("change", &change, false);
+	report("all", &all, true);
+	printf("}\n");
+	fflush(stdout);
+	for (int i = 0; i < nsub; i++)
+		zmq_close(sub[i]);
+	_exit(0); /* no linger on the context */
+}

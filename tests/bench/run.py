@@ -1,0 +1,624 @@
+#!/usr/bin/python3
+"""tests/bench/run.py: every benchmark of issue 6 in one run.
+
+    FASCIA_BUILD=build /usr/bin/python3 tests/bench/run.py [--json FILE] [--quick]
+
+Starts fascia-sim, fasciad, the helper programs (build/bench/: bare_tick,
+plain_client, pubsub, load) and the pymodbus peer (tests/bench/peer.py) on
+free loopback ports, stops each by its pid, prints one table and writes it
+as JSON.  Method and meaning: docs/performance.md.  Timings are reported,
+never judged by the exit status: it is 0 unless something broke.
+"""
+import argparse
+import json
+import os
+import random
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import zmq
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.path.abspath(os.environ.get("FASCIA_BUILD", os.path.join(HERE, "..", "..", "build")))
+BENCH = os.path.join(BUILD, "bench")
+PY = "/usr/bin/python3"
+CLK = os.sysconf("SC_CLK_TCK")
+ZCTX = zmq.Context.instance()
+PROCS = []
+
+
+# ---- processes --------------------------------------------------------
+
+class Proc:
+    """A child; its ready line (if asked for) parsed into .ready."""
+
+    def __init__(self, args, ready=None, timeout=10.0):
+        self.args = args
+        self.err = tempfile.TemporaryFile()
+        self.p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.err,
+                                  stdin=subprocess.DEVNULL)
+        self.pid = self.p.pid
+        PROCS.append(self)
+        self.ready = {}
+        if ready:
+            line = self._line(timeout)
+            if not line.startswith("ready "):
+                raise RuntimeError("%s: no ready line (%r): %s" % (args[0], line, self.stderr()))
+            self.ready = dict(f.split("=", 1) for f in line.split()[1:])
+
+    def _line(self, timeout):
+        fd, buf, end = self.p.stdout.fileno(), b"", time.monotonic() + timeout
+        while b"\n" not in buf and time.monotonic() < end:
+            r, _, _ = select.select([fd], [], [], max(0, end - time.monotonic()))
+            if r:
+                c = os.read(fd, 4096)
+                if not c:
+                    break
+                buf += c
+        return buf.decode(errors="replace").strip()
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")[-2000:]
+
+    def stop(self, sig=signal.SIGTERM, timeout=10.0):
+        """Signal by pid, wait; returns stdout after the ready line."""
+        if self.p.poll() is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+        try:
+            out, _ = self.p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            out, _ = self.p.communicate()
+        if self in PROCS:
+            PROCS.remove(self)
+        return out.decode(errors="replace")
+
+    def wait_json(self, timeout):
+        try:
+            out, _ = self.p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            out = self.stop().encode()
+        if self in PROCS:
+            PROCS.remove(self)
+        out = out.decode(errors="replace").strip().splitlines()
+        if not out:
+            raise RuntimeError("%s: no output: %s" % (self.args, self.stderr()))
+        return json.loads(out[-1])
+
+    def cpu_s(self):
+        with open("/proc/%d/stat" % self.pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+        return (int(st[11]) + int(st[12])) / CLK
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def start_sim(ndev):
+    s = Proc([os.path.join(BUILD, "fascia-sim"), "-p", "0", "-c", "tcp://127.0.0.1:*",
+              "--devices", str(ndev), "--seed", "7"], ready=True)
+    s.ports = [int(x.rsplit(":", 1)[1]) for x in s.ready["modbus"].split(",")]
+    s.control = s.ready["control"]
+    return s
+
+
+def write_conf(tmp, ports, hz=50, names=None, limit=60):
+    prof = os.path.join(tmp, "profiles")
+    os.makedirs(prof, exist_ok=True)
+    path = os.path.join(tmp, "fasciad-%d.conf" % random.randrange(1 << 30))
+    with open(path, "w") as f:
+        f.write("[daemon]\ncontrol = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\n"
+                "profiles = %s\ntick_hz = %d\npublish_hz = 10\n\n" % (prof, hz))
+        for i, port in enumerate(ports):
+            name = names[i] if names else ("sim" if i == 0 else "d%d" % i)
+            f.write("[device %s]\naddress = 127.0.0.1:%d\nchambers = 8\nlimit_mmhg = %d\n\n"
+                    % (name, port, limit))
+    return path
+
+
+def start_daemon(conf, extra=()):
+    d = Proc([os.path.join(BUILD, "fasciad"), "-f", "-c", conf] + list(extra), ready=True)
+    d.control, d.publish = d.ready["control"], d.ready["publish"]
+    return d
+
+
+class Req:
+    """A REQ client (one per thread)."""
+
+    def __init__(self, ep, timeout_ms=4000):
+        self.ep, self.t = ep, timeout_ms
+        self._open()
+
+    def _open(self):
+        self.s = ZCTX.socket(zmq.REQ)
+        self.s.setsockopt(zmq.LINGER, 0)
+        self.s.setsockopt(zmq.RCVTIMEO, self.t)
+        self.s.connect(self.ep)
+
+    def __call__(self, cmd, **kw):
+        kw.update(v=1, id=1, cmd=cmd)
+        self.s.send(json.dumps(kw).encode())
+        try:
+            return json.loads(self.s.recv())
+        except zmq.Again:
+            self.s.close(0)
+            self._open()
+            return {"ok": False, "error": {"code": "timeout"}}
+
+    def close(self):
+        self.s.close(0)
+
+
+def wait_until(f, timeout, interval=0.01):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = f()
+        if v:
+            return v
+        time.sleep(interval)
+    return None
+
+
+def status(req, dev="sim"):
+    r = req("status", device=dev)
+    return r["result"] if r.get("ok") else None
+
+
+# ---- statistics -------------------------------------------------------
+
+def hist_of(sparse):
+    return {lo: n for lo, n in sparse}
+
+
+def hist_sub(a, b):
+    return {k: a.get(k, 0) - b.get(k, 0) for k in a if a.get(k, 0) - b.get(k, 0) > 0}
+
+
+def hist_add(a, b):
+    for k, v in b.items():
+        a[k] = a.get(k, 0) + v
+    return a
+
+
+def hist_q(h):
+    n = sum(h.values())
+    if not n:
+        return None
+    out, acc, keys = {}, 0, sorted(h)
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        want, acc = q * n, 0
+        for k in keys:
+            acc += h[k]
+            if acc >= want:
+                out[name] = float(k)
+                break
+    out["max"] = float(keys[-1])
+    out["n"] = n
+    return out
+
+
+def list_q(v):
+    if not v:
+        return None
+    v = sorted(v)
+    return {"p50": v[len(v) // 2], "p99": v[min(len(v) - 1, int(len(v) * 0.99))],
+            "max": v[-1], "n": len(v)}
+
+
+def median(v):
+    v = sorted(v)
+    return v[len(v) // 2] if v else None
+
+
+# ---- the rows ---------------------------------------------------------
+
+ROWS = []
+
+
+def row(name, fig, unit, ref=None, ref_name="", ratio=None, target="", met=None, note=""):
+    ROWS.append({"row": name, "unit": unit, "median": fig and fig.get("p50"),
+                 "p99": fig and fig.get("p99"), "max": fig and fig.get("max"),
+                 "n": fig and fig.get("n"), "ref": ref, "ref_name": ref_name,
+                 "ratio": ratio, "target": target, "met": met, "note": note})
+
+
+def single(v):
+    return {"p50": v, "p99": v, "max": v, "n": 1}
+
+
+# ---- 1 and 5: tick timing, footprint ----------------------------------
+
+def phase_tick(tmp, a, out):
+    for hz in (50, 200):
+        sim = start_sim(2)
+        d = start_daemon(write_conf(tmp, sim.ports[:1], hz=hz))
+        req = Req(d.control)
+        wait_until(lambda: (status(req) or {}).get("state") == "idle", 10)
+        time.sleep(0.5)
+        for cond in ("idle", "load"):
+            fh, bh, peer_late = {}, {}, []
+            cpu, peer_cpu, drift = [], [], []
+            for _ in range(a.rounds):
+                s0 = status(req)
+                c0, t0 = d.cpu_s(), time.monotonic()
+                load = None
+                if cond == "load":
+                    load = Proc([os.path.join(BENCH, "load"), d.control, d.publish, "50", "20",
+                                 str(a.tick_s + 1)])
+                    time.sleep(0.5)
+                    s0, c0, t0 = status(req), d.cpu_s(), time.monotonic()
+                bare = Proc([os.path.join(BENCH, "bare_tick"), str(hz), str(a.tick_s)])
+                peer = None
+                if hz == 50:
+                    peer = Proc([PY, os.path.join(HERE, "peer.py"), "--port", str(sim.ports[1]),
+                                 "--seconds", str(a.tick_s)], ready=True)
+                    pc0 = peer.cpu_s()
+                time.sleep(a.tick_s)
+                if peer:
+                    pc1 = peer.cpu_s()
+                b = bare.wait_json(a.tick_s + 10)
+                s1, c1, t1 = status(req), d.cpu_s(), time.monotonic()
+                if peer:
+                    pj = peer.wait_json(20)
+                    peer_late += [max(0, x) for x in pj["late_us"]]
+                    peer_cpu.append((pc1 - pc0) / a.tick_s)
+                if load:
+                    out.setdefault("load_rate", []).append(load.wait_json(10)["rate"])
+                hist_add(fh, hist_sub(hist_of(s1["ticks"]["late_hist"]),
+                                      hist_of(s0["ticks"]["late_hist"])))
+                hist_add(bh, hist_of(b["late_hist"]))
+                drift += [s1["ticks"]["drift_ns"], b["drift_ns"]]
+                cpu.append((c1 - c0) / (t1 - t0))
+            key = "%d_%s" % (hz, cond)
+            out["tick_" + key] = {"fascia": hist_q(fh), "bare": hist_q(bh),
+                                  "peer": list_q(peer_late), "drift_ns": drift,
+                                  "cpu_frac": cpu, "peer_cpu_frac": peer_cpu,
+                                  "late_ticks": s1["ticks"]["late"], "rss_kib": d.rss_kib()}
+            if peer_cpu:
+                out["peer_rss_kib"] = out.get("peer_rss_kib", 0)
+        req.close()
+        d.stop()
+        sim.stop()
+
+
+# ---- 2 and 3: reaction, publish latency -------------------------------
+
+FAULTS = {"overpressure": {"fault": "overpressure", "chamber": 1, "mmhg": 70},
+          "estop": {"fault": "estop"},
+          "stale": {"fault": "freeze"}}
+
+
+def injector(sim_ep, dev_no, kind, n, period, daemon_ep, dev_name, res):
+    sim = Req(sim_ep)
+    dq = Req(daemon_ep) if daemon_ep else None
+    recs, fails, recov = [], 0, 0
+    for _ in range(n):
+        time.sleep(random.uniform(0, period))          # a random phase
+        r = sim("inject", device=dev_no, **FAULTS[kind])
+        if not r.get("ok"):
+            fails += 1
+            continue
+        inj = r["result"]["injected_ms"]
+
+        def rec():
+            st = sim("stats", device=dev_no)
+            for x in st.get("result", {}).get("reactions", []):
+                if x["injected_ms"] == inj and x["fault"] == FAULTS[kind]["fault"] \
+                        and x["vented_ms"] is not None:
+                    return x
+            return None
+        x = wait_until(rec, 3.0, 0.005)
+        sim("clear", device=dev_no, fault=FAULTS[kind]["fault"])
+        if x is None:
+            fails += 1
+        else:
+            recs.append(x)
+        if dq:
+            ok = wait_until(lambda: dq("ack", device=dev_name).get("ok"), 6.0, 0.02)
+            ok = ok and wait_until(lambda: (status(dq, dev_name) or {}).get("state") == "idle",
+                                   3.0, 0.01)
+        else:
+            ok = wait_until(lambda: sim("status", device=dev_no).get("result", {})
+                            .get("command") == "idle", 6.0, 0.01)
+        if not ok:
+            recov += 1          # not idle again in time: the next one waits
+            time.sleep(0.5)
+    res[(daemon_ep is not None, kind)] = {"records": recs, "fails": fails, "recov": recov}
+    sim.close()
+    if dq:
+        dq.close()
+
+
+def phase_reaction(tmp, a, out):
+    kinds = list(FAULTS)
+    sim = start_sim(2 * len(kinds))
+    names = ["r_" + k for k in kinds]
+    d = start_daemon(write_conf(tmp, sim.ports[:len(kinds)], names=names))
+    req = Req(d.control)
+    for nm in names:
+        wait_until(lambda: (status(req, nm) or {}).get("state") == "idle", 10)
+    peers = [Proc([PY, os.path.join(HERE, "peer.py"), "--port", str(p)], ready=True)
+             for p in sim.ports[len(kinds):]]
+    subs = Proc([os.path.join(BENCH, "pubsub"), "sub", d.publish, "10", "100000"])
+    bare = Proc([os.path.join(BENCH, "pubsub"), "bare", "10", "100000", "50"])
+    time.sleep(1.0)
+    res, th = {}, []
+    for i, k in enumerate(kinds):
+        th.append(threading.Thread(target=injector, args=(
+            sim.control, i + 1, k, a.injections, 0.02, d.control, names[i], res)))
+        th.append(threading.Thread(target=injector, args=(
+            sim.control, len(kinds) + i + 1, k, a.injections, 0.02, None, None, res)))
+    t0 = time.monotonic()
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    out["reaction_s"] = time.monotonic() - t0
+    out["pub_fascia"] = subs.wait_json(0.01) if False else json.loads(subs.stop().strip().splitlines()[-1])
+    out["pub_bare"] = json.loads(bare.stop().strip().splitlines()[-1])
+    out["rtt_hist_fascia"] = (status(req, names[0]) or {}).get("link", {}).get("rtt_hist")
+    for p in peers:
+        p.stop()
+    req.close()
+    d.stop()
+    sim.stop()
+    for (fascia, k), v in res.items():
+        who = "fascia" if fascia else "peer"
+        lat = [x["latency_ms"] * 1000 for x in v["records"] if x["latency_ms"] is not None]
+        cause = [(x["vented_ms"] - x["injected_ms"]) * 1000 for x in v["records"]]
+        out["react_%s_%s" % (who, k)] = {"read_to_vent": list_q(lat),
+                                          "cause_to_vent": list_q(cause),
+                                          "exchanges": list_q([x["exchanges"] for x in v["records"]]),
+                                          "fails": v["fails"], "recov": v["recov"]}
+
+
+# ---- 4: scale, unthrottled rate ---------------------------------------
+
+def phase_scale(tmp, a, out):
+    sim = start_sim(max(a.scale))
+    best, tried = 0, {}
+    for n in a.scale:
+        d = start_daemon(write_conf(tmp, sim.ports[:n]))
+        req = Req(d.control)
+        names = ["sim"] + ["d%d" % i for i in range(1, n)]
+        wait_until(lambda: all((status(req, nm) or {}).get("link", {}).get("up")
+                               for nm in names), 15, 0.2)
+        time.sleep(1.0)
+        s0 = [status(req, nm) for nm in names]
+        c0, t0 = d.cpu_s(), time.monotonic()
+        time.sleep(a.scale_s)
+        s1 = [status(req, nm) for nm in names]
+        c1, t1 = d.cpu_s(), time.monotonic()
+        late = sum(y["ticks"]["late"] - x["ticks"]["late"] for x, y in zip(s0, s1))
+        to = sum(y["link"]["timeouts"] - x["link"]["timeouts"] for x, y in zip(s0, s1))
+        ex = sum(y["link"]["exchanges"] - x["link"]["exchanges"] for x, y in zip(s0, s1))
+        p99 = max(y["ticks"]["late_p99_us"] for y in s1)
+        tried[n] = {"late_ticks": late, "timeouts": to, "exchanges": ex,
+                    "expected": n * 50 * (t1 - t0), "cpu_frac": (c1 - c0) / (t1 - t0),
+                    "worst_device_p99_us": p99, "rss_kib": d.rss_kib()}
+        req.close()
+        d.stop()
+        ok = late == 0 and to == 0 and ex >= 0.98 * n * 50 * (t1 - t0)
+        if not ok:
+            break
+        best = n
+    out["scale"] = {"best": best, "tried": tried}
+    sim.stop()
+
+
+def phase_unthrottled(tmp, a, out):
+    sim = start_sim(1)
+    conf = write_conf(tmp, sim.ports[:1])
+    fr, fc, pr, pc, rtt = [], [], [], [], []
+    for _ in range(a.rounds + 1):
+        d = start_daemon(conf, ["-B"])
+        req = Req(d.control)
+        wait_until(lambda: (status(req) or {}).get("link", {}).get("up"), 10)
+        time.sleep(0.3)
+        s0, c0, t0 = status(req), d.cpu_s(), time.monotonic()
+        time.sleep(a.rate_s)
+        s1, c1, t1 = status(req), d.cpu_s(), time.monotonic()
+        dx = s1["link"]["exchanges"] - s0["link"]["exchanges"]
+        fr.append(dx / (t1 - t0))
+        fc.append((c1 - c0) * 1e6 / max(1, dx))
+        req.close()
+        d.stop()
+        p = Proc([os.path.join(BENCH, "plain_client"), str(sim.ports[0]), str(a.rate_s)])
+        j = p.wait_json(a.rate_s + 10)
+        pr.append(j["rate"])
+        pc.append(j["cpu_us_per_exchange"])
+        rtt.append(j["rtt_p50_us"])
+    out["rate"] = {"fascia": fr, "plain": pr, "fascia_cpu_us": fc, "plain_cpu_us": pc,
+                   "rtt_p50_us": median(rtt)}
+    # start to the first exchange
+    st = []
+    for _ in range(3):
+        sreq = Req(sim.control)
+        e0 = sreq("status")["result"]["exchanges"]
+        t0 = time.monotonic()
+        d = Proc([os.path.join(BUILD, "fasciad"), "-f", "-c", conf])
+        got = wait_until(lambda: sreq("status")["result"]["exchanges"] > e0, 10, 0.0005)
+        if got:
+            st.append((time.monotonic() - t0) * 1e3)
+        d.stop()
+        sreq.close()
+        time.sleep(0.2)
+    out["start_ms"] = st
+    sim.stop()
+
+
+# ---- the table ----------------------------------------------------------
+
+def build_rows(out, period_ms=20.0):
+    def rr(x, y):
+        return round(x / y, 3) if (x is not None and y) else None
+
+    for hz in (50, 200):
+        for cond in ("idle", "load"):
+            t = out.get("tick_%d_%s" % (hz, cond))
+            if not t:
+                continue
+            f, b = t["fascia"], t["bare"]
+            r = rr(f["p99"], b["p99"])
+            row("tick lateness %d Hz %s" % (hz, cond), f, "us", b["p99"], "bare p99", r,
+                "p99 <= 1.2x bare" if cond == "load" else "",
+                (r is not None and r <= 1.2) if cond == "load" else None)
+            row("  bare abs-sleep loop %d Hz %s" % (hz, cond), b, "us")
+            if t["peer"]:
+                row("  pymodbus peer %d Hz %s" % (hz, cond), t["peer"], "us", None, "",
+                    rr(f["p99"], t["peer"]["p99"]), "fascia p99 < peer",
+                    f["p99"] < t["peer"]["p99"])
+            dr = max(abs(x) for x in t["drift_ns"])
+            row("  cumulative drift %d Hz %s" % (hz, cond), single(dr), "ns", None, "", None,
+                "0", dr == 0)
+    rtt = out.get("rate", {}).get("rtt_p50_us") or 100.0
+    for k in FAULTS:
+        f = out.get("react_fascia_" + k)
+        p = out.get("react_peer_" + k)
+        if not f:
+            continue
+        extra = 0.0   # fasciad sees a frozen firmware by its heartbeat echo
+        bound = period_ms * 1000 + 2 * rtt + extra
+        c = f["cause_to_vent"]
+        r = rr(c and c["p99"], bound)
+        row("reaction %s cause->VENT (n=%d, fails %d)" % (k, c["n"] if c else 0, f["fails"]),
+            c, "us", round(bound), "bound" + (" (200 ms+)" if extra else ""), r,
+            "p99 <= 1.1x bound", r is not None and r <= 1.1)
+        row("  %s sim latency_ms (us)" % k, f["read_to_vent"], "us")
+        if p and p["cause_to_vent"]:
+            row("  peer %s cause->VENT (n=%d)" % (k, p["cause_to_vent"]["n"]), p["cause_to_vent"],
+                "us", None, "", rr(c["p99"], p["cause_to_vent"]["p99"]), "fascia p99 < peer",
+                c["p99"] < p["cause_to_vent"]["p99"])
+            row("  peer %s sim latency_ms (us)" % k, p["read_to_vent"], "us")
+    pf, pb = out.get("pub_fascia"), out.get("pub_bare")
+    if pf and pb:
+        ch, ba = pf["change"], pb["change"]
+        fig = {"p50": ch["p50_us"], "p99": ch["p99_us"], "max": ch["max_us"], "n": ch["n"]}
+        row("publish latency, on change, 10 subs", fig, "us", ba["p50_us"], "bare p50",
+            round(ch["p50_us"] - ba["p50_us"], 1), "p50 <= bare + 50 us",
+            ch["p50_us"] - ba["p50_us"] <= 50, "ratio column: difference, us")
+        row("  bare PUB/SUB, 10 subs", {"p50": ba["p50_us"], "p99": ba["p99_us"],
+                                        "max": ba["max_us"], "n": ba["n"]}, "us")
+        al = pf["all"]
+        row("  all state messages (10 Hz timer)", {"p50": al["p50_us"], "p99": al["p99_us"],
+                                                   "max": al["max_us"], "n": al["n"]}, "us")
+    sc = out.get("scale")
+    if sc:
+        row("devices at 50 Hz, no missed deadline", single(sc["best"]), "dev", 64, "target",
+            None, ">= 64", sc["best"] >= 64, "tried %s" % sorted(sc["tried"]))
+    ra = out.get("rate")
+    if ra:
+        f, p = median(ra["fascia"]), median(ra["plain"])
+        row("unthrottled exchanges/s (fasciad -B)", {"p50": f, "p99": min(ra["fascia"]),
+            "max": max(ra["fascia"]), "n": len(ra["fascia"])}, "/s", p, "plain libmodbus",
+            rr(f, p), ">= 0.9x plain", f >= 0.9 * p, "p99 column: the slowest round")
+        fc, pc = median(ra["fascia_cpu_us"]), median(ra["plain_cpu_us"])
+        row("  CPU per exchange, unthrottled", single(round(fc, 2)), "us", round(pc, 2),
+            "plain libmodbus", rr(fc, pc))
+    t = out.get("tick_50_idle")
+    if t:
+        cpu = median(t["cpu_frac"]) * 100
+        rss = t["rss_kib"] / 1024
+        row("footprint: RSS, 1 device 50 Hz", single(round(rss, 2)), "MiB", None, "", None,
+            "< 10 MiB", rss < 10)
+        row("footprint: CPU, 1 device 50 Hz", single(round(cpu, 3)), "% core", None, "", None,
+            "< 1 %", cpu < 1)
+        if t["peer_cpu_frac"]:
+            pcpu = median(t["peer_cpu_frac"]) * 100
+            row("  peer CPU, 1 device 50 Hz", single(round(pcpu, 3)), "% core", None, "",
+                rr(pcpu, cpu), "peer/fascia >= 10", pcpu >= 10 * cpu,
+                "ratio column: peer / fascia")
+    if out.get("start_ms"):
+        row("start to first exchange", list_q(out["start_ms"]), "ms", None, "", None, "",
+            None, "includes the first period (20 ms) by design")
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    if isinstance(v, float):
+        return "%.3g" % v if abs(v) < 10 else "%.0f" % v
+    return str(v)
+
+
+def print_table():
+    hdr = ("row", "unit", "median", "p99", "max", "ref", "ratio", "target", "met")
+    lines = [[r["row"], r["unit"], fmt(r["median"]), fmt(r["p99"]), fmt(r["max"]),
+              (fmt(r["ref"]) + " " + r["ref_name"]).strip() if r["ref"] is not None else "-",
+              fmt(r["ratio"]), r["target"] or "", fmt(r["met"]) if r["met"] is not None else ""]
+             for r in ROWS]
+    w = [max(len(h), *(len(l[i]) for l in lines)) for i, h in enumerate(hdr)]
+    print(" | ".join(h.ljust(w[i]) for i, h in enumerate(hdr)))
+    print("-|-".join("-" * x for x in w))
+    for l in lines:
+        print(" | ".join(c.ljust(w[i]) for i, c in enumerate(l)))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json")
+    ap.add_argument("--quick", action="store_true", help="a short smoke run")
+    ap.add_argument("--only", default="tick,react,scale,rate")
+    a = ap.parse_args()
+    a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 2, 10.0, 200, 6.0, 3.0
+    a.scale = [16, 32, 64, 96, 128]
+    if a.quick:
+        a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 1, 3.0, 10, 2.0, 1.0
+        a.scale = [8, 64]
+    for b in ("fasciad", "fascia-sim", "bench/bare_tick", "bench/plain_client",
+              "bench/pubsub", "bench/load"):
+        if not os.access(os.path.join(BUILD, b), os.X_OK):
+            sys.exit("run.py: no %s in %s (make first)" % (b, BUILD))
+    tmp = tempfile.mkdtemp(prefix="fascia-bench-")
+    out = {"machine": {"cpus": os.cpu_count(), "load1": os.getloadavg()[0]},
+           "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    t0 = time.monotonic()
+    try:
+        only = a.only.split(",")
+        if "rate" in only:
+            print("bench: unthrottled rate and start time ...", file=sys.stderr, flush=True)
+            phase_unthrottled(tmp, a, out)
+        if "tick" in only:
+            print("bench: tick timing ...", file=sys.stderr, flush=True)
+            phase_tick(tmp, a, out)
+        if "react" in only:
+            print("bench: reaction and publish latency ...", file=sys.stderr, flush=True)
+            phase_reaction(tmp, a, out)
+        if "scale" in only:
+            print("bench: scale ...", file=sys.stderr, flush=True)
+            phase_scale(tmp, a, out)
+    finally:
+        for p in list(PROCS):
+            p.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["seconds"] = round(time.monotonic() - t0, 1)
+    out["machine"]["load1_end"] = os.getloadavg()[0]
+    build_rows(out)
+    print_table()
+    print("(%d CPUs, load %.2f -> %.2f, %.0f s; a shared machine: other work may run)"
+          % (out["machine"]["cpus"], out["machine"]["load1"], out["machine"]["load1_end"],
+             out["seconds"]))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"rows": ROWS, "raw": out}, f, indent=1, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
