@@ -24,6 +24,7 @@ ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_LDFLAGS))
 DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
 	libzmq3-dev libjansson-dev libinih-dev libcmocka-dev libncurses-dev \
 	python3 python3-zmq python3-pytest python3-pymodbus mbpoll tmux \
+	python3-serial-asyncio \
 	clang libclang-rt-14-dev valgrind
 
 LIB_SRCS = $(wildcard protocol/*.c)
