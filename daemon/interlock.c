@@ -402,8 +402,8 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 	device(&e);
 	chambers(&e);
 	/* Causes that end with the reaction itself: the vent answers them. */
-	e.present &= ~(1u << ILK_DEVIATION | 1u << ILK_RATE |
-		       1u << ILK_HOLD_TIME | 1u << ILK_DEADLINE);
+	e.present &= ~(1u << ILK_DEVIATION | 1u << ILK_HOLD_TIME |
+		       1u << ILK_DEADLINE);
 	e.present |= e.still;
 	s->primed = true;
 	*present = e.present;

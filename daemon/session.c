@@ -288,6 +288,9 @@ static enum fd_verdict ack(struct fd_session *s)
 	}
 	s->ack_reset = false;
 	s->gentle_fault = false;
+	/* The operator has acknowledged the past: the interlocks' memory
+	 * (readings kept for the rate, timers) starts afresh. */
+	ilk_reset(&s->ilk, s->last_now);
 	change(s, FD_EV_ACK);
 	for (int i = 0; i < s->nalarm; i++) {
 		struct fd_event_rec *e =

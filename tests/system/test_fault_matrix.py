@@ -149,11 +149,14 @@ def ack_until_idle(rig, timeout=6.0):
 
 
 def fresh_session_runs(rig):
+    st = rig.d.status()
+    assert st["state"] == "idle", ("not idle before the fresh session", st["alarms"])
     start_session(rig, "long")
     inflated(rig, 5.0)
     st = rig.d.status()
     assert st["state"] == "running" and st["alarms"] == [], st
-    rig.d.ok("stop", device="sim")
+    rep = rig.d.call("stop", device="sim")
+    assert rep["ok"], (rep, rig.d.status()["alarms"])
 
 
 @pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])

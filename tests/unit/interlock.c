@@ -267,6 +267,11 @@ static void test_rate(void **state)
 		tick(&g);
 	}
 	assert_trip(&g, ILK_RATE, 4);
+	/* Present while the rise shows over the window, not once it stops. */
+	assert_true(g.present & (1u << ILK_RATE));
+	for (int i = 0; i < 10; i++)
+		tick(&g);
+	assert_false(g.present & (1u << ILK_RATE));
 	/* A surge trips in the tick that reads it, not a window later. */
 	rig_init(&g);
 	running_at(&g, 20);
