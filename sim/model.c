@@ -593,6 +593,10 @@ void sim_model_note_exchange(struct sim_model *m, bool read_r)
 	for (unsigned i = 0; i < m->nrec; i++) {
 		struct sim_record *r =
 			&m->rec[(m->rec_head + i) % SIM_MAX_RECORDS];
+		/* Block R holds the last sample's readings: a sensed cause
+		 * shows once a sample after the injection has been taken. */
+		if (r->sensed && m->now_us <= r->injected_us)
+			continue;
 		if (!r->done && !r->first_read) {
 			r->first_read = m->exchanges;
 			r->shown_us = event_us(m);
@@ -614,6 +618,12 @@ void sim_model_record(struct sim_model *m, enum sim_fault_kind kind)
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
 	r->injected_us = m->now_us;
+	/* STATUS (e-stop, garment), the heartbeat echo of a frozen
+	 * firmware and a link fault show in the next reply; pressures,
+	 * readings and the pump's fault only after a sample. */
+	r->sensed = kind != SIM_FAULT_ESTOP && kind != SIM_FAULT_GARMENT_OFF &&
+		    kind != SIM_FAULT_FREEZE && kind != SIM_FAULT_REBOOT &&
+		    kind != SIM_FAULT_LINK;
 }
 
 const struct sim_record *sim_model_record_at(const struct sim_model *m,

@@ -91,7 +91,9 @@ struct sim_record {
 	enum sim_fault_kind kind;
 	uint64_t injected_us;
 	uint64_t first_read; /* exchange number of the first read of block R
-				after the injection; 0: none yet */
+				that can show the cause; 0: none yet */
+	bool sensed;         /* the cause shows only in the readings of a
+				firmware sample taken after the injection */
 	uint64_t shown_us;   /* time of that read: the cause showed */
 	uint64_t vented_us;  /* 0 until the first VENT or vented state */
 	uint64_t exchanges;  /* exchanges from first_read to the VENT */

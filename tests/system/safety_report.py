@@ -102,6 +102,9 @@ def measured(fig):
         if fig.get("vented_ms") is not None:
             out += "; vented (< 5 mmHg) %d ms after the kill" % fig["vented_ms"]
         return out
+    if fig.get("since_start_ms") is not None:
+        return ("%s: tripped %.0f ms after the start (injected at rest, where the "
+                "device is held vented)" % (fig["alarm"], fig["since_start_ms"]))
     ex = fig["exchanges"]
     lat = fig["latency_ms"]
     if fig["reaction"] == "prompt" or fig["reaction"] == "heartbeat":

@@ -397,7 +397,23 @@ static void test_reaction_record(void **state)
 	rec = sim_model_record_at(&r.m, 1);
 	assert_true(rec->done);
 	assert_int_equal(rec->exchanges, 1);
-	assert_null(sim_model_record_at(&r.m, 2));
+
+	/* A surge shows in the readings of the next firmware sample: a read
+	 * served from the sample before it does not count as shown. */
+	struct sim_fault surge = {
+		.kind = SIM_FAULT_OVERPRESSURE, .chamber = 0, .mmhg = 60};
+	assert_int_equal(sim_model_inject(&r.m, &surge), 0);
+	r.command = FASCIA_CMD_RUN;
+	tick(&r); /* the reading is the pre-injection sample's */
+	rec = sim_model_record_at(&r.m, 2);
+	assert_int_equal(rec->first_read, 0);
+	tick(&r); /* the surge shows */
+	assert_int_not_equal(rec->first_read, 0);
+	r.command = FASCIA_CMD_VENT;
+	tick(&r);
+	assert_true(rec->done);
+	assert_int_equal(rec->exchanges, 1);
+	assert_null(sim_model_record_at(&r.m, 3));
 }
 
 static void test_freeze(void **state)
