@@ -48,6 +48,7 @@ struct pending_out {
 	bool have_verdict;
 	struct fd_command cmd; /* the command being applied */
 	bool active;
+	bool changed; /* the snapshot's state or alarms changed */
 };
 
 struct ctl {
@@ -57,6 +58,8 @@ struct ctl {
 	struct fd_link_stats st;
 	struct pending_out out;
 	struct fd_snapshot snap;
+	struct fd_snapshot told; /* the last one marked changed */
+	bool told_any;
 	double period_s;
 	uint64_t tick;
 	bool unthrottled; /* -B (benchmarks only): no deadlines */
@@ -312,18 +315,29 @@ static void queue_events(struct ctl *c)
 	c->s.ev_dropped = 0;
 }
 
-/* Hand the news over if the main thread is not holding the lock; else
- * keep it for the next tick.  Returns whether the stop was asked. */
+/* Hand the snapshot and the news over if the main thread is not holding
+ * the lock; else keep them for the next tick.  The main thread is woken
+ * only for news: events, a verdict, a change of state or alarms (it
+ * peeks at the snapshot when it needs it).  Returns whether the stop was
+ * asked. */
 static bool hand_over(struct ctl *c)
 {
 	struct fd_device *dev = c->dev;
 	uint64_t one = 1;
-	bool stop;
+	bool stop, news;
 
+	if (!c->told_any || fd_snap_changed(&c->told, &c->snap)) {
+		c->told = c->snap;
+		c->told_any = true;
+		c->out.changed = true;
+	}
 	if (pthread_mutex_trylock(&dev->lock) != 0)
 		return false;
 	dev->snap = c->snap;
+	dev->have_snap = true;
 	dev->snap_new = true;
+	dev->snap_changed |= c->out.changed;
+	c->out.changed = false;
 	for (int i = 0; i < c->out.nev; i++) {
 		if (dev->nevents == FD_OUTBOX_EVENTS)
 			dev->events_dropped++;
@@ -340,10 +354,13 @@ static bool hand_over(struct ctl *c)
 		c->out.active = false;
 	}
 	stop = dev->stop;
+	news = dev->snap_changed || dev->nevents > 0 ||
+	       dev->events_dropped > 0 || dev->verdict_ready;
 	pthread_mutex_unlock(&dev->lock);
 	/* A failed write means the counter is already non-zero: the main
 	 * loop will look anyway. */
-	(void)!write(dev->wake_fd, &one, sizeof(one));
+	if (news)
+		(void)!write(dev->wake_fd, &one, sizeof(one));
 	return stop;
 }
 
@@ -625,13 +642,27 @@ int fd_device_submit(struct fd_device *dev, const struct fd_command *c)
 	return rc;
 }
 
+bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap)
+{
+	bool have;
+
+	pthread_mutex_lock(&dev->lock);
+	have = dev->have_snap;
+	if (have)
+		*snap = dev->snap;
+	pthread_mutex_unlock(&dev->lock);
+	return have;
+}
+
 void fd_device_drain(struct fd_device *dev, struct fd_outbox *out)
 {
 	pthread_mutex_lock(&dev->lock);
 	out->have_snap = dev->snap_new;
 	if (dev->snap_new)
 		out->snap = dev->snap;
+	out->changed = dev->snap_changed;
 	dev->snap_new = false;
+	dev->snap_changed = false;
 	out->nevents = dev->nevents;
 	memcpy(out->events, dev->events,
 	       (size_t)dev->nevents * sizeof(dev->events[0]));

@@ -182,7 +182,10 @@ struct fd_device {
 	struct fd_command cmd;
 	bool verdict_ready;      /* cmd has its verdict */
 	struct fd_snapshot snap; /* the latest */
-	bool snap_new;
+	bool have_snap;          /* snap holds a tick's */
+	bool snap_new;           /* not drained yet */
+	bool snap_changed;       /* its state or alarms changed since the
+				    last drain: publish it at once */
 	struct fd_event_rec events[FD_OUTBOX_EVENTS];
 	int nevents;
 	uint64_t events_dropped;
@@ -190,7 +193,8 @@ struct fd_device {
 	double stop_timeout_s;
 	bool vented_at_stop; /* set by the thread before it returns */
 
-	int wake_fd; /* eventfd: the thread has news */
+	int wake_fd; /* eventfd: the thread has news (events, a verdict, a
+			change of state or alarms), not every tick's */
 	struct event *wake_ev;
 	void *server; /* server.c's per-device state */
 };
@@ -231,6 +235,7 @@ int fd_device_submit(struct fd_device *dev, const struct fd_command *c);
 /* What fd_device_drain() hands the main thread. */
 struct fd_outbox {
 	bool have_snap;
+	bool changed; /* the state or the alarms changed: publish at once */
 	struct fd_snapshot snap;
 	struct fd_event_rec events[FD_OUTBOX_EVENTS];
 	int nevents;
@@ -241,6 +246,15 @@ struct fd_outbox {
 
 /* Main thread, when dev->wake_fd is readable: take what is new. */
 void fd_device_drain(struct fd_device *dev, struct fd_outbox *out);
+
+/* Main thread: copy the latest snapshot (the thread hands one over every
+ * tick but wakes the main thread only for news).  Returns whether there
+ * was one. */
+bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap);
+
+/* Whether b differs from a in what makes a state message news: the state
+ * or the alarms (publish.c). */
+bool fd_snap_changed(const struct fd_snapshot *a, const struct fd_snapshot *b);
 
 /* ---- profiles.c: the profile directory ---- */
 
@@ -339,6 +353,10 @@ void fd_server_verdict(struct fd_daemon *d, struct fd_device *dev,
 		       const struct fd_command *c);
 /* dev->server, allocated on first use. */
 struct fd_dev_server *fd_dev_server(struct fd_device *dev);
+
+/* The device's server state with the latest snapshot peeked into it: what
+ * a status reply or a state message shows. */
+struct fd_dev_server *fd_dev_latest(struct fd_device *dev);
 
 /*
  * The request codec, pure (no sockets), for unit tests and fuzzers.

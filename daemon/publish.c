@@ -185,9 +185,18 @@ static json_t *ticks_json(const struct fd_link_stats *l)
 	return o;
 }
 
-json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
+struct fd_dev_server *fd_dev_latest(struct fd_device *dev)
 {
 	struct fd_dev_server *ds = fd_dev_server(dev);
+
+	if (fd_device_peek(dev, &ds->snap))
+		ds->have_snap = true;
+	return ds;
+}
+
+json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
+{
+	struct fd_dev_server *ds = fd_dev_latest(dev);
 	static const struct fd_snapshot offline; /* state 0: offline */
 	const struct fd_snapshot *s = ds->have_snap ? &ds->snap : &offline;
 	json_t *o;
@@ -308,8 +317,7 @@ void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,
 }
 
 /* A change worth a state message at once: the state or the alarms. */
-static bool snap_changed(const struct fd_snapshot *a,
-			 const struct fd_snapshot *b)
+bool fd_snap_changed(const struct fd_snapshot *a, const struct fd_snapshot *b)
 {
 	if (a->state != b->state || a->nalarm != b->nalarm)
 		return true;
@@ -351,10 +359,8 @@ void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 			   const struct fd_outbox *out)
 {
 	struct fd_dev_server *ds = fd_dev_server(dev);
-	bool changed = false;
 
 	if (out->have_snap) {
-		changed = !ds->have_snap || snap_changed(&ds->snap, &out->snap);
 		ds->snap = out->snap;
 		ds->have_snap = true;
 	}
@@ -365,7 +371,7 @@ void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 	if (out->events_dropped > 0)
 		log_warnx("%s: %llu events dropped", dev->conf.name,
 			  (unsigned long long)out->events_dropped);
-	if (changed)
+	if (out->have_snap && out->changed)
 		fd_publish_state(d, dev);
 	if (out->have_verdict)
 		fd_server_verdict(d, dev, &out->cmd);

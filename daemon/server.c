@@ -205,7 +205,7 @@ static json_t *cmd_hello(struct fd_daemon *d, json_t *req,
 
 static json_t *device_summary(struct fd_device *dev)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
+	struct fd_dev_server *ds = fd_dev_latest(dev);
 	const struct fd_device_conf *c = &dev->conf;
 	char address[200];
 

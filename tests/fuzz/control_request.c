@@ -89,6 +89,14 @@ void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
+/* No control thread: the snapshot is fake_snapshot()'s. */
+bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap)
+{
+	(void)dev;
+	(void)snap;
+	return false;
+}
+
 static int submit_rc; /* what fd_device_submit returns */
 static bool submitted;
 static struct fd_command last_cmd;

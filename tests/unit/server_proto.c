@@ -59,6 +59,15 @@ void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
+/* No control thread here: the snapshot is the one fd_server_device_news
+ * was handed. */
+bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap)
+{
+	(void)dev;
+	(void)snap;
+	return false;
+}
+
 static int submit_rc; /* what fd_device_submit returns */
 static int submits;
 static struct fd_command last_cmd;
@@ -665,6 +674,7 @@ static void test_state_json(void **state)
 	json_decref(r);
 
 	out->have_snap = true;
+	out->changed = true;
 	fill_snapshot(&out->snap);
 	fd_server_device_news(d, &d->dev[0], out);
 	r = ask("{\"v\":1,\"cmd\":\"status\",\"device\":\"a\"}");
@@ -672,9 +682,36 @@ static void test_state_json(void **state)
 	json_decref(r);
 	/* publishing advanced seq: the change of state, and nothing else */
 	assert_int_equal(fd_dev_server(&d->dev[0])->seq, 1);
+	out->changed = false;
 	fd_server_device_news(d, &d->dev[0], out);
 	assert_int_equal(fd_dev_server(&d->dev[0])->seq, 1);
 	free(out);
+}
+
+/* What makes a state message news (the control thread asks, to decide
+ * whether to wake the main thread): the state and the alarms, not the
+ * readings that change every tick. */
+static void test_snap_changed(void **state)
+{
+	struct fd_snapshot *a = xcalloc(2, sizeof(*a)), *b = a + 1;
+
+	(void)state;
+	fill_snapshot(a);
+	*b = *a;
+	assert_false(fd_snap_changed(a, b));
+	b->pressure[0] += 1;
+	b->link.ticks++;
+	assert_false(fd_snap_changed(a, b));
+	b->state = FD_FAULT;
+	assert_true(fd_snap_changed(a, b));
+	*b = *a;
+	assert_true(a->nalarm > 0);
+	b->alarm[0].present = !a->alarm[0].present;
+	assert_true(fd_snap_changed(a, b));
+	*b = *a;
+	b->nalarm--;
+	assert_true(fd_snap_changed(a, b));
+	free(a);
 }
 
 static void test_event_json(void **state)
@@ -767,6 +804,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_state_json, setup,
 						teardown),
+		cmocka_unit_test(test_snap_changed),
 		cmocka_unit_test_setup_teardown(test_event_json, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),
