@@ -607,8 +607,17 @@ static json_t *stats_result(struct sim *s, struct sim_device *d)
 					     : 0.0;
 
 			json_object_set_new(o, "latency_ms", jnum(lat, 1000.0));
+			lat = rec->vented_us > rec->cause_us
+				      ? (double)(rec->vented_us -
+						 rec->cause_us) /
+					    1000.0
+				      : 0.0;
+			json_object_set_new(o, "cause_to_vent_ms",
+					    jnum(lat, 1000.0));
 		} else {
 			json_object_set_new(o, "latency_ms", json_null());
+			json_object_set_new(o, "cause_to_vent_ms",
+					    json_null());
 		}
 		json_array_append_new(list, o);
 	}
@@ -628,6 +637,7 @@ static json_t *apply_inject(struct sim *s, struct action *a, const char **code,
 	const char *name = sim_fault_name(a->fault.kind);
 	json_t *r;
 
+	d->model.io_us = sim_now_us(); /* the injection's arrival */
 	if (a->is_link) {
 		d->link_mode = a->link_mode;
 		d->link_delay_ms = a->link_delay_ms;

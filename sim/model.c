@@ -624,6 +624,7 @@ void sim_model_record(struct sim_model *m, enum sim_fault_kind kind)
 	r->sensed = kind != SIM_FAULT_ESTOP && kind != SIM_FAULT_GARMENT_OFF &&
 		    kind != SIM_FAULT_FREEZE && kind != SIM_FAULT_REBOOT &&
 		    kind != SIM_FAULT_LINK;
+	r->cause_us = r->sensed ? m->now_us + SIM_SAMPLE_US : event_us(m);
 }
 
 const struct sim_record *sim_model_record_at(const struct sim_model *m,

@@ -94,6 +94,9 @@ struct sim_record {
 				that can show the cause; 0: none yet */
 	bool sensed;         /* the cause shows only in the readings of a
 				firmware sample taken after the injection */
+	uint64_t cause_us;   /* when block R could first show it: the next
+				sample for a sensed cause, else the
+				injection's arrival */
 	uint64_t shown_us;   /* time of that read: the cause showed */
 	uint64_t vented_us;  /* 0 until the first VENT or vented state */
 	uint64_t exchanges;  /* exchanges from first_read to the VENT */

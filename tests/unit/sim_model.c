@@ -409,6 +409,7 @@ static void test_reaction_record(void **state)
 	assert_int_equal(rec->first_read, 0);
 	tick(&r); /* the surge shows */
 	assert_int_not_equal(rec->first_read, 0);
+	assert_int_equal(rec->cause_us, rec->injected_us + SIM_SAMPLE_US);
 	r.command = FASCIA_CMD_VENT;
 	tick(&r);
 	assert_true(rec->done);
