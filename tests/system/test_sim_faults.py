@@ -568,8 +568,14 @@ def test_link_record_ends_when_the_device_vents_by_itself(sim, dev):
     rec = wait_until(link_record, 1.0, interval=0.02,
                      what="the link record ends at the watchdog's vent")
     assert rec["shown_ms"] is None and rec["exchanges"] == 0, rec
-    assert 150 <= rec["vented_ms"] - rec["injected_ms"] <= 400, rec
-    assert sim.status()["fault"] == 1
+    st = sim.status()
+    assert st["fault"] == 1
+    # the watchdog's own 200 ms, from the last heartbeat (before the
+    # injection: the injection itself may come late on a loaded machine)
+    own = st["watchdog_tripped_ms"] - st["heartbeat_changed_ms"]
+    assert 200 <= own <= 202, st
+    assert rec["injected_ms"] <= rec["vented_ms"], rec
+    assert abs(rec["vented_ms"] - st["watchdog_tripped_ms"]) <= 1, (rec, st)
 
 
 def test_garbled_read_does_not_count_as_shown(sim, dev):
