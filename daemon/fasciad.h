@@ -394,9 +394,10 @@ void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 /* CLOCK_REALTIME in ms. */
 int64_t fd_unix_ms(void);
 /* A device's state message, also the `status` result (seq: the last one
- * published; the status reply does not advance it). */
+ * published; the status reply does not advance it).  Only the status
+ * result (full) carries ticks.late_hist. */
 struct json_t *fd_state_json(struct fd_device *dev, uint64_t seq,
-			     int64_t now_ms);
+			     int64_t now_ms, bool full);
 /* The event.<device> or alarm.<device> message for one event; *topic
  * gets its topic's prefix ("event" or "alarm"). */
 struct json_t *fd_event_json(struct fd_device *dev,

@@ -158,13 +158,11 @@ static uint64_t late_quantile(const struct fd_link_stats *l, double q)
 	return fd_late_bucket_lo(FD_LATE_BUCKETS - 1);
 }
 
-/* The measurement hooks of the tick (docs/performance.md). */
-static json_t *ticks_json(const struct fd_link_stats *l)
+/* Sparse: [lowest us of the bucket, count] for non-empty buckets. */
+static json_t *late_hist_json(const struct fd_link_stats *l)
 {
 	json_t *hist = pub_must(json_array());
-	json_t *o;
 
-	/* Sparse: [lowest us of the bucket, count] for non-empty buckets. */
 	for (unsigned i = 0; i < FD_LATE_BUCKETS; i++)
 		if (l->late_hist[i] != 0)
 			json_array_append_new(
@@ -172,6 +170,15 @@ static json_t *ticks_json(const struct fd_link_stats *l)
 					      "[I, I]",
 					      (json_int_t)fd_late_bucket_lo(i),
 					      (json_int_t)l->late_hist[i])));
+	return hist;
+}
+
+/* The measurement hooks of the tick (docs/performance.md).  The
+ * histogram, most of a message's size, goes in status replies only. */
+static json_t *ticks_json(const struct fd_link_stats *l, bool full)
+{
+	json_t *o;
+
 	o = pub_must(json_pack(
 		"{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:b}", "count",
 		(json_int_t)l->ticks, "late", (json_int_t)l->late_ticks,
@@ -181,7 +188,8 @@ static json_t *ticks_json(const struct fd_link_stats *l)
 		(json_int_t)late_quantile(l, 0.99), "drift_ns",
 		(json_int_t)l->drift_ns, "skipped", (json_int_t)l->skipped,
 		"unthrottled", l->unthrottled));
-	set(o, "late_hist", hist);
+	if (full)
+		set(o, "late_hist", late_hist_json(l));
 	return o;
 }
 
@@ -194,7 +202,8 @@ struct fd_dev_server *fd_dev_latest(struct fd_device *dev)
 	return ds;
 }
 
-json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
+json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms,
+		      bool full)
 {
 	struct fd_dev_server *ds = fd_dev_latest(dev);
 	static const struct fd_snapshot offline; /* state 0: offline */
@@ -212,7 +221,7 @@ json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms)
 	set(o, "link", link_json(&s->link));
 	set(o, "device_status",
 	    json_pack("{s:i, s:i}", "status", s->status, "fault", s->fault));
-	set(o, "ticks", ticks_json(&s->link));
+	set(o, "ticks", ticks_json(&s->link, full));
 	return o;
 }
 
@@ -301,7 +310,7 @@ void fd_publish_state(struct fd_daemon *d, struct fd_device *dev)
 
 	ds->seq++;
 	fd_publish(d, "state", dev->conf.name,
-		   fd_state_json(dev, ds->seq, fd_unix_ms()));
+		   fd_state_json(dev, ds->seq, fd_unix_ms(), false));
 }
 
 void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,

@@ -237,7 +237,7 @@ static json_t *cmd_devices(struct fd_daemon *d, json_t *req,
 
 static json_t *dev_state(struct fd_device *dev)
 {
-	return fd_state_json(dev, fd_dev_server(dev)->seq, fd_unix_ms());
+	return fd_state_json(dev, fd_dev_server(dev)->seq, fd_unix_ms(), true);
 }
 
 static json_t *cmd_status(struct fd_daemon *d, json_t *req,

@@ -679,6 +679,12 @@ static void test_state_json(void **state)
 	fd_server_device_news(d, &d->dev[0], out);
 	r = ask("{\"v\":1,\"cmd\":\"status\",\"device\":\"a\"}");
 	check_state(result(r));
+	/* the lateness histogram: in the status reply, not in state messages */
+	assert_true(json_is_array(member(member(result(r), "ticks"), "late_hist")));
+	json_decref(r);
+	r = fd_state_json(&d->dev[0], 1, fd_unix_ms(), false);
+	check_state(r);
+	assert_null(json_object_get(member(r, "ticks"), "late_hist"));
 	json_decref(r);
 	/* publishing advanced seq: the change of state, and nothing else */
 	assert_int_equal(fd_dev_server(&d->dev[0])->seq, 1);
