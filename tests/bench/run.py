@@ -16,6 +16,7 @@ import random
 import select
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -96,9 +97,25 @@ class Proc:
         return json.loads(out[-1])
 
     def cpu_s(self):
+        u, s = self.cpu_us_s()
+        return u + s
+
+    def cpu_us_s(self):
+        """(user, system) CPU seconds, at the clock tick's resolution."""
         with open("/proc/%d/stat" % self.pid) as f:
             st = f.read().rsplit(")", 1)[1].split()
-        return (int(st[11]) + int(st[12])) / CLK
+        return int(st[11]) / CLK, int(st[12]) / CLK
+
+    def cpu_ns(self):
+        """CPU time of every thread in ns (schedstat: ns resolution)."""
+        tot = 0
+        for t in os.listdir("/proc/%d/task" % self.pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (self.pid, t)) as f:
+                    tot += int(f.read().split()[0])
+            except OSError:
+                pass        # a thread that just ended
+        return tot
 
     def rss_kib(self):
         with open("/proc/%d/status" % self.pid) as f:
@@ -220,8 +237,7 @@ def list_q(v):
 
 
 def median(v):
-    v = sorted(v)
-    return v[len(v) // 2] if v else None
+    return statistics.median(v) if v else None
 
 
 # ---- the rows ---------------------------------------------------------
@@ -404,7 +420,7 @@ def phase_reaction(tmp, a, out):
     for (fascia, k), v in res.items():
         who = "fascia" if fascia else "peer"
         lat = [x["latency_ms"] * 1000 for x in v["records"] if x["latency_ms"] is not None]
-        cause = [(x["vented_ms"] - x["injected_ms"]) * 1000 for x in v["records"]]
+        cause = [x["cause_to_vent_ms"] * 1000 for x in v["records"]]
         out["react_%s_%s" % (who, k)] = {"read_to_vent": list_q(lat),
                                           "cause_to_vent": list_q(cause),
                                           "exchanges": list_q([x["exchanges"] for x in v["records"]]),
@@ -425,16 +441,21 @@ def phase_scale(tmp, a, out):
         time.sleep(1.0)
         s0 = [status(req, nm) for nm in names]
         c0, t0 = d.cpu_s(), time.monotonic()
+        # the machine's own stalls in the same window: as many bare loops
+        bare = Proc([os.path.join(BENCH, "bare_tick"), "50", str(a.scale_s), str(n)])
         time.sleep(a.scale_s)
         s1 = [status(req, nm) for nm in names]
         c1, t1 = d.cpu_s(), time.monotonic()
+        b = bare.wait_json(a.scale_s + 10)
         late = sum(y["ticks"]["late"] - x["ticks"]["late"] for x, y in zip(s0, s1))
         to = sum(y["link"]["timeouts"] - x["link"]["timeouts"] for x, y in zip(s0, s1))
         ex = sum(y["link"]["exchanges"] - x["link"]["exchanges"] for x, y in zip(s0, s1))
         p99 = max(y["ticks"]["late_p99_us"] for y in s1)
         tried[n] = {"late_ticks": late, "timeouts": to, "exchanges": ex,
                     "expected": n * 50 * (t1 - t0), "cpu_frac": (c1 - c0) / (t1 - t0),
-                    "worst_device_p99_us": p99, "rss_kib": d.rss_kib()}
+                    "worst_device_p99_us": p99, "rss_kib": d.rss_kib(),
+                    "bare_late_ticks": b["late_ticks"], "bare_ticks": b["ticks"],
+                    "bare_max_us": b["max_us"]}
         req.close()
         d.stop()
         ok = late == 0 and to == 0 and ex >= 0.98 * n * 50 * (t1 - t0)
@@ -449,7 +470,7 @@ def phase_unthrottled(tmp, a, out):
     sim = start_sim(1)
     conf = write_conf(tmp, sim.ports[:1])
     fr, fc, pr, pc, rtt = [], [], [], [], []
-    for _ in range(a.rounds + 1):
+    for rnd in range(a.rate_rounds + 1):         # round 0 warms both up
         d = start_daemon(conf, ["-B"])
         req = Req(d.control)
         wait_until(lambda: (status(req) or {}).get("link", {}).get("up"), 10)
@@ -467,7 +488,9 @@ def phase_unthrottled(tmp, a, out):
         pr.append(j["rate"])
         pc.append(j["cpu_us_per_exchange"])
         rtt.append(j["rtt_p50_us"])
-    out["rate"] = {"fascia": fr, "plain": pr, "fascia_cpu_us": fc, "plain_cpu_us": pc,
+        if rnd == 0:
+            fr, fc, pr, pc, rtt = [], [], [], [], []
+    out["rate"] = {"round_ratio": [x / y for x, y in zip(fr, pr)], "fascia": fr, "plain": pr, "fascia_cpu_us": fc, "plain_cpu_us": pc,
                    "rtt_p50_us": median(rtt)}
     # start to the first exchange
     st = []
@@ -483,6 +506,38 @@ def phase_unthrottled(tmp, a, out):
         sreq.close()
         time.sleep(0.2)
     out["start_ms"] = st
+    sim.stop()
+
+
+# ---- 5 and 6: footprint, CPU against the peer -------------------------
+
+def phase_foot(tmp, a, out):
+    """fasciad with one device at 50 Hz and the peer on another device of
+    the same simulator, nothing else: CPU per window (schedstat, every
+    thread), user and system time over all windows."""
+    sim = start_sim(2)
+    d = start_daemon(write_conf(tmp, sim.ports[:1]))
+    req = Req(d.control)
+    wait_until(lambda: (status(req) or {}).get("state") == "idle", 10)
+    peer = Proc([PY, os.path.join(HERE, "peer.py"), "--port", str(sim.ports[1])], ready=True)
+    time.sleep(1.0)
+    fw, pw = [], []
+    fu0, pu0, t00 = d.cpu_us_s(), peer.cpu_us_s(), time.monotonic()
+    for _ in range(a.foot_windows):
+        f0, p0, t0 = d.cpu_ns(), peer.cpu_ns(), time.monotonic()
+        time.sleep(a.foot_s)
+        f1, p1, t1 = d.cpu_ns(), peer.cpu_ns(), time.monotonic()
+        fw.append((f1 - f0) / 1e9 / (t1 - t0))
+        pw.append((p1 - p0) / 1e9 / (t1 - t0))
+    fu1, pu1, t11 = d.cpu_us_s(), peer.cpu_us_s(), time.monotonic()
+    dt = t11 - t00
+    out["foot"] = {"fascia_cpu": fw, "peer_cpu": pw,
+                   "fascia_user": (fu1[0] - fu0[0]) / dt, "fascia_sys": (fu1[1] - fu0[1]) / dt,
+                   "peer_user": (pu1[0] - pu0[0]) / dt, "peer_sys": (pu1[1] - pu0[1]) / dt,
+                   "rss_kib": d.rss_kib(), "peer_rss_kib": peer.rss_kib()}
+    peer.stop()
+    req.close()
+    d.stop()
     sim.stop()
 
 
@@ -546,29 +601,41 @@ def build_rows(out, period_ms=20.0):
     sc = out.get("scale")
     if sc:
         row("devices at 50 Hz, no missed deadline", single(sc["best"]), "dev", 64, "target",
-            None, ">= 64", sc["best"] >= 64, "tried %s" % sorted(sc["tried"]))
+            None, ">= 64", sc["best"] >= 64, "tried %s" % sorted(sc["tried"], key=int))
+        for n, t in sorted(sc["tried"].items(), key=lambda x: int(x[0])):
+            row("  %s devices: late ticks / timeouts; bare loops' late" % n,
+                single(t["late_ticks"]), "ticks", t.get("bare_late_ticks"), "bare late",
+                None, "", None, "timeouts %d, exchanges %d of %.0f, CPU %.1f %%, RSS %.1f MiB"
+                % (t["timeouts"], t["exchanges"], t["expected"], t["cpu_frac"] * 100,
+                   t["rss_kib"] / 1024))
     ra = out.get("rate")
     if ra:
         f, p = median(ra["fascia"]), median(ra["plain"])
+        r = round(median(ra["round_ratio"]), 3)
         row("unthrottled exchanges/s (fasciad -B)", {"p50": f, "p99": min(ra["fascia"]),
             "max": max(ra["fascia"]), "n": len(ra["fascia"])}, "/s", p, "plain libmodbus",
-            rr(f, p), ">= 0.9x plain", f >= 0.9 * p, "p99 column: the slowest round")
+            r, ">= 0.9x plain", r >= 0.9,
+            "p99 column: the slowest round; ratio: the median of the rounds' ratios")
         fc, pc = median(ra["fascia_cpu_us"]), median(ra["plain_cpu_us"])
         row("  CPU per exchange, unthrottled", single(round(fc, 2)), "us", round(pc, 2),
             "plain libmodbus", rr(fc, pc))
-    t = out.get("tick_50_idle")
-    if t:
-        cpu = median(t["cpu_frac"]) * 100
-        rss = t["rss_kib"] / 1024
+    ft = out.get("foot")
+    if ft:
+        rss = ft["rss_kib"] / 1024
         row("footprint: RSS, 1 device 50 Hz", single(round(rss, 2)), "MiB", None, "", None,
-            "< 10 MiB", rss < 10)
-        row("footprint: CPU, 1 device 50 Hz", single(round(cpu, 3)), "% core", None, "", None,
-            "< 1 %", cpu < 1)
-        if t["peer_cpu_frac"]:
-            pcpu = median(t["peer_cpu_frac"]) * 100
-            row("  peer CPU, 1 device 50 Hz", single(round(pcpu, 3)), "% core", None, "",
-                rr(pcpu, cpu), "peer/fascia >= 10", pcpu >= 10 * cpu,
-                "ratio column: peer / fascia")
+            "< 10 MiB", rss < 10, "peer: %.1f MiB" % (ft["peer_rss_kib"] / 1024))
+        fq = list_q([x * 100 for x in ft["fascia_cpu"]])
+        pq = list_q([x * 100 for x in ft["peer_cpu"]])
+        cpu, pcpu = median(ft["fascia_cpu"]) * 100, median(ft["peer_cpu"]) * 100
+        row("footprint: CPU, 1 device 50 Hz", fq, "% core", None, "", None, "< 1 %", cpu < 1,
+            "median of %d windows, every thread" % len(ft["fascia_cpu"]))
+        row("  peer CPU, 1 device 50 Hz", pq, "% core", None, "", rr(pcpu, cpu),
+            "peer/fascia >= 10", pcpu >= 10 * cpu, "ratio column: peer / fascia")
+        fu, pu = ft["fascia_user"] * 100, ft["peer_user"] * 100
+        row("  user-space CPU only: fascia", single(round(fu, 3)), "% core", round(pu, 3),
+            "peer", rr(pu, fu) if fu else None, "", None,
+            "ratio column: peer / fascia; system: fascia %.2f %%, peer %.2f %%"
+            % (ft["fascia_sys"] * 100, ft["peer_sys"] * 100))
     if out.get("start_ms"):
         row("start to first exchange", list_q(out["start_ms"]), "ms", None, "", None, "",
             None, "includes the first period (20 ms) by design")
@@ -601,14 +668,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
     ap.add_argument("--quick", action="store_true", help="a short smoke run")
-    ap.add_argument("--only", default="tick,react,scale,rate")
+    ap.add_argument("--only", default="foot,tick,react,scale,rate")
     a = ap.parse_args()
     a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 2, 10.0, 200, 6.0, 3.0
-    a.react_s = 300.0
-    a.scale = [16, 32, 64, 96, 128]
+    a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 300.0, 5, 6, 5.0
+    a.scale = [16, 32, 48, 64, 96, 128]
     if a.quick:
         a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 1, 3.0, 10, 2.0, 1.0
-        a.react_s = 60.0
+        a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 60.0, 1, 2, 2.0
         a.scale = [8, 64]
     for b in ("fasciad", "fascia-sim", "bench/bare_tick", "bench/plain_client",
               "bench/pubsub", "bench/load"):
@@ -623,6 +690,9 @@ def main():
         if "rate" in only:
             print("bench: unthrottled rate and start time ...", file=sys.stderr, flush=True)
             phase_unthrottled(tmp, a, out)
+        if "foot" in only:
+            print("bench: footprint ...", file=sys.stderr, flush=True)
+            phase_foot(tmp, a, out)
         if "tick" in only:
             print("bench: tick timing ...", file=sys.stderr, flush=True)
             phase_tick(tmp, a, out)
