@@ -373,15 +373,17 @@ void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 		ds->snap = out->snap;
 		ds->have_snap = true;
 	}
-	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++) {
-		log_event(dev, &out->events[i]);
+	/* Subscribers and the waiting client first, the log (a write or
+	 * two per line) after: it records the same, a little later. */
+	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++)
 		fd_publish_event(d, dev, &out->events[i]);
-	}
-	if (out->events_dropped > 0)
-		log_warnx("%s: %llu events dropped", dev->conf.name,
-			  (unsigned long long)out->events_dropped);
 	if (out->have_snap && out->changed)
 		fd_publish_state(d, dev);
 	if (out->have_verdict)
 		fd_server_verdict(d, dev, &out->cmd);
+	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++)
+		log_event(dev, &out->events[i]);
+	if (out->events_dropped > 0)
+		log_warnx("%s: %llu events dropped", dev->conf.name,
+			  (unsigned long long)out->events_dropped);
 }
