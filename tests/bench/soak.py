@@ -3,7 +3,10 @@
 
 One fascia-sim device, one fasciad at 50 Hz, one subscriber reading
 everything and a client asking `status` ten times a second, for
-SOAK_SECONDS (default 600).  RSS (VmRSS) is sampled every 10 s (every
+SOAK_SECONDS (default 600).  The device works meanwhile: a session of the
+bench-hold profile starts, runs 4 s and is stopped, over and over, and
+every 30 s an e-stop is injected into it, released and acknowledged, so
+the paths of sessions, alarms and acks run hundreds of times.  RSS (VmRSS) is sampled every 10 s (every
 SOAK_SECONDS/10 when shorter); the growth reported is the last sample
 minus the one after the first minute (or the first sample, in a short
 run), so start-up allocation does not count.  Exit status 0 unless
@@ -25,7 +28,11 @@ def main():
     every = min(10.0, max(1.0, seconds / 10))
     tmp = run.tempfile.mkdtemp(prefix="fascia-soak-")
     sim = run.start_sim(1)
-    d = run.start_daemon(run.write_conf(tmp, sim.ports))
+    conf = run.write_conf(tmp, sim.ports)
+    with open(os.path.join(tmp, "profiles", "bench-hold.json"), "w") as f:
+        json.dump(run.HOLD_PROFILE, f)
+    d = run.start_daemon(conf)
+    simc = run.Req(sim.control)
     try:
         req = run.Req(d.control)
         sub = run.ZCTX.socket(zmq.SUB)
@@ -35,6 +42,7 @@ def main():
         run.wait_until(lambda: (run.status(req) or {}).get("state") == "idle", 10)
         t0 = time.monotonic()
         samples, nmsg, next_sample = [], 0, t0
+        sessions, trips, started, next_trip = 0, 0, None, t0 + 30
         while True:
             now = time.monotonic()
             if now >= next_sample:
@@ -43,7 +51,19 @@ def main():
                 next_sample += every
                 if now - t0 >= seconds:
                     break
-            run.status(req)
+            st = run.status(req) or {}
+            if st.get("state") == "idle":
+                if req("start", device="sim", profile="bench-hold").get("ok"):
+                    sessions, started = sessions + 1, now
+            elif st.get("state") == "running" and now >= next_trip:
+                simc("inject", fault="estop")
+                run.wait_until(lambda: (run.status(req) or {}).get("state") == "fault", 2)
+                simc("clear", fault="estop")
+                run.wait_until(lambda: req("ack", device="sim").get("ok"), 6, 0.05)
+                trips, next_trip = trips + 1, now + 30
+            elif st.get("state") == "running" and started and now - started > 4:
+                req("stop", device="sim")
+                started = None
             while sub.poll(0):
                 sub.recv_multipart()
                 nmsg += 1
@@ -55,6 +75,7 @@ def main():
         print(json.dumps({"seconds": seconds, "rss_kib_first": samples[0][1],
                           "rss_kib_base": base[1], "rss_kib_last": samples[-1][1],
                           "growth_kib": growth, "messages": nmsg,
+                          "sessions": sessions, "estops": trips,
                           "ticks": st["ticks"]["count"], "late": st["ticks"]["late"],
                           "drift_ns": st["ticks"]["drift_ns"]}))
         print("soak: RSS growth %+d KiB over %.0f s (from %.0f s) -> %s"
@@ -63,6 +84,7 @@ def main():
         req.close()
         sub.close(0)
     finally:
+        simc.close()
         d.stop()
         sim.stop()
         run.shutil.rmtree(tmp, ignore_errors=True)

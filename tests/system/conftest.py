@@ -72,7 +72,9 @@ def under_valgrind(argv):
     """argv, prefixed with memcheck when its program is in FASCIA_VALGRIND."""
     if os.path.basename(argv[0]) not in VALGRIND:
         return argv
-    return ["valgrind", "--quiet", "--error-exitcode=%d" % VALGRIND_EXIT,
+    # --fair-sched: memcheck runs one thread at a time; without a fair
+    # lock the main loop can keep the control thread off for many ticks
+    return ["valgrind", "--quiet", "--fair-sched=yes", "--error-exitcode=%d" % VALGRIND_EXIT,
             "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
             "--show-leak-kinds=definite,indirect",
             "--log-file=/tmp/fascia-valgrind.%p.log"] + argv

@@ -19,7 +19,7 @@ def test_a_device_without_fc23_is_driven_with_fc16_and_fc03(start_sim, start_dae
     assert st["link"]["exceptions"] <= 1, st["link"]
 
     start_session(Rig(sim, d, sub, str(tmp_path)), "long")
-    sub.wait_state(lambda m: m["chambers"][0]["pressure"] > 20, 5.0,
+    sub.wait_state(lambda m: m["chambers"] and m["chambers"][0]["pressure"] > 20, 5.0,
                    what="chamber 1 inflating over FC16 + FC03")
     mark = sub.mark()
     res = sim.inject("estop")

@@ -28,7 +28,7 @@ import time
 import pytest
 import zmq
 
-from conftest import FAULT_WATCHDOG, SLOW, wait_until
+from conftest import FAULT_WATCHDOG, SLOW, VALGRIND, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
 from conftest_daemon import Rig, record, start_session, wait_sim_vented
 from daemon_rig import write_config
@@ -309,7 +309,10 @@ def test_a_link_flapping_ten_times_latches_each_time_without_leaking(rig):
     assert len(raised) == 10, raised
     print("\nRSS over the flaps (KiB): %s" % rss)
     # the first flaps warm caches; from the third on, no growth beyond noise
-    assert rss[-1] - rss[2] <= 256, rss
+    # (under valgrind the RSS is mostly memcheck's own: its leak check
+    # answers instead)
+    if "fasciad" not in VALGRIND:
+        assert rss[-1] - rss[2] <= 256, rss
     fresh_session_runs(rig)
 
 
