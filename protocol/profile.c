@@ -42,22 +42,6 @@ void fascia_profile_limits_default(struct fascia_profile_limits *lim)
 	lim->max_session_s = FASCIA_MAX_SESSION_S;
 }
 
-/* Set err (which may be NULL) and errno; always returns -1. */
-__attribute__((format(printf, 3, 4))) static int
-fail(struct fascia_profile_error *err, const char *field, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err != NULL) {
-		snprintf(err->field, sizeof(err->field), "%s", field);
-		va_start(ap, fmt);
-		vsnprintf(err->message, sizeof(err->message), fmt, ap);
-		va_end(ap);
-	}
-	errno = EINVAL;
-	return -1;
-}
-
 /* A key from the document, made safe to print: printable ASCII only, at
  * most 32 characters. */
 static void safe_key(char *buf, size_t len, const char *key)
@@ -97,7 +81,7 @@ static int check_unknown(json_t *obj, const char *const *list,
 			continue;
 		safe_key(k, sizeof(k), key);
 		snprintf(path, sizeof(path), "%s%s", prefix, k);
-		return fail(err, path, "unknown field");
+		return fascia_profile_fail(err, path, "unknown field");
 	}
 	return 0;
 }
@@ -129,7 +113,7 @@ static json_t *member(json_t *obj, const char *key, const char *path,
 	json_t *v = json_object_get(obj, key);
 
 	if (v == NULL)
-		fail(err, path, "missing");
+		fascia_profile_fail(err, path, "missing");
 	return v;
 }
 
@@ -137,8 +121,9 @@ static int get_number(json_t *v, const char *path, double *out,
 		      struct fascia_profile_error *err)
 {
 	if (!json_is_number(v))
-		return fail(err, path, "must be a number, not %s",
-			    json_type_name(v));
+		return fascia_profile_fail(err, path,
+					   "must be a number, not %s",
+					   json_type_name(v));
 	*out = json_number_value(v);
 	return 0;
 }
@@ -151,8 +136,9 @@ static int get_int(json_t *v, const char *path, int *out,
 	json_int_t i;
 
 	if (!json_is_integer(v))
-		return fail(err, path, "must be an integer, not %s",
-			    json_is_real(v) ? "a fraction" : json_type_name(v));
+		return fascia_profile_fail(
+			err, path, "must be an integer, not %s",
+			json_is_real(v) ? "a fraction" : json_type_name(v));
 	i = json_integer_value(v);
 	*out = i > INT_MAX ? INT_MAX : i < INT_MIN ? INT_MIN : (int)i;
 	return 0;
@@ -162,12 +148,15 @@ static int get_string(json_t *v, const char *path, char *buf, size_t size,
 		      struct fascia_profile_error *err)
 {
 	if (!json_is_string(v))
-		return fail(err, path, "must be a string, not %s",
-			    json_type_name(v));
+		return fascia_profile_fail(err, path,
+					   "must be a string, not %s",
+					   json_type_name(v));
 	if (json_string_length(v) >= size)
-		return fail(err, path, "longer than %zu bytes", size - 1);
+		return fascia_profile_fail(err, path, "longer than %zu bytes",
+					   size - 1);
 	if (strlen(json_string_value(v)) != json_string_length(v))
-		return fail(err, path, "contains a NUL character");
+		return fascia_profile_fail(err, path,
+					   "contains a NUL character");
 	memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 	return 0;
 }
@@ -201,17 +190,19 @@ static int parse_set(json_t *set, int chambers, int i,
 
 	snprintf(path, sizeof(path), "steps[%d].set", i);
 	if (!json_is_object(set))
-		return fail(err, path, "must be an object, not %s",
-			    json_type_name(set));
+		return fascia_profile_fail(err, path,
+					   "must be an object, not %s",
+					   json_type_name(set));
 	json_object_foreach(set, key, v)
 	{
 		safe_key(k, sizeof(k), key);
 		snprintf(path, sizeof(path), "steps[%d].set.%s", i, k);
 		c = set_key(key);
 		if (c < 0)
-			return fail(err, path,
-				    "not \"all\" or a chamber number 1..%d",
-				    chambers);
+			return fascia_profile_fail(
+				err, path,
+				"not \"all\" or a chamber number 1..%d",
+				chambers);
 		if (get_number(v, path, &mmhg, err) < 0)
 			return -1;
 		if (c == 0) {
@@ -243,8 +234,9 @@ static int parse_step(json_t *js, int chambers, int i,
 
 	snprintf(prefix, sizeof(prefix), "steps[%d]", i);
 	if (!json_is_object(js))
-		return fail(err, prefix, "must be an object, not %s",
-			    json_type_name(js));
+		return fascia_profile_fail(err, prefix,
+					   "must be an object, not %s",
+					   json_type_name(js));
 	snprintf(prefix, sizeof(prefix), "steps[%d].", i);
 	if (check_unknown(js, step_fields, prefix, err) < 0)
 		return -1;
@@ -274,8 +266,9 @@ static int parse_gradient(json_t *v, struct fascia_profile *p,
 	if (v == NULL)
 		return 0;
 	if (!json_is_string(v))
-		return fail(err, "gradient", "must be a string, not %s",
-			    json_type_name(v));
+		return fascia_profile_fail(err, "gradient",
+					   "must be a string, not %s",
+					   json_type_name(v));
 	if (json_string_length(v) < sizeof(buf)) {
 		memcpy(buf, json_string_value(v), json_string_length(v) + 1);
 		if (strcmp(buf, "none") == 0)
@@ -285,7 +278,8 @@ static int parse_gradient(json_t *v, struct fascia_profile *p,
 			return 0;
 		}
 	}
-	return fail(err, "gradient", "must be \"none\" or \"distal-high\"");
+	return fascia_profile_fail(err, "gradient",
+				   "must be \"none\" or \"distal-high\"");
 }
 
 static int parse_steps(json_t *v, struct fascia_profile *p,
@@ -294,13 +288,15 @@ static int parse_steps(json_t *v, struct fascia_profile *p,
 	size_t i;
 
 	if (!json_is_array(v))
-		return fail(err, "steps", "must be an array, not %s",
-			    json_type_name(v));
+		return fascia_profile_fail(err, "steps",
+					   "must be an array, not %s",
+					   json_type_name(v));
 	if (json_array_size(v) == 0)
-		return fail(err, "steps", "no steps");
+		return fascia_profile_fail(err, "steps", "no steps");
 	if (json_array_size(v) > FASCIA_PROFILE_MAX_STEPS)
-		return fail(err, "steps", "%zu steps, more than %d",
-			    json_array_size(v), FASCIA_PROFILE_MAX_STEPS);
+		return fascia_profile_fail(
+			err, "steps", "%zu steps, more than %d",
+			json_array_size(v), FASCIA_PROFILE_MAX_STEPS);
 	p->nsteps = (int)json_array_size(v);
 	for (i = 0; i < json_array_size(v); i++)
 		if (parse_step(json_array_get(v, i), p->chambers, (int)i,
@@ -316,8 +312,9 @@ static int parse_object(json_t *root, struct fascia_profile *p,
 	json_t *v;
 
 	if (!json_is_object(root))
-		return fail(err, "", "a profile must be a JSON object, not %s",
-			    json_type_name(root));
+		return fascia_profile_fail(
+			err, "", "a profile must be a JSON object, not %s",
+			json_type_name(root));
 	if (check_unknown(root, top_fields, "", err) < 0)
 		return -1;
 	if ((v = member(root, "name", "name", err)) == NULL ||
@@ -363,14 +360,16 @@ int fascia_profile_parse(const char *json, size_t len,
 		memset(err, 0, sizeof(*err));
 	memset(out, 0, sizeof(*out));
 	if (json == NULL)
-		return fail(err, "", "no document");
+		return fascia_profile_fail(err, "", "no document");
 	if (len > FASCIA_PROFILE_JSON_MAX)
-		return fail(err, "", "document of %zu bytes, more than %d", len,
-			    FASCIA_PROFILE_JSON_MAX);
+		return fascia_profile_fail(
+			err, "", "document of %zu bytes, more than %d", len,
+			FASCIA_PROFILE_JSON_MAX);
 	root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (root == NULL)
-		return fail(err, "", "not JSON: %s at line %d column %d",
-			    jerr.text, jerr.line, jerr.column);
+		return fascia_profile_fail(err, "",
+					   "not JSON: %s at line %d column %d",
+					   jerr.text, jerr.line, jerr.column);
 	rc = parse_object(root, out, err);
 	json_decref(root);
 	if (rc < 0)
@@ -392,13 +391,14 @@ int fascia_profile_load_file(const char *path,
 		memset(err, 0, sizeof(*err));
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		saved = errno;
-		rc = fail(err, "", "cannot open: %s", strerror(saved));
+		rc = fascia_profile_fail(err, "", "cannot open: %s",
+					 strerror(saved));
 		goto named;
 	}
 	if ((buf = malloc(FASCIA_PROFILE_JSON_MAX + 1)) == NULL) {
 		close(fd);
 		saved = ENOMEM;
-		rc = fail(err, "", "out of memory");
+		rc = fascia_profile_fail(err, "", "out of memory");
 		goto named;
 	}
 	while (len <= FASCIA_PROFILE_JSON_MAX &&
@@ -412,11 +412,13 @@ int fascia_profile_load_file(const char *path,
 	}
 	if (n < 0) {
 		saved = errno;
-		rc = fail(err, "", "cannot read: %s", strerror(saved));
+		rc = fascia_profile_fail(err, "", "cannot read: %s",
+					 strerror(saved));
 	} else {
 		if (len > FASCIA_PROFILE_JSON_MAX)
-			rc = fail(err, "", "larger than %d bytes",
-				  FASCIA_PROFILE_JSON_MAX);
+			rc = fascia_profile_fail(err, "",
+						 "larger than %d bytes",
+						 FASCIA_PROFILE_JSON_MAX);
 		else
 			rc = fascia_profile_parse(buf, len, lim, out, err);
 		saved = errno;

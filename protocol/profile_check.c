@@ -21,9 +21,8 @@
  * that 30 mmHg over 3 s is exactly 10 mmHg/s. */
 #define EPS 1e-9
 
-/* Set err (which may be NULL) and errno; always returns -1. */
-__attribute__((format(printf, 3, 4))) static int
-fail(struct fascia_profile_error *err, const char *field, const char *fmt, ...)
+int fascia_profile_fail(struct fascia_profile_error *err, const char *field,
+			const char *fmt, ...)
 {
 	va_list ap;
 
@@ -36,6 +35,7 @@ fail(struct fascia_profile_error *err, const char *field, const char *fmt, ...)
 	errno = EINVAL;
 	return -1;
 }
+
 /* The key that named chamber c (0-based) in step i, as a JSON path. */
 static void chamber_path(char *buf, size_t len, const struct fascia_profile *p,
 			 int i, int c)
@@ -53,10 +53,11 @@ static int check_name(const struct fascia_profile *p,
 	char ch;
 
 	if (n == sizeof(p->name))
-		return fail(err, "name", "longer than %d characters",
-			    FASCIA_PROFILE_NAME_MAX);
+		return fascia_profile_fail(err, "name",
+					   "longer than %d characters",
+					   FASCIA_PROFILE_NAME_MAX);
 	if (n == 0)
-		return fail(err, "name", "empty");
+		return fascia_profile_fail(err, "name", "empty");
 	for (i = 0; i < n; i++) {
 		ch = p->name[i];
 		if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
@@ -64,21 +65,25 @@ static int check_name(const struct fascia_profile *p,
 		if (ch == '-' && i > 0)
 			continue;
 		if (ch == '-')
-			return fail(err, "name",
-				    "must start with a letter or a digit");
-		return fail(err, "name",
-			    "\"%s\" has a character other than a-z, 0-9 and -",
-			    p->name);
+			return fascia_profile_fail(
+				err, "name",
+				"must start with a letter or a digit");
+		return fascia_profile_fail(
+			err, "name",
+			"\"%s\" has a character other than a-z, 0-9 and -",
+			p->name);
 	}
 	n = strnlen(p->description, sizeof(p->description));
 	if (n == sizeof(p->description))
-		return fail(err, "description", "longer than %d bytes",
-			    FASCIA_PROFILE_DESC_MAX);
+		return fascia_profile_fail(err, "description",
+					   "longer than %d bytes",
+					   FASCIA_PROFILE_DESC_MAX);
 	for (i = 0; i < n; i++)
 		if ((unsigned char)p->description[i] < 0x20 ||
 		    p->description[i] == 0x7f)
-			return fail(err, "description",
-				    "contains a control character");
+			return fascia_profile_fail(
+				err, "description",
+				"contains a control character");
 	return 0;
 }
 
@@ -92,42 +97,48 @@ static int check_scalars(const struct fascia_profile *p,
 	if (check_name(p, err) < 0)
 		return -1;
 	if (p->chambers < 1 || p->chambers > FASCIA_MAX_CHAMBERS)
-		return fail(err, "chambers", "%d is outside 1..%d", p->chambers,
-			    FASCIA_MAX_CHAMBERS);
+		return fascia_profile_fail(err, "chambers",
+					   "%d is outside 1..%d", p->chambers,
+					   FASCIA_MAX_CHAMBERS);
 	if (p->chambers > lim->device_chambers)
-		return fail(err, "chambers",
-			    "%d chambers, but the device has %d", p->chambers,
-			    lim->device_chambers);
+		return fascia_profile_fail(err, "chambers",
+					   "%d chambers, but the device has %d",
+					   p->chambers, lim->device_chambers);
 	if (!isfinite(mp) || mp <= 0)
-		return fail(err, "max_pressure_mmhg",
-			    "%g mmHg: must be above 0", mp);
+		return fascia_profile_fail(err, "max_pressure_mmhg",
+					   "%g mmHg: must be above 0", mp);
 	if (mp > FASCIA_CEILING_MMHG)
-		return fail(err, "max_pressure_mmhg",
-			    "%g mmHg is above the absolute ceiling %g mmHg", mp,
-			    FASCIA_CEILING_MMHG);
+		return fascia_profile_fail(
+			err, "max_pressure_mmhg",
+			"%g mmHg is above the absolute ceiling %g mmHg", mp,
+			FASCIA_CEILING_MMHG);
 	if (mp > lim->device_limit_mmhg)
-		return fail(err, "max_pressure_mmhg",
-			    "%g mmHg is above the device limit %g mmHg", mp,
-			    lim->device_limit_mmhg);
+		return fascia_profile_fail(
+			err, "max_pressure_mmhg",
+			"%g mmHg is above the device limit %g mmHg", mp,
+			lim->device_limit_mmhg);
 	if (!isfinite(mr) || mr <= 0)
-		return fail(err, "max_ramp_mmhg_s",
-			    "%g mmHg/s: must be above 0", mr);
+		return fascia_profile_fail(err, "max_ramp_mmhg_s",
+					   "%g mmHg/s: must be above 0", mr);
 	if (mr > FASCIA_MAX_RAMP_MMHG_S)
-		return fail(err, "max_ramp_mmhg_s",
-			    "%g mmHg/s is above the steepest allowed %g mmHg/s",
-			    mr, FASCIA_MAX_RAMP_MMHG_S);
+		return fascia_profile_fail(
+			err, "max_ramp_mmhg_s",
+			"%g mmHg/s is above the steepest allowed %g mmHg/s", mr,
+			FASCIA_MAX_RAMP_MMHG_S);
 	if (p->gradient != FASCIA_GRADIENT_NONE &&
 	    p->gradient != FASCIA_GRADIENT_DISTAL_HIGH)
-		return fail(err, "gradient",
-			    "must be \"none\" or \"distal-high\"");
+		return fascia_profile_fail(
+			err, "gradient", "must be \"none\" or \"distal-high\"");
 	if (p->repeat < 1 || p->repeat > FASCIA_PROFILE_MAX_REPEAT)
-		return fail(err, "repeat", "%d is outside 1..%d", p->repeat,
-			    FASCIA_PROFILE_MAX_REPEAT);
+		return fascia_profile_fail(err, "repeat", "%d is outside 1..%d",
+					   p->repeat,
+					   FASCIA_PROFILE_MAX_REPEAT);
 	if (p->nsteps < 1)
-		return fail(err, "steps", "no steps");
+		return fascia_profile_fail(err, "steps", "no steps");
 	if (p->nsteps > FASCIA_PROFILE_MAX_STEPS)
-		return fail(err, "steps", "%d steps, more than %d", p->nsteps,
-			    FASCIA_PROFILE_MAX_STEPS);
+		return fascia_profile_fail(err, "steps",
+					   "%d steps, more than %d", p->nsteps,
+					   FASCIA_PROFILE_MAX_STEPS);
 	return 0;
 }
 
@@ -136,14 +147,16 @@ static int check_seconds(double v, const char *path,
 			 struct fascia_profile_error *err)
 {
 	if (!isfinite(v))
-		return fail(err, path, "must be a finite number of seconds");
+		return fascia_profile_fail(
+			err, path, "must be a finite number of seconds");
 	if (v < 0)
-		return fail(err, path, "%g s is negative", v);
+		return fascia_profile_fail(err, path, "%g s is negative", v);
 	if (v > lim->max_session_s)
-		return fail(err, path,
-			    "%g s is longer than the session maximum "
-			    "%g s",
-			    v, lim->max_session_s);
+		return fascia_profile_fail(
+			err, path,
+			"%g s is longer than the session maximum "
+			"%g s",
+			v, lim->max_session_s);
 	return 0;
 }
 
@@ -160,36 +173,41 @@ static int check_step(const struct fascia_profile *p, int i,
 
 	snprintf(path, sizeof(path), "steps[%d].set", i);
 	if (s->set_mask == 0)
-		return fail(err, path, "names no chamber");
+		return fascia_profile_fail(err, path, "names no chamber");
 	for (c = 0; c < FASCIA_MAX_CHAMBERS; c++) {
 		if (!(s->set_mask & (1u << c)))
 			continue;
 		chamber_path(path, sizeof(path), p, i, c);
 		if (c >= p->chambers)
-			return fail(
+			return fascia_profile_fail(
 				err, path,
 				"chamber %d, but the profile has %d chambers",
 				c + 1, p->chambers);
 		v = s->target_mmhg[c];
 		if (!isfinite(v))
-			return fail(err, path, "must be a finite number");
+			return fascia_profile_fail(err, path,
+						   "must be a finite number");
 		if (v < 0)
-			return fail(err, path, "%g mmHg is below 0", v);
+			return fascia_profile_fail(err, path,
+						   "%g mmHg is below 0", v);
 		if (v > p->max_pressure_mmhg)
-			return fail(err, path,
-				    "%g mmHg is above max_pressure_mmhg %g", v,
-				    p->max_pressure_mmhg);
+			return fascia_profile_fail(
+				err, path,
+				"%g mmHg is above max_pressure_mmhg %g", v,
+				p->max_pressure_mmhg);
 	}
 	/* "all" covers every chamber not named by number, with one value. */
 	snprintf(path, sizeof(path), "steps[%d].set.all", i);
 	if (s->via_all != 0 &&
 	    ((s->via_all & ~s->set_mask) != 0 || (s->set_mask & all) != all))
-		return fail(err, path, "does not cover the other chambers");
+		return fascia_profile_fail(err, path,
+					   "does not cover the other chambers");
 	for (c = 0; c < p->chambers; c++)
 		if ((s->via_all & (1u << c)) &&
 		    s->target_mmhg[c] !=
 			    s->target_mmhg[__builtin_ctz(s->via_all)])
-			return fail(err, path, "chambers differ");
+			return fascia_profile_fail(err, path,
+						   "chambers differ");
 	snprintf(path, sizeof(path), "steps[%d].ramp_s", i);
 	if (check_seconds(s->ramp_s, path, lim, err) < 0)
 		return -1;
@@ -219,16 +237,17 @@ static int check_gradient(const struct fascia_profile *p, int i,
 			c = (p->steps[i].set_mask & (1u << x)) ? x : d;
 			chamber_path(path, sizeof(path), p, i, c);
 			if (b[d] > 0 && b[x] > 0 && b[x] > b[d] + EPS)
-				return fail(err, path,
-					    "chamber %d at %g mmHg is above "
-					    "chamber %d at %g mmHg (more "
-					    "distal) at the end of the ramp, "
-					    "against gradient distal-high%s",
-					    x + 1, b[x], d + 1, b[d], when);
+				return fascia_profile_fail(
+					err, path,
+					"chamber %d at %g mmHg is above "
+					"chamber %d at %g mmHg (more "
+					"distal) at the end of the ramp, "
+					"against gradient distal-high%s",
+					x + 1, b[x], d + 1, b[d], when);
 			if (!(a[d] > 0 || b[d] > 0) || !(a[x] > 0 || b[x] > 0))
 				continue;
 			if (a[x] > a[d] + EPS || b[x] > b[d] + EPS)
-				return fail(
+				return fascia_profile_fail(
 					err, path,
 					"chamber %d (%g -> %g mmHg) would be "
 					"above chamber %d (%g -> %g mmHg, "
@@ -263,18 +282,19 @@ static int check_pass(const struct fascia_profile *p, double *cur,
 				continue;
 			chamber_path(path, sizeof(path), p, i, c);
 			if (s->ramp_s <= 0)
-				return fail(err, path,
-					    "%g -> %g mmHg with ramp_s 0 is an "
-					    "instant change; max_ramp_mmhg_s "
-					    "is %g%s",
-					    cur[c], next[c], p->max_ramp_mmhg_s,
-					    when);
-			return fail(err, path,
-				    "%g -> %g mmHg in %g s is %.3g mmHg/s, "
-				    "steeper than max_ramp_mmhg_s %g%s",
-				    cur[c], next[c], s->ramp_s,
-				    delta / s->ramp_s, p->max_ramp_mmhg_s,
-				    when);
+				return fascia_profile_fail(
+					err, path,
+					"%g -> %g mmHg with ramp_s 0 is an "
+					"instant change; max_ramp_mmhg_s "
+					"is %g%s",
+					cur[c], next[c], p->max_ramp_mmhg_s,
+					when);
+			return fascia_profile_fail(
+				err, path,
+				"%g -> %g mmHg in %g s is %.3g mmHg/s, "
+				"steeper than max_ramp_mmhg_s %g%s",
+				cur[c], next[c], s->ramp_s, delta / s->ramp_s,
+				p->max_ramp_mmhg_s, when);
 		}
 		if (p->gradient == FASCIA_GRADIENT_DISTAL_HIGH &&
 		    check_gradient(p, i, cur, next, when, err) < 0)
@@ -291,11 +311,12 @@ static int check_limits(const struct fascia_profile_limits *lim,
 	    lim->device_chambers > FASCIA_MAX_CHAMBERS ||
 	    !(lim->device_limit_mmhg > 0) || !(lim->max_session_s > 0) ||
 	    !isfinite(lim->max_session_s))
-		return fail(err, "",
-			    "invalid limits: %d chambers, %g mmHg, "
-			    "%g s",
-			    lim->device_chambers, lim->device_limit_mmhg,
-			    lim->max_session_s);
+		return fascia_profile_fail(
+			err, "",
+			"invalid limits: %d chambers, %g mmHg, "
+			"%g s",
+			lim->device_chambers, lim->device_limit_mmhg,
+			lim->max_session_s);
 	return 0;
 }
 
@@ -326,11 +347,11 @@ int fascia_profile_validate(const struct fascia_profile *p,
 		return -1;
 	cycle = fascia_profile_cycle_s(p);
 	if (!(cycle > 0))
-		return fail(err, "steps", "a cycle lasts 0 s");
+		return fascia_profile_fail(err, "steps", "a cycle lasts 0 s");
 	rel = fascia_profile_release_s(p);
 	total = p->repeat * cycle + rel;
 	if (total > lim->max_session_s + EPS)
-		return fail(
+		return fascia_profile_fail(
 			err, p->repeat > 1 ? "repeat" : "steps",
 			"the session lasts %g s (%d x %g s + %g s release), "
 			"longer than the maximum %g s",

@@ -154,6 +154,14 @@ char *fascia_profile_error_format(const struct fascia_profile_error *err,
 				  char *buf, size_t len);
 
 /*
+ * Report a rejection: the field and the message (printf) into err (which
+ * may be NULL), errno EINVAL.  Always returns -1.
+ */
+__attribute__((format(printf, 3, 4))) int
+fascia_profile_fail(struct fascia_profile_error *err, const char *field,
+		    const char *fmt, ...);
+
+/*
  * The trajectory of a valid profile (the results are unspecified for one
  * that fascia_profile_validate() refuses).
  *
