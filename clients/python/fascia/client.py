@@ -11,6 +11,7 @@ import time
 
 import zmq
 
+from ._socket import SocketOwner
 from .errors import ProtocolError, Unreachable, error_from_reply
 
 CONTROL_DEFAULT = "tcp://127.0.0.1:7410"
@@ -21,7 +22,7 @@ def _remaining_ms(deadline):
     return max(0, int((deadline - time.monotonic()) * 1000))
 
 
-class Client:
+class Client(SocketOwner):
     """A connection to fasciad's control endpoint.
 
     endpoint  the control endpoint; default $FASCIA_CONTROL, else
@@ -162,23 +163,3 @@ class Client:
     def history(self):
         """The session journal's entries (a list)."""
         return self.call("history")["entries"]
-
-    # ---- lifetime
-    def close(self):
-        if self.sock is not None:
-            self.poller.unregister(self.sock)
-            self.sock.close(linger=0)
-            self.sock = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

@@ -7,6 +7,7 @@ import time
 
 import zmq
 
+from ._socket import SocketOwner
 from .client import PUBLISH_DEFAULT
 
 _DEFAULT = object()
@@ -60,7 +61,7 @@ class SeqTracker:
         return missed
 
 
-class Monitor:
+class Monitor(SocketOwner):
     """A SUB socket on fasciad's publisher.
 
     endpoint  default $FASCIA_PUBLISH, else tcp://127.0.0.1:7411
@@ -156,22 +157,3 @@ class Monitor:
         if msg is None:
             raise StopIteration
         return msg
-
-    def close(self):
-        if self.sock is not None:
-            self.poller.unregister(self.sock)
-            self.sock.close(linger=0)
-            self.sock = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
