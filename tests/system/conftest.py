@@ -68,6 +68,32 @@ VALGRIND_EXIT = 97
 SLOW = 6.0 if VALGRIND else 1.0
 
 
+def read_ready(proc, args, timeout, fields, log, error):
+    """The first line of proc's stdout, which must be "ready ..." with each
+    of fields; raises error (with log() in its message) when it is not, when
+    it does not come within timeout, or when proc exits first."""
+    fd = proc.stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while b"\n" not in buf:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise error("no ready line from %s within %.1fs; stdout %r; log:\n%s"
+                        % (" ".join(args), timeout, buf, log()))
+        r, _, _ = select.select([fd], [], [], left)
+        if r:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                proc.wait(timeout=2)
+                raise error("%s exited (%s) before ready; stdout %r; log:\n%s"
+                            % (" ".join(args), proc.returncode, buf, log()))
+            buf += chunk
+    line = buf.split(b"\n", 1)[0].decode()
+    if not line.startswith("ready ") or not all(f in line for f in fields):
+        raise error("unexpected first line %r; log:\n%s" % (line, log()))
+    return line
+
+
 def under_valgrind(argv):
     """argv, prefixed with memcheck when its program is in FASCIA_VALGRIND."""
     if os.path.basename(argv[0]) not in VALGRIND:
@@ -156,27 +182,8 @@ class Sim:
             return f.read().decode(errors="replace")
 
     def _read_ready(self, timeout):
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise SimStartError("no ready line from %s within %.1fs; stdout %r; stderr:\n%s"
-                                    % (" ".join(self.args), timeout, buf, self.stderr()))
-            r, _, _ = select.select([fd], [], [], left)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    self.proc.wait(timeout=1)
-                    raise SimStartError("%s exited (%s) before ready; stdout %r; stderr:\n%s"
-                                        % (" ".join(self.args), self.proc.returncode, buf,
-                                           self.stderr()))
-                buf += chunk
-        line = buf.split(b"\n", 1)[0].decode()
-        if not line.startswith("ready ") or "modbus=" not in line or "control=" not in line:
-            raise SimStartError("unexpected first line %r; stderr:\n%s" % (line, self.stderr()))
-        return line
+        return read_ready(self.proc, self.args, timeout, ("modbus=", "control="),
+                          self.stderr, SimStartError)
 
     def alive(self):
         return self.proc.poll() is None

@@ -11,7 +11,6 @@ slept for; every process is stopped by its pid.
 """
 import json
 import os
-import select
 import signal
 import subprocess
 import threading
@@ -22,7 +21,7 @@ import sys
 import pytest
 import zmq
 
-from conftest import BUILD, SLOW, VALGRIND, under_valgrind, wait_until
+from conftest import BUILD, SLOW, VALGRIND, read_ready, under_valgrind, wait_until
 
 # The project's own Python client: the tests speak the protocol through it.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -239,27 +238,8 @@ class Daemon:
             return f.read().decode(errors="replace")
 
     def _read_ready(self, timeout):
-        fd = self.proc.stdout.fileno()
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise DaemonStartError("no ready line from %s within %.1fs; stdout %r; log:\n%s"
-                                       % (" ".join(self.args), timeout, buf, self.log()))
-            r, _, _ = select.select([fd], [], [], left)
-            if r:
-                chunk = os.read(fd, 4096)
-                if not chunk:
-                    self.proc.wait(timeout=2)
-                    raise DaemonStartError("%s exited (%s) before ready; log:\n%s"
-                                           % (" ".join(self.args), self.proc.returncode,
-                                              self.log()))
-                buf += chunk
-        line = buf.split(b"\n", 1)[0].decode()
-        if not (line.startswith("ready ") and "control=" in line and "publish=" in line):
-            raise DaemonStartError("unexpected first line %r; log:\n%s" % (line, self.log()))
-        return line
+        return read_ready(self.proc, self.args, timeout, ("control=", "publish="), self.log,
+                          DaemonStartError)
 
     def alive(self):
         return self.proc.poll() is None
