@@ -14,14 +14,7 @@
 
 #include <fascia/regmap.h>
 
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c,  \
-				__FILE__, __LINE__);                           \
-			abort();                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 #define R(reg) ((reg)-FASCIA_BLOCK_R_ADDR)
 

@@ -12,14 +12,7 @@
 #include "../../daemon/config.c"
 #include "../../daemon/interlock.c"
 
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c,  \
-				__FILE__, __LINE__);                           \
-			abort();                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 static bool terminated(const char *s, size_t size)
 {

@@ -33,69 +33,9 @@ static int no_fsync(int fd)
 
 #undef fsync
 
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c,  \
-				__FILE__, __LINE__);                           \
-			abort();                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
-/* ---- stubs for log.c and device.c ---- */
-
-void log_warn(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void log_warnx(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void log_info(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void log_debug(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void fatal(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-void fatalx(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
-}
-void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-/* No control thread: the snapshot is fake_snapshot()'s. */
-bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap)
-{
-	(void)dev;
-	(void)snap;
-	return false;
-}
+#include "../daemon_stubs.h"
 
 static int submit_rc; /* what fd_device_submit returns */
 static bool submitted;

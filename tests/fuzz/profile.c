@@ -15,14 +15,7 @@
 
 #include <fascia/profile.h>
 
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c,  \
-				__FILE__, __LINE__);                           \
-			abort();                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 #define EPS 1e-6
 #define SAMPLES 97

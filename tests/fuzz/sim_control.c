@@ -20,14 +20,7 @@
 #include "../../sim/model.c"
 #include "../../sim/scenario.c"
 
-#define CHECK(c)                                                               \
-	do {                                                                   \
-		if (!(c)) {                                                    \
-			fprintf(stderr, "invariant failed: %s (%s:%d)\n", #c,  \
-				__FILE__, __LINE__);                           \
-			abort();                                               \
-		}                                                              \
-	} while (0)
+#include "check.h"
 
 /* ---- stubs for main.c and server.c ---- */
 

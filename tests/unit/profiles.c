@@ -17,35 +17,7 @@
 
 #include "../../daemon/profiles.c"
 
-static int warnings;
-
-void log_warn(const char *fmt, ...)
-{
-	(void)fmt;
-	warnings++;
-}
-void log_warnx(const char *fmt, ...)
-{
-	(void)fmt;
-	warnings++;
-}
-void log_info(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void fatal(const char *fmt, ...)
-{
-	(void)fmt;
-	abort();
-}
-void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
+#include "../daemon_stubs.h"
 
 static char dir[64];
 static struct fd_profiles *set;
@@ -74,7 +46,7 @@ static int setup(void **state)
 	assert_non_null(mkdtemp(dir));
 	set = xcalloc(1, sizeof(*set));
 	fascia_profile_limits_default(&lim);
-	warnings = 0;
+	stub_warnings = 0;
 	return 0;
 }
 
@@ -113,7 +85,7 @@ static void test_refused_keeps_old(void **state)
 	put_file("c.json", "d", 40);
 	assert_int_equal(fd_profiles_load(dir, &lim, set), -1);
 	assert_int_equal(set->n, 1);
-	assert_true(warnings > 0);
+	assert_true(stub_warnings > 0);
 	/* an invalid one */
 	put_file("c.json", "c", 500);
 	assert_int_equal(fd_profiles_load(dir, &lim, set), -1);

@@ -22,51 +22,7 @@
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
 
-/* ---- stubs for log.c and device.c ---- */
-
-void log_warn(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void log_warnx(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void log_info(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void log_debug(const char *fmt, ...)
-{
-	(void)fmt;
-}
-void fatal(const char *fmt, ...)
-{
-	(void)fmt;
-	abort();
-}
-void fatalx(const char *fmt, ...)
-{
-	(void)fmt;
-	abort();
-}
-void *xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n, size);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-/* No control thread here: the snapshot is the one fd_server_device_news
- * was handed. */
-bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap)
-{
-	(void)dev;
-	(void)snap;
-	return false;
-}
+#include "../daemon_stubs.h"
 
 static int submit_rc; /* what fd_device_submit returns */
 static int submits;
