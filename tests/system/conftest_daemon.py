@@ -83,3 +83,20 @@ def record(name, **figures):
     if path:
         with open(path, "a") as f:
             f.write(json.dumps(dict(row=name, **figures)) + "\n")
+
+
+def ack_until_idle(rig, timeout=6.0):
+    """ack (retried while the chambers finish venting) until it is accepted;
+    then the device must be idle with no alarms."""
+    last = []
+
+    def try_ack():
+        rep = rig.d.call("ack", device="sim")
+        last[:] = [rep]
+        if not rep["ok"]:
+            assert rep["error"]["code"] == "interlock", rep
+        return rep["ok"]
+    wait_until(try_ack, timeout, interval=0.1, what="ack accepted (last reply %r)" % last)
+    st = rig.d.wait_status(lambda st: st["state"] == "idle", 2.0, what="idle after ack")
+    assert st["alarms"] == [], st
+    return st

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import FAULT_WATCHDOG, ST_WATCHDOG_TRIPPED, Sim, SimStartError, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
-from conftest_daemon import record, sim_max_pressure, start_session, wait_sim_vented
+from conftest_daemon import (ack_until_idle, record, sim_max_pressure, start_session,
+                             wait_sim_vented)
 
 WATCHDOG_MS = 500
 
@@ -35,23 +36,6 @@ def ack_refused(d, code="interlock"):
     assert not rep["ok"] and rep["error"]["code"] == code, \
         "ack while the cause remains: %r" % rep
     return rep
-
-
-def ack_until_idle(rig, timeout=5.0):
-    """ack (retried while the chambers finish venting) until it is accepted;
-    then the device must be idle with no alarms."""
-    last = []
-
-    def try_ack():
-        rep = rig.d.call("ack", device="sim")
-        last[:] = [rep]
-        if not rep["ok"]:
-            assert rep["error"]["code"] == "interlock", rep
-        return rep["ok"]
-    wait_until(try_ack, timeout, interval=0.1, what="ack accepted (last reply %r)" % last)
-    st = rig.d.wait_status(lambda st: st["state"] == "idle", 2.0, what="idle after ack")
-    assert st["alarms"] == [], st
-    return st
 
 
 def fresh_session_works(rig):

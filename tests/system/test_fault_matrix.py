@@ -30,7 +30,7 @@ import zmq
 
 from conftest import FAULT_WATCHDOG, SLOW, VALGRIND, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
-from conftest_daemon import Rig, record, start_session, wait_sim_vented
+from conftest_daemon import Rig, ack_until_idle, record, start_session, wait_sim_vented
 from daemon_rig import write_config
 
 WATCHDOG_MS = 500
@@ -132,20 +132,6 @@ def ack_refused(rig, row):
     rep = rig.d.call("ack", device="sim")
     assert not rep["ok"] and rep["error"]["code"] == "interlock", (
         "%s: ack while the cause remains: %r" % (row.name, rep))
-
-
-def ack_until_idle(rig, timeout=6.0):
-    last = []
-
-    def try_ack():
-        rep = rig.d.call("ack", device="sim")
-        last[:] = [rep]
-        if not rep["ok"]:
-            assert rep["error"]["code"] == "interlock", rep
-        return rep["ok"]
-    wait_until(try_ack, timeout, interval=0.1, what="ack accepted (last %r)" % last)
-    st = rig.d.wait_status(lambda st: st["state"] == "idle", 2.0, what="idle after ack")
-    assert st["alarms"] == [], st
 
 
 def fresh_session_runs(rig):
