@@ -98,7 +98,8 @@ def test_a_profile_runs_to_completion_and_the_pressures_follow_it(rig):
         if held:
             want = [25, 25, 20, 15]
             for i in range(4):
-                assert abs(m["chambers"][i]["setpoint"] - want[i]) <= 0.1, m["chambers"]
+                assert abs(m["chambers"][i]["setpoint"] - want[i]) <= 0.1, (
+                    m["session"], m["chambers"])
         for c in m["chambers"][4:]:
             assert c["setpoint"] == 0 and c["pressure"] < 2.0, m["chambers"]
     assert tracked >= 8, "too few held samples (%d)" % tracked
