@@ -8,14 +8,18 @@
  *       messages that carry a new state (published at once, on the
  *       change) and over all of them (most come from the publish_hz
  *       timer, so they include the wait for it).
- *   build/bench/pubsub bare NSUB SECONDS HZ
+ *   build/bench/pubsub bare NSUB SECONDS HZ [hop]
  *       the floor: a bare PUB socket in a thread of this process sends, at
  *       HZ, a message the size of a state message stamped with t_read_us
  *       just before it is built and sent; the same NSUB subscribers and
- *       the same parsing measure it.
+ *       the same parsing measure it.  With "hop", the stamp is taken in a
+ *       second thread ticking at HZ, which wakes the publishing thread
+ *       through an eventfd, as fasciad's control thread wakes its main
+ *       thread: the cost of that one hand-over, measured alone.
  *
  * Prints one JSON object: {"change":{n,p50_us,p99_us,max_us},"all":{...}}.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,7 +61,8 @@ static uint64_t mono_us(void)
 
 static void add(struct samples *s, double us)
 {
-	if (s->us == NULL && (s->us = malloc(MAX_SAMPLES * sizeof(float))) == NULL)
+	if (s->us == NULL &&
+	    (s->us = malloc(MAX_SAMPLES * sizeof(float))) == NULL)
 		abort();
 	if (s->n < MAX_SAMPLES)
 		s->us[s->n++] = (float)us;
@@ -89,7 +95,63 @@ struct bare {
 	char endpoint[128];
 	int hz;
 	double seconds;
+	bool hop;               /* stamped by hop_tick, handed over */
+	int efd;                /* hop: the hand-over's eventfd */
+	_Atomic uint64_t stamp; /* hop: the last stamp */
+	_Atomic bool done;
 };
+
+/* hop: tick at hz, stamp, wake the publisher (fasciad's control thread). */
+static void *hop_tick(void *arg)
+{
+	struct bare *b = arg;
+	struct timespec next;
+	long period = 1000000000L / b->hz;
+	uint64_t end, one = 1;
+
+	usleep(300000);
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	end = mono_us() + (uint64_t)(b->seconds * 1e6);
+	while (mono_us() < end) {
+		next.tv_nsec += period;
+		while (next.tv_nsec >= 1000000000L) {
+			next.tv_nsec -= 1000000000L;
+			next.tv_sec++;
+		}
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		b->stamp = mono_us();
+		(void)!write(b->efd, &one, sizeof(one));
+	}
+	b->done = true;
+	return NULL;
+}
+
+/* The next message's stamp: now, after sleeping to the next deadline; or
+ * (hop) the stamp handed over.  0: the run is over. */
+static uint64_t next_stamp(struct bare *b, struct timespec *next, long period,
+			   uint64_t end)
+{
+	if (b->hop) {
+		struct pollfd p = {.fd = b->efd, .events = POLLIN};
+		uint64_t n;
+
+		while (!b->done) {
+			if (poll(&p, 1, 100) == 1 &&
+			    read(b->efd, &n, sizeof(n)) == sizeof(n))
+				return b->stamp;
+		}
+		return 0;
+	}
+	if (mono_us() >= end)
+		return 0;
+	next->tv_nsec += period;
+	while (next->tv_nsec >= 1000000000L) {
+		next->tv_nsec -= 1000000000L;
+		next->tv_sec++;
+	}
+	clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, next, NULL);
+	return mono_us();
+}
 
 static void *bare_pub(void *arg)
 {
@@ -105,22 +167,19 @@ static void *bare_pub(void *arg)
 	usleep(300000); /* the subscribers' joining */
 	clock_gettime(CLOCK_MONOTONIC, &next);
 	end = mono_us() + (uint64_t)(b->seconds * 1e6);
-	for (unsigned n = 0; mono_us() < end; n++) {
+	for (unsigned n = 0;; n++) {
+		uint64_t t = next_stamp(b, &next, period, end);
 		int len;
 
-		next.tv_nsec += period;
-		while (next.tv_nsec >= 1000000000L) {
-			next.tv_nsec -= 1000000000L;
-			next.tv_sec++;
-		}
-		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+		if (t == 0)
+			break;
 		/* Alternate two states, so every message is a change too. */
 		len = snprintf(msg, sizeof(msg),
 			       "{\"v\":1,\"device\":\"bare\",\"seq\":%u,"
 			       "\"state\":\"%s\",\"link\":{\"t_read_us\":%llu},"
 			       "\"pad\":\"%s\"}",
 			       n, n % 2 ? "idle" : "fault",
-			       (unsigned long long)mono_us(), pad);
+			       (unsigned long long)t, pad);
 		zmq_send(pub, "state.bare", 10, ZMQ_SNDMORE);
 		zmq_send(pub, msg, (size_t)len, 0);
 	}
@@ -144,7 +203,7 @@ int main(int argc, char **argv)
 	void *sub[MAX_SUB];
 	zmq_pollitem_t items[MAX_SUB];
 	struct bare b = {.ctx = ctx};
-	pthread_t th;
+	pthread_t th, hop_th;
 	bool bare;
 	int nsub;
 	uint64_t end;
@@ -155,7 +214,7 @@ int main(int argc, char **argv)
 		nsub = atoi(argv[strcmp(argv[1], "bare") == 0 ? 2 : 3]);
 	if (nsub < 1 || nsub > MAX_SUB) {
 		fprintf(stderr, "usage: pubsub sub ENDPOINT NSUB SECONDS | "
-				"pubsub bare NSUB SECONDS HZ\n");
+				"pubsub bare NSUB SECONDS HZ [hop]\n");
 		return 2;
 	}
 	bare = strcmp(argv[1], "bare") == 0;
@@ -163,6 +222,9 @@ int main(int argc, char **argv)
 		nsub = atoi(argv[2]);
 		b.seconds = atof(argv[3]);
 		b.hz = atoi(argv[4]);
+		b.hop = argc > 5 && strcmp(argv[5], "hop") == 0;
+		if (b.hop && (b.efd = eventfd(0, EFD_CLOEXEC)) < 0)
+			return 1;
 	}
 	for (int i = 0; i < nsub; i++) {
 		int hwm = 100000;
@@ -170,11 +232,13 @@ int main(int argc, char **argv)
 		sub[i] = zmq_socket(ctx, ZMQ_SUB);
 		zmq_setsockopt(sub[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
 		zmq_setsockopt(sub[i], ZMQ_SUBSCRIBE, "state.", 6);
-		items[i] = (zmq_pollitem_t){.socket = sub[i], .events = ZMQ_POLLIN};
+		items[i] = (zmq_pollitem_t){.socket = sub[i],
+					    .events = ZMQ_POLLIN};
 	}
 	if (bare) {
 		/* The PUB binds, the subscribers connect, as with fasciad; the
-		 * thread takes the socket over (pthread_create is a barrier). */
+		 * thread takes the socket over (pthread_create is a barrier).
+		 */
 		size_t len = sizeof(b.endpoint);
 
 		b.pub = zmq_socket(ctx, ZMQ_PUB);
@@ -184,6 +248,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nsub; i++)
 		zmq_connect(sub[i], bare ? b.endpoint : argv[2]);
 	if (bare && pthread_create(&th, NULL, bare_pub, &b) != 0)
+		return 1;
+	if (bare && b.hop && pthread_create(&hop_th, NULL, hop_tick, &b) != 0)
 		return 1;
 	end = mono_us() + (uint64_t)(atof(bare ? argv[3] : argv[4]) * 1e6) +
 	      (bare ? 400000u : 0u);
@@ -207,39 +273,51 @@ int main(int argc, char **argv)
 				if (n < 0)
 					break;
 				t = mono_us();
-				buf[n < (int)sizeof(buf) - 1 ? n : (int)sizeof(buf) - 1] = 0;
+				buf[n < (int)sizeof(buf) - 1
+					    ? n
+					    : (int)sizeof(buf) - 1] = 0;
 				o = json_loads(buf, 0, NULL);
 				if (o == NULL)
 					continue;
 				tr = json_object_get(json_object_get(o, "link"),
 						     "t_read_us");
-				dev = json_string_value(json_object_get(o, "device"));
-				st = json_string_value(json_object_get(o, "state"));
-				if (json_is_integer(tr) && json_integer_value(tr) > 0 &&
-				    dev && st) {
-					double us = (double)t -
-						    (double)json_integer_value(tr);
+				dev = json_string_value(
+					json_object_get(o, "device"));
+				st = json_string_value(
+					json_object_get(o, "state"));
+				if (json_is_integer(tr) &&
+				    json_integer_value(tr) > 0 && dev && st) {
+					double us =
+						(double)t -
+						(double)json_integer_value(tr);
 					int k;
 
 					add(&all, us);
-					for (k = 0; k < MAX_DEV && prev[i][k].dev[0] &&
-						    strcmp(prev[i][k].dev, dev);
+					for (k = 0;
+					     k < MAX_DEV && prev[i][k].dev[0] &&
+					     strcmp(prev[i][k].dev, dev);
 					     k++)
 						;
 					if (k < MAX_DEV) {
 						if (prev[i][k].dev[0] &&
-						    strcmp(prev[i][k].state, st))
+						    strcmp(prev[i][k].state,
+							   st))
 							add(&change, us);
-						snprintf(prev[i][k].dev, 32, "%s", dev);
-						snprintf(prev[i][k].state, 16, "%s", st);
+						snprintf(prev[i][k].dev, 32,
+							 "%s", dev);
+						snprintf(prev[i][k].state, 16,
+							 "%s", st);
 					}
 				}
 				json_decref(o);
 			}
 		}
 	}
-	if (bare && !stopping)
+	if (bare && !stopping) {
 		pthread_join(th, NULL);
+		if (b.hop)
+			pthread_join(hop_th, NULL);
+	}
 	printf("{");
 	report("change", &change, false);
 	report("all", &all, true);
