@@ -310,6 +310,11 @@ struct json_t; /* jansson's */
 /* Largest request frame; a larger one disconnects its peer. */
 #define FD_REQUEST_MAX (FASCIA_PROFILE_JSON_MAX + 64 * 1024)
 
+/* How replies and messages are encoded: compact, and reals with at most 15
+ * significant digits, so that a pressure rounded to 0.1 reads 24.6, not
+ * 24.600000000000001. */
+#define FD_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 /* Where a reply goes: the client's ROUTER identity, and whether its
  * request came with the empty delimiter frame of a REQ socket. */
 struct fd_envelope {

@@ -206,7 +206,7 @@ static char *canonical(const struct fascia_profile *p)
 	free(compact);
 	if (root == NULL)
 		return NULL;
-	pretty = json_dumps(root, JSON_INDENT(2));
+	pretty = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
 	json_decref(root);
 	return pretty;
 }

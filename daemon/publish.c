@@ -30,6 +30,15 @@ static void set(json_t *obj, const char *key, json_t *v)
 		fatalx("out of memory building JSON");
 }
 
+/* CLOCK_MONOTONIC in us, the clock of link.t_read_us. */
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 int64_t fd_unix_ms(void)
 {
 	struct timespec ts;
@@ -136,6 +145,7 @@ static json_t *link_json(const struct fd_link_stats *l)
 		(json_int_t)l->exchanges, "fc23", l->fc23, "rtt_hist", hist));
 	set(o, "last_error", text_json(l->last_error));
 	set(o, "t_read_us", json_integer((json_int_t)l->t_read_us));
+	set(o, "t_built_us", json_integer((json_int_t)mono_us()));
 	return o;
 }
 
@@ -294,7 +304,7 @@ void fd_publish(struct fd_daemon *d, const char *topic, const char *device,
 		return;
 	}
 	snprintf(t, sizeof(t), "%s.%s", topic, device);
-	if ((text = json_dumps(msg, JSON_COMPACT)) == NULL)
+	if ((text = json_dumps(msg, FD_JSON_FLAGS)) == NULL)
 		fatalx("out of memory encoding a message");
 	json_decref(msg);
 	/* PUB never blocks: at SNDHWM it drops, which seq shows */

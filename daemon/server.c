@@ -323,7 +323,7 @@ static json_t *cmd_profile_put(struct fd_daemon *d, json_t *req,
 	if (!json_is_object(doc))
 		return fd_reply_error(id, "bad_request", "profile",
 				      "\"profile\" must be an object");
-	if ((text = json_dumps(doc, JSON_COMPACT)) == NULL)
+	if ((text = json_dumps(doc, FD_JSON_FLAGS)) == NULL)
 		fatalx("out of memory encoding a profile");
 	rc = fd_profiles_put(&d->profiles, text, strlen(text), &d->limits,
 			     &err);
@@ -574,7 +574,7 @@ static void send_reply(struct fd_daemon *d, const struct fd_envelope *env,
 	char *text;
 
 	if (sv != NULL && sv->router != NULL && env->identity_len > 0) {
-		if ((text = json_dumps(reply, JSON_COMPACT)) == NULL)
+		if ((text = json_dumps(reply, FD_JSON_FLAGS)) == NULL)
 			fatalx("out of memory encoding a reply");
 		send_frames(sv, env, text);
 		free(text);

@@ -504,7 +504,7 @@ char *fascia_profile_to_json(const struct fascia_profile *p)
 		steps = NULL;
 	}
 	if (!bad)
-		s = json_dumps(o, JSON_COMPACT);
+		s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(steps);
 	json_decref(o);
 	if (s == NULL)

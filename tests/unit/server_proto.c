@@ -641,6 +641,14 @@ static void test_state_json(void **state)
 	r = fd_state_json(&d->dev[0], 1, fd_unix_ms(), false);
 	check_state(r);
 	assert_null(json_object_get(member(r, "ticks"), "late_hist"));
+	/* as sent: pressures rounded to 0.1 read so (31.84 -> 31.8), not
+	 * 31.800000000000001 */
+	{
+		char *text = json_dumps(r, FD_JSON_FLAGS);
+
+		assert_non_null(strstr(text, "\"pressure\":31.8,"));
+		free(text);
+	}
 	json_decref(r);
 	/* publishing advanced seq: the change of state, and nothing else */
 	assert_int_equal(fd_dev_server(&d->dev[0])->seq, 1);
