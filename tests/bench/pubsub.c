@@ -17,7 +17,9 @@
  *       through an eventfd, as fasciad's control thread wakes its main
  *       thread: the cost of that one hand-over, measured alone.
  *
- * Prints one JSON object: {"change":{n,p50_us,p99_us,max_us},"all":{...}}.
+ * Prints one JSON object: {"change":{n,p50_us,p99_us,max_us},"all":{...}},
+ * and for fasciad "inside": link.t_built_us - link.t_read_us of the change
+ * messages, the daemon's own part of their latency.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -28,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +40,8 @@
 #define MAX_SUB 64
 #define MAX_DEV 16
 #define MAX_SAMPLES (1 << 21)
+#define MAX_GOT 256     /* messages taken per poll before parsing */
+#define GOT_BYTES 16384 /* the largest message parsed */
 
 static volatile sig_atomic_t stopping;
 
@@ -187,6 +192,50 @@ static void *bare_pub(void *arg)
 	return NULL;
 }
 
+/*
+ * The bare publisher runs in a process of its own, as fasciad does: a
+ * child with its own ZeroMQ context (forked before this process makes
+ * one), which binds, hands its endpoint over a pipe and publishes.
+ */
+static pid_t start_publisher(struct bare *b)
+{
+	int fds[2];
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe(fds) != 0 || (pid = fork()) < 0)
+		return -1;
+	if (pid == 0) {
+		size_t len = sizeof(b->endpoint);
+		pthread_t th, hop_th;
+
+		close(fds[0]);
+		b->ctx = zmq_ctx_new();
+		b->pub = zmq_socket(b->ctx, ZMQ_PUB);
+		if (zmq_bind(b->pub, "tcp://127.0.0.1:*") != 0)
+			_exit(1);
+		zmq_getsockopt(b->pub, ZMQ_LAST_ENDPOINT, b->endpoint, &len);
+		(void)!write(fds[1], b->endpoint, strlen(b->endpoint) + 1);
+		close(fds[1]);
+		if (b->hop && (b->efd = eventfd(0, EFD_CLOEXEC)) < 0)
+			_exit(1);
+		/* the thread takes the socket over (pthread_create is a
+		 * barrier) */
+		if (pthread_create(&th, NULL, bare_pub, b) != 0 ||
+		    (b->hop && pthread_create(&hop_th, NULL, hop_tick, b) != 0))
+			_exit(1);
+		pthread_join(th, NULL);
+		_exit(0);
+	}
+	close(fds[1]);
+	n = read(fds[0], b->endpoint, sizeof(b->endpoint) - 1);
+	close(fds[0]);
+	if (n <= 0)
+		return -1;
+	b->endpoint[n] = 0;
+	return pid;
+}
+
 /* ---- the subscribers ---- */
 
 struct prev {
@@ -197,13 +246,17 @@ struct prev {
 int main(int argc, char **argv)
 {
 	static struct prev prev[MAX_SUB][MAX_DEV];
-	static char buf[1 << 16];
-	struct samples change = {0}, all = {0};
-	void *ctx = zmq_ctx_new();
+	static struct {
+		int sock;
+		uint64_t t;
+		char buf[GOT_BYTES];
+	} got[MAX_GOT];
+	struct samples change = {0}, all = {0}, inside = {0};
+	void *ctx;
 	void *sub[MAX_SUB];
 	zmq_pollitem_t items[MAX_SUB];
-	struct bare b = {.ctx = ctx};
-	pthread_t th, hop_th;
+	struct bare b = {0};
+	pid_t child = -1;
 	bool bare;
 	int nsub;
 	uint64_t end;
@@ -223,9 +276,10 @@ int main(int argc, char **argv)
 		b.seconds = atof(argv[3]);
 		b.hz = atoi(argv[4]);
 		b.hop = argc > 5 && strcmp(argv[5], "hop") == 0;
-		if (b.hop && (b.efd = eventfd(0, EFD_CLOEXEC)) < 0)
+		if ((child = start_publisher(&b)) < 0)
 			return 1;
 	}
+	ctx = zmq_ctx_new();
 	for (int i = 0; i < nsub; i++) {
 		int hwm = 100000;
 
@@ -235,92 +289,93 @@ int main(int argc, char **argv)
 		items[i] = (zmq_pollitem_t){.socket = sub[i],
 					    .events = ZMQ_POLLIN};
 	}
-	if (bare) {
-		/* The PUB binds, the subscribers connect, as with fasciad; the
-		 * thread takes the socket over (pthread_create is a barrier).
-		 */
-		size_t len = sizeof(b.endpoint);
-
-		b.pub = zmq_socket(ctx, ZMQ_PUB);
-		zmq_bind(b.pub, "tcp://127.0.0.1:*");
-		zmq_getsockopt(b.pub, ZMQ_LAST_ENDPOINT, b.endpoint, &len);
-	}
 	for (int i = 0; i < nsub; i++)
 		zmq_connect(sub[i], bare ? b.endpoint : argv[2]);
-	if (bare && pthread_create(&th, NULL, bare_pub, &b) != 0)
-		return 1;
-	if (bare && b.hop && pthread_create(&hop_th, NULL, hop_tick, &b) != 0)
-		return 1;
 	end = mono_us() + (uint64_t)(atof(bare ? argv[3] : argv[4]) * 1e6) +
 	      (bare ? 400000u : 0u);
 	signal(SIGTERM, on_term);
 	while (mono_us() < end && !stopping) {
+		int ngot = 0;
+
 		if (zmq_poll(items, nsub, 100) <= 0)
 			continue;
+		/* Take every waiting message first, stamped as it arrives, and
+		 * parse afterwards: parsing one socket's copy must not delay
+		 * the next socket's stamp. */
 		for (int i = 0; i < nsub; i++) {
-			while (zmq_recv(sub[i], buf, sizeof(buf) - 1,
+			while (ngot < MAX_GOT &&
+			       zmq_recv(sub[i], got[ngot].buf, GOT_BYTES - 1,
 					ZMQ_DONTWAIT) >= 0) {
 				int more = 0, n;
 				size_t ml = sizeof(more);
-				uint64_t t = mono_us();
-				json_t *o, *tr;
-				const char *dev, *st;
 
 				zmq_getsockopt(sub[i], ZMQ_RCVMORE, &more, &ml);
 				if (!more)
 					continue;
-				n = zmq_recv(sub[i], buf, sizeof(buf) - 1, 0);
+				n = zmq_recv(sub[i], got[ngot].buf,
+					     GOT_BYTES - 1, 0);
 				if (n < 0)
 					break;
-				t = mono_us();
-				buf[n < (int)sizeof(buf) - 1
-					    ? n
-					    : (int)sizeof(buf) - 1] = 0;
-				o = json_loads(buf, 0, NULL);
-				if (o == NULL)
-					continue;
-				tr = json_object_get(json_object_get(o, "link"),
-						     "t_read_us");
-				dev = json_string_value(
-					json_object_get(o, "device"));
-				st = json_string_value(
-					json_object_get(o, "state"));
-				if (json_is_integer(tr) &&
-				    json_integer_value(tr) > 0 && dev && st) {
-					double us =
-						(double)t -
-						(double)json_integer_value(tr);
-					int k;
-
-					add(&all, us);
-					for (k = 0;
-					     k < MAX_DEV && prev[i][k].dev[0] &&
-					     strcmp(prev[i][k].dev, dev);
-					     k++)
-						;
-					if (k < MAX_DEV) {
-						if (prev[i][k].dev[0] &&
-						    strcmp(prev[i][k].state,
-							   st))
-							add(&change, us);
-						snprintf(prev[i][k].dev, 32,
-							 "%s", dev);
-						snprintf(prev[i][k].state, 16,
-							 "%s", st);
-					}
-				}
-				json_decref(o);
+				got[ngot].t = mono_us();
+				if (n > GOT_BYTES - 1)
+					continue; /* cut: not parsed */
+				got[ngot].buf[n] = 0;
+				got[ngot].sock = i;
+				ngot++;
 			}
 		}
+		for (int g = 0; g < ngot; g++) {
+			int i = got[g].sock;
+			json_t *o = json_loads(got[g].buf, 0, NULL), *tr, *tb;
+			const char *dev, *st;
+
+			if (o == NULL)
+				continue;
+			tr = json_object_get(json_object_get(o, "link"),
+					     "t_read_us");
+			tb = json_object_get(json_object_get(o, "link"),
+					     "t_built_us");
+			dev = json_string_value(json_object_get(o, "device"));
+			st = json_string_value(json_object_get(o, "state"));
+			if (json_is_integer(tr) && json_integer_value(tr) > 0 &&
+			    dev && st) {
+				double us = (double)got[g].t -
+					    (double)json_integer_value(tr);
+				int k;
+
+				add(&all, us);
+				for (k = 0; k < MAX_DEV && prev[i][k].dev[0] &&
+					    strcmp(prev[i][k].dev, dev);
+				     k++)
+					;
+				if (k < MAX_DEV) {
+					if (prev[i][k].dev[0] &&
+					    strcmp(prev[i][k].state, st)) {
+						add(&change, us);
+						if (json_is_integer(tb))
+							add(&inside,
+							    (double)json_integer_value(
+								    tb) -
+								    (double)json_integer_value(
+									    tr));
+					}
+					snprintf(prev[i][k].dev, 32, "%s", dev);
+					snprintf(prev[i][k].state, 16, "%s",
+						 st);
+				}
+			}
+			json_decref(o);
+		}
 	}
-	if (bare && !stopping) {
-		pthread_join(th, NULL);
-		if (b.hop)
-			pthread_join(hop_th, NULL);
+	if (child > 0) {
+		kill(child, SIGTERM);
+		waitpid(child, NULL, 0);
 	}
 	printf("{");
 	report("change", &change, false);
 	report("all", &all, true);
+	if (inside.n)
+		report("inside", &inside, true);
 	printf("}\n");
 	fflush(stdout);
 	for (int i = 0; i < nsub; i++)
