@@ -29,25 +29,25 @@ void log_debug(const char *fmt, ...)
 {
 	(void)fmt;
 }
+static _Noreturn void stub_die(const char *fmt, va_list ap)
+{
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	abort();
+}
 void fatal(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
+	stub_die(fmt, ap);
 }
 void fatalx(const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	abort();
+	stub_die(fmt, ap);
 }
 void *xcalloc(size_t n, size_t size)
 {
