@@ -269,7 +269,7 @@ def phase_tick(tmp, a, out):
         time.sleep(0.5)
         for cond in ("idle", "load"):
             fh, bh, peer_late = {}, {}, []
-            cpu, peer_cpu, drift = [], [], []
+            cpu, drift = [], []
             for _ in range(a.rounds):
                 s0 = status(req)
                 c0, t0 = d.cpu_s(), time.monotonic()
@@ -284,16 +284,12 @@ def phase_tick(tmp, a, out):
                 if hz == 50:
                     peer = Proc([PY, os.path.join(HERE, "peer.py"), "--port", str(sim.ports[1]),
                                  "--seconds", str(a.tick_s)], ready=True)
-                    pc0 = peer.cpu_s()
                 time.sleep(a.tick_s)
-                if peer:
-                    pc1 = peer.cpu_s()
                 b = bare.wait_json(a.tick_s + 10)
                 s1, c1, t1 = status(req), d.cpu_s(), time.monotonic()
                 if peer:
                     pj = peer.wait_json(20)
                     peer_late += [max(0, x) for x in pj["late_us"]]
-                    peer_cpu.append((pc1 - pc0) / a.tick_s)
                 if load:
                     out.setdefault("load_rate", []).append(load.wait_json(10)["rate"])
                 hist_add(fh, hist_sub(hist_of(s1["ticks"]["late_hist"]),
@@ -304,10 +300,8 @@ def phase_tick(tmp, a, out):
             key = "%d_%s" % (hz, cond)
             out["tick_" + key] = {"fascia": hist_q(fh), "bare": hist_q(bh),
                                   "peer": list_q(peer_late), "drift_ns": drift,
-                                  "cpu_frac": cpu, "peer_cpu_frac": peer_cpu,
-                                  "late_ticks": s1["ticks"]["late"], "rss_kib": d.rss_kib()}
-            if peer_cpu:
-                out["peer_rss_kib"] = out.get("peer_rss_kib", 0)
+                                  "cpu_frac": cpu, "late_ticks": s1["ticks"]["late"],
+                                  "rss_kib": d.rss_kib()}
         req.close()
         d.stop()
         sim.stop()
