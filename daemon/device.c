@@ -335,7 +335,6 @@ static bool hand_over(struct ctl *c)
 		return false;
 	dev->snap = c->snap;
 	dev->have_snap = true;
-	dev->snap_new = true;
 	dev->snap_changed |= c->out.changed;
 	c->out.changed = false;
 	for (int i = 0; i < c->out.nev; i++) {
@@ -657,11 +656,7 @@ bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap)
 void fd_device_drain(struct fd_device *dev, struct fd_outbox *out)
 {
 	pthread_mutex_lock(&dev->lock);
-	out->have_snap = dev->snap_new;
-	if (dev->snap_new)
-		out->snap = dev->snap;
 	out->changed = dev->snap_changed;
-	dev->snap_new = false;
 	dev->snap_changed = false;
 	out->nevents = dev->nevents;
 	memcpy(out->events, dev->events,

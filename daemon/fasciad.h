@@ -181,9 +181,8 @@ struct fd_device {
 	bool cmd_active;  /* taken, no verdict yet */
 	struct fd_command cmd;
 	bool verdict_ready;      /* cmd has its verdict */
-	struct fd_snapshot snap; /* the latest */
+	struct fd_snapshot snap; /* the latest, for fd_device_peek() */
 	bool have_snap;          /* snap holds a tick's */
-	bool snap_new;           /* not drained yet */
 	bool snap_changed;       /* its state or alarms changed since the
 				    last drain: publish it at once */
 	struct fd_event_rec events[FD_OUTBOX_EVENTS];
@@ -232,11 +231,10 @@ void fd_device_stop(struct fd_device *dev, double timeout_s);
  */
 int fd_device_submit(struct fd_device *dev, const struct fd_command *c);
 
-/* What fd_device_drain() hands the main thread. */
+/* What fd_device_drain() hands the main thread: the news.  The snapshot
+ * they happened in is fd_device_peek()'s. */
 struct fd_outbox {
-	bool have_snap;
 	bool changed; /* the state or the alarms changed: publish at once */
-	struct fd_snapshot snap;
 	struct fd_event_rec events[FD_OUTBOX_EVENTS];
 	int nevents;
 	uint64_t events_dropped;

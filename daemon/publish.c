@@ -377,17 +377,13 @@ static void log_event(const struct fd_device *dev, const struct fd_event_rec *e)
 void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
 			   const struct fd_outbox *out)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
-
-	if (out->have_snap) {
-		ds->snap = out->snap;
-		ds->have_snap = true;
-	}
+	/* the events' context (a session's profile and position) */
+	fd_dev_latest(dev);
 	/* Subscribers and the waiting client first, the log (a write or
 	 * two per line) after: it records the same, a little later. */
 	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++)
 		fd_publish_event(d, dev, &out->events[i]);
-	if (out->have_snap && out->changed)
+	if (out->changed)
 		fd_publish_state(d, dev);
 	if (out->have_verdict)
 		fd_server_verdict(d, dev, &out->cmd);

@@ -301,8 +301,8 @@ static void test_deferred_and_busy(void **state)
 	assert_int_equal(submits, 2);
 
 	/* the verdict: ok with the new state, then the slot is free */
-	out->have_snap = true;
-	out->snap.state = FD_RUNNING;
+	d->dev[0].have_snap = true;
+	d->dev[0].snap.state = FD_RUNNING;
 	out->have_verdict = true;
 	out->cmd.token = ds->pending_token;
 	out->cmd.verdict = FD_OK;
@@ -629,9 +629,9 @@ static void test_state_json(void **state)
 	assert_true(json_is_false(member(member(st, "link"), "up")));
 	json_decref(r);
 
-	out->have_snap = true;
+	d->dev[0].have_snap = true;
+	fill_snapshot(&d->dev[0].snap);
 	out->changed = true;
-	fill_snapshot(&out->snap);
 	fd_server_device_news(d, &d->dev[0], out);
 	r = ask("{\"v\":1,\"cmd\":\"status\",\"device\":\"a\"}");
 	check_state(result(r));
