@@ -4,8 +4,11 @@
  * writes block W (the heartbeat changing) and reads block R — as fast as
  * the server answers, against the same simulator.
  *
- *   build/bench/plain_client PORT SECONDS
+ *   build/bench/plain_client PORT SECONDS [HZ]
  *
+ * With HZ, one exchange per period, sleeping to absolute CLOCK_MONOTONIC
+ * deadlines in between as fasciad's control thread does: the floor of a
+ * controller's CPU at that rate (an exchange and a sleep, nothing else).
  * Prints one JSON object: exchanges, exchanges per second, round-trip
  * p50/p99 in us, and the CPU time (user + system) per exchange in us.
  */
@@ -57,11 +60,23 @@ int main(int argc, char **argv)
 	float *rtt = malloc(cap * sizeof(*rtt));
 	unsigned long errors = 0;
 	double seconds, t0, c0, t, end;
+	long period_ns = 0;
+	struct timespec next;
 	modbus_t *ctx;
 
-	if (argc != 3 || (seconds = atof(argv[2])) <= 0 || rtt == NULL) {
-		fprintf(stderr, "usage: plain_client PORT SECONDS\n");
+	if ((argc != 3 && argc != 4) || (seconds = atof(argv[2])) <= 0 ||
+	    rtt == NULL) {
+		fprintf(stderr, "usage: plain_client PORT SECONDS [HZ]\n");
 		return 2;
+	}
+	if (argc == 4) {
+		long hz = atol(argv[3]);
+
+		if (hz < 1 || hz > 1000000) {
+			fprintf(stderr, "plain_client: HZ: 1 to 1000000\n");
+			return 2;
+		}
+		period_ns = 1000000000L / hz;
 	}
 	ctx = modbus_new_tcp("127.0.0.1", atoi(argv[1]));
 	if (ctx == NULL || modbus_connect(ctx) != 0) {
@@ -73,8 +88,22 @@ int main(int argc, char **argv)
 	t0 = t = now_s();
 	c0 = cpu_s();
 	end = t0 + seconds;
+	clock_gettime(CLOCK_MONOTONIC, &next);
 	do {
-		double a = t;
+		double a;
+
+		if (period_ns > 0) {
+			next.tv_nsec += period_ns;
+			while (next.tv_nsec >= 1000000000L) {
+				next.tv_nsec -= 1000000000L;
+				next.tv_sec++;
+			}
+			while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME,
+					       &next, NULL) == EINTR)
+				;
+			t = now_s();
+		}
+		a = t;
 
 		w.heartbeat++;
 		fascia_block_w_pack(&w, wr);

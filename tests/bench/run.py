@@ -518,27 +518,31 @@ def phase_foot(tmp, a, out):
     hypervisor), which would measure where the simulator happened to be
     scheduled, not the controller."""
     one = {min(os.sched_getaffinity(0))}
-    sim = start_sim(2, cpus=one)
+    sim = start_sim(3, cpus=one)
     d = start_daemon(write_conf(tmp, sim.ports[:1]), cpus=one)
     req = Req(d.control)
     wait_until(lambda: (status(req) or {}).get("state") == "idle", 10)
     peer = Proc([PY, os.path.join(HERE, "peer.py"), "--port", str(sim.ports[1])], ready=True,
                 cpus=one)
+    floor = Proc([os.path.join(BENCH, "plain_client"), str(sim.ports[2]),
+                  str(1.0 + a.foot_windows * a.foot_s + 5.0), "50"], cpus=one)
     time.sleep(1.0)
-    fw, pw = [], []
+    fw, pw, lw = [], [], []
     fu0, pu0, t00 = d.cpu_us_s(), peer.cpu_us_s(), time.monotonic()
     for _ in range(a.foot_windows):
-        f0, p0, t0 = d.cpu_ns(), peer.cpu_ns(), time.monotonic()
+        f0, p0, l0, t0 = d.cpu_ns(), peer.cpu_ns(), floor.cpu_ns(), time.monotonic()
         time.sleep(a.foot_s)
-        f1, p1, t1 = d.cpu_ns(), peer.cpu_ns(), time.monotonic()
+        f1, p1, l1, t1 = d.cpu_ns(), peer.cpu_ns(), floor.cpu_ns(), time.monotonic()
         fw.append((f1 - f0) / 1e9 / (t1 - t0))
         pw.append((p1 - p0) / 1e9 / (t1 - t0))
+        lw.append((l1 - l0) / 1e9 / (t1 - t0))
     fu1, pu1, t11 = d.cpu_us_s(), peer.cpu_us_s(), time.monotonic()
     dt = t11 - t00
-    out["foot"] = {"fascia_cpu": fw, "peer_cpu": pw,
+    out["foot"] = {"fascia_cpu": fw, "peer_cpu": pw, "floor_cpu": lw,
                    "fascia_user": (fu1[0] - fu0[0]) / dt, "fascia_sys": (fu1[1] - fu0[1]) / dt,
                    "peer_user": (pu1[0] - pu0[0]) / dt, "peer_sys": (pu1[1] - pu0[1]) / dt,
                    "rss_kib": d.rss_kib(), "peer_rss_kib": peer.rss_kib()}
+    floor.stop()
     peer.stop()
     req.close()
     d.stop()
@@ -646,6 +650,12 @@ def build_rows(out, period_ms=20.0):
             "median of %d windows, every thread" % len(ft["fascia_cpu"]))
         row("  peer CPU, 1 device 50 Hz", pq, "% core", None, "", rr(pcpu, cpu),
             "peer/fascia >= 10", pcpu >= 10 * cpu, "ratio column: peer / fascia")
+        if ft.get("floor_cpu"):
+            lcpu = median(ft["floor_cpu"]) * 100
+            row("  floor: plain libmodbus loop, 50 Hz", list_q([x * 100 for x in ft["floor_cpu"]]),
+                "% core", None, "", rr(pcpu, lcpu), "", None,
+                "one exchange and one absolute sleep per tick, nothing else; ratio column: "
+                "peer / floor, the most any libmodbus controller could reach here")
         fu, pu = ft["fascia_user"] * 100, ft["peer_user"] * 100
         row("  user-space CPU only: fascia", single(round(fu, 3)), "% core", round(pu, 3),
             "peer", rr(pu, fu) if fu else None, "", None,
