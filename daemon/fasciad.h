@@ -285,7 +285,7 @@ int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
 		    const struct fascia_profile_limits *lim,
 		    struct fascia_profile_error *err);
 
-/* ---- server.c: the ZeroMQ sockets ---- */
+/* ---- server.c: the ZeroMQ sockets and the request codec ---- */
 
 struct fd_daemon {
 	struct event_base *base;
@@ -351,15 +351,9 @@ int fd_server_open(struct fd_daemon *d);
 /* Close both sockets, drop pending requests, free the per-device state.
  * Safe to call twice, or without fd_server_open(). */
 void fd_server_close(struct fd_daemon *d);
-/* Answer the request waiting for c's verdict (c->token), if any. */
-void fd_server_verdict(struct fd_daemon *d, struct fd_device *dev,
-		       const struct fd_command *c);
-/* dev->server, allocated on first use. */
-struct fd_dev_server *fd_dev_server(struct fd_device *dev);
-
-/* The device's server state with the latest snapshot peeked into it: what
- * a status reply or a state message shows. */
-struct fd_dev_server *fd_dev_latest(struct fd_device *dev);
+/* Send reply (stolen) to env; without a socket (tests), drop it. */
+void fd_server_send(struct fd_daemon *d, const struct fd_envelope *env,
+		    struct json_t *reply);
 
 /*
  * The request codec, pure (no sockets), for unit tests and fuzzers.
@@ -377,9 +371,6 @@ struct json_t *fd_request_decode(const char *buf, size_t len, const char **code,
  */
 struct json_t *fd_server_handle(struct fd_daemon *d, const char *buf,
 				size_t len, const struct fd_envelope *env);
-/* The same for a request decoded without error. */
-struct json_t *fd_server_dispatch(struct fd_daemon *d, struct json_t *req,
-				  const struct fd_envelope *env);
 /* {"v":1,"id":id,"ok":false,"error":{"code","message"[,"field"]}}; id
  * NULL means null; field NULL leaves it out. */
 struct json_t *fd_reply_error(struct json_t *id, const char *code,
@@ -387,6 +378,32 @@ struct json_t *fd_reply_error(struct json_t *id, const char *code,
 	__attribute__((format(printf, 4, 5)));
 /* {"v":1,"id":id,"ok":true,"result":result}; steals result. */
 struct json_t *fd_reply_ok(struct json_t *id, struct json_t *result);
+
+/* A JSON value just built, or fatal: out of memory. */
+static inline struct json_t *fd_must(struct json_t *v)
+{
+	if (v == NULL)
+		fatalx("out of memory building JSON");
+	return v;
+}
+
+/* ---- commands.c: the requests ---- */
+
+/* Carry out a request decoded without error (fd_server_handle()'s
+ * second half): the reply, or NULL when it waits for a verdict. */
+struct json_t *fd_server_dispatch(struct fd_daemon *d, struct json_t *req,
+				  const struct fd_envelope *env);
+/* Answer the request waiting for c's verdict (c->token), if any. */
+void fd_server_verdict(struct fd_daemon *d, struct fd_device *dev,
+		       const struct fd_command *c);
+/* dev->server, allocated on first use. */
+struct fd_dev_server *fd_dev_server(struct fd_device *dev);
+/* Drop its pending request and free dev->server. */
+void fd_dev_server_free(struct fd_device *dev);
+
+/* The device's server state with the latest snapshot peeked into it: what
+ * a status reply or a state message shows (publish.c). */
+struct fd_dev_server *fd_dev_latest(struct fd_device *dev);
 
 /* ---- publish.c: the PUB socket's messages ---- */
 

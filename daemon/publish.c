@@ -17,16 +17,9 @@
 
 #include "fasciad.h"
 
-static json_t *pub_must(json_t *v)
-{
-	if (v == NULL)
-		fatalx("out of memory building JSON");
-	return v;
-}
-
 static void set(json_t *obj, const char *key, json_t *v)
 {
-	if (json_object_set_new(obj, key, pub_must(v)) < 0)
+	if (json_object_set_new(obj, key, fd_must(v)) < 0)
 		fatalx("out of memory building JSON");
 }
 
@@ -80,22 +73,22 @@ static json_t *session_json(const struct fd_device *dev,
 	snprintf(id, sizeof(id), "%s-%d", dev->conf.name, s->session_seq);
 	return json_pack("{s:s, s:s, s:i, s:i, s:o, s:o}", "id", id, "profile",
 			 s->profile, "step", s->pos.step, "cycle", s->pos.cycle,
-			 "elapsed_s", pub_must(num1(s->pos.elapsed_s)),
-			 "remaining_s", pub_must(num1(s->pos.remaining_s)));
+			 "elapsed_s", fd_must(num1(s->pos.elapsed_s)),
+			 "remaining_s", fd_must(num1(s->pos.remaining_s)));
 }
 
 static json_t *chambers_json(const struct fd_snapshot *s)
 {
-	json_t *a = pub_must(json_array());
+	json_t *a = fd_must(json_array());
 	int n = s->chambers < FASCIA_MAX_CHAMBERS ? s->chambers
 						  : FASCIA_MAX_CHAMBERS;
 
 	for (int i = 0; i < n; i++)
 		json_array_append_new(
-			a, pub_must(json_pack(
+			a, fd_must(json_pack(
 				   "{s:o, s:o, s:s}", "pressure",
-				   pub_must(num1(s->pressure[i])), "setpoint",
-				   pub_must(num1(s->setpoint[i])), "valve",
+				   fd_must(num1(s->pressure[i])), "setpoint",
+				   fd_must(num1(s->setpoint[i])), "valve",
 				   valve_name(s->valve[i]))));
 	return a;
 }
@@ -110,7 +103,7 @@ static int64_t unix_of(const struct fd_snapshot *s, double mono_s)
 
 static json_t *alarms_json(const struct fd_snapshot *s)
 {
-	json_t *a = pub_must(json_array());
+	json_t *a = fd_must(json_array());
 	int n = s->nalarm < FD_MAX_ALARMS ? s->nalarm : FD_MAX_ALARMS;
 
 	for (int i = 0; i < n; i++) {
@@ -124,19 +117,19 @@ static json_t *alarms_json(const struct fd_snapshot *s)
 			(json_int_t)unix_of(s, al->since_s));
 
 		set(o, "message", text_json(al->message));
-		json_array_append_new(a, pub_must(o));
+		json_array_append_new(a, fd_must(o));
 	}
 	return a;
 }
 
 static json_t *link_json(const struct fd_link_stats *l)
 {
-	json_t *hist = pub_must(json_array());
+	json_t *hist = fd_must(json_array());
 	json_t *o;
 
 	for (int i = 0; i < FD_RTT_BUCKETS; i++)
 		json_array_append_new(hist, json_integer(l->rtt_hist[i]));
-	o = pub_must(json_pack(
+	o = fd_must(json_pack(
 		"{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:o}", "up", l->up,
 		"rtt_us", (json_int_t)l->rtt_us, "timeouts",
 		(json_int_t)l->timeouts, "exceptions",
@@ -171,12 +164,12 @@ static uint64_t late_quantile(const struct fd_link_stats *l, double q)
 /* Sparse: [lowest us of the bucket, count] for non-empty buckets. */
 static json_t *late_hist_json(const struct fd_link_stats *l)
 {
-	json_t *hist = pub_must(json_array());
+	json_t *hist = fd_must(json_array());
 
 	for (unsigned i = 0; i < FD_LATE_BUCKETS; i++)
 		if (l->late_hist[i] != 0)
 			json_array_append_new(
-				hist, pub_must(json_pack(
+				hist, fd_must(json_pack(
 					      "[I, I]",
 					      (json_int_t)fd_late_bucket_lo(i),
 					      (json_int_t)l->late_hist[i])));
@@ -189,10 +182,10 @@ static json_t *ticks_json(const struct fd_link_stats *l, bool full)
 {
 	json_t *o;
 
-	o = pub_must(json_pack(
+	o = fd_must(json_pack(
 		"{s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I, s:b}", "count",
 		(json_int_t)l->ticks, "late", (json_int_t)l->late_ticks,
-		"max_late_ms", pub_must(num1(l->max_late_ms)), "late_us",
+		"max_late_ms", fd_must(num1(l->max_late_ms)), "late_us",
 		(json_int_t)l->late_us, "late_p50_us",
 		(json_int_t)late_quantile(l, 0.5), "late_p99_us",
 		(json_int_t)late_quantile(l, 0.99), "drift_ns",
@@ -220,7 +213,7 @@ json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms,
 	const struct fd_snapshot *s = ds->have_snap ? &ds->snap : &offline;
 	json_t *o;
 
-	o = pub_must(json_pack("{s:i, s:s, s:I, s:I, s:s}", "v", 1, "device",
+	o = fd_must(json_pack("{s:i, s:s, s:I, s:I, s:s}", "v", 1, "device",
 			       dev->conf.name, "seq", (json_int_t)seq, "time",
 			       (json_int_t)now_ms, "state",
 			       fd_state_name(s->state)));
@@ -286,7 +279,7 @@ json_t *fd_event_json(struct fd_device *dev, const struct fd_event_rec *e,
 
 	*topic = e->kind == FD_E_ALARM || e->kind == FD_E_ALARM_ACK ? "alarm"
 								    : "event";
-	o = pub_must(json_pack("{s:i, s:s, s:I, s:I}", "v", 1, "device",
+	o = fd_must(json_pack("{s:i, s:s, s:I, s:I}", "v", 1, "device",
 			       dev->conf.name, "seq", (json_int_t)seq, "time",
 			       (json_int_t)now_ms));
 	event_fields(o, dev, ds->have_snap ? &ds->snap : &none, e);

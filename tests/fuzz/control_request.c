@@ -1,13 +1,13 @@
 /*
- * Fuzz fasciad's control requests (daemon/server.c): any payload through
- * fd_server_handle() — fd_request_decode() and the whole dispatch — on a
- * fake daemon of two devices, no sockets and no control threads:
- * fd_device_submit() is a stub, the verdict of a deferred command is
- * handed back at once, and profile.put stores into a scratch directory
+ * Fuzz fasciad's control requests (daemon/server.c, commands.c): any
+ * payload through fd_server_handle() — fd_request_decode() and the whole
+ * dispatch — on a fake daemon of two devices, no sockets and no control
+ * threads: fd_device_submit() is a stub, the verdict of a deferred command
+ * is handed back at once, and profile.put stores into a scratch directory
  * that is emptied again after each input.  Invariants: every payload gets
  * a reply object {"v":1,"id":...,"ok":bool,...} that json_dumps() can
- * encode (send_reply() is fatal otherwise), or is deferred exactly when a
- * device command was submitted; nothing crashes, nothing leaks.
+ * encode (fd_server_send() is fatal otherwise), or is deferred exactly
+ * when a device command was submitted; nothing crashes, nothing leaks.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -28,6 +28,7 @@ static int no_fsync(int fd)
 #include "../../daemon/profiles.c"
 #include "../../daemon/publish.c"
 #include "../../daemon/server.c"
+#include "../../daemon/commands.c"
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
 
@@ -205,7 +206,7 @@ static void check_reply(json_t *r)
 		CHECK(json_is_string(json_object_get(err, "code")));
 		CHECK(json_is_string(json_object_get(err, "message")));
 	}
-	/* what send_reply() does, fatally when it cannot */
+	/* what fd_server_send() does, fatally when it cannot */
 	text = json_dumps(r, JSON_COMPACT);
 	CHECK(text != NULL);
 	free(text);

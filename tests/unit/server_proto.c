@@ -19,6 +19,7 @@
 #include "../../daemon/profiles.c"
 #include "../../daemon/publish.c"
 #include "../../daemon/server.c"
+#include "../../daemon/commands.c"
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
 
