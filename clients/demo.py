@@ -21,7 +21,6 @@ order.  Exit status 0 on a normal end, 1 when something failed (the device
 faulted, a program would not start).
 """
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -73,27 +72,11 @@ def say(text):
 
 
 def read_ready(proc, name, log_path, timeout=START_TIMEOUT_S):
-    """The first line of proc's stdout, once it is there ("ready k=v ...");
-    its fields as a dict."""
-    fd = proc.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise DemoError("%s: no ready line within %.0f s%s" % (name, timeout, tail(log_path)))
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                proc.wait(timeout=2)
-                raise DemoError("%s exited (%s) before it was ready%s"
-                                % (name, proc.returncode, tail(log_path)))
-            buf += chunk
-    line = buf.split(b"\n", 1)[0].decode(errors="replace")
-    if not line.startswith("ready "):
-        raise DemoError("%s: unexpected first line %r%s" % (name, line, tail(log_path)))
-    return dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+    """The fields of proc's ready line ("ready k=v ...") once it is there."""
+    try:
+        return fascia.ready_fields(fascia.read_ready(proc, timeout))
+    except fascia.NotReady as e:
+        raise DemoError("%s: %s%s" % (name, e, tail(log_path)))
 
 
 def tail(path, lines=15):

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import random
-import select
 import shutil
 import signal
 import statistics
@@ -26,6 +25,8 @@ import time
 import zmq
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
+import fascia  # noqa: E402
 BUILD = os.path.abspath(os.environ.get("FASCIA_BUILD", os.path.join(HERE, "..", "..", "build")))
 BENCH = os.path.join(BUILD, "bench")
 PY = "/usr/bin/python3"
@@ -49,21 +50,10 @@ class Proc:
         PROCS.append(self)
         self.ready = {}
         if ready:
-            line = self._line(timeout)
-            if not line.startswith("ready "):
-                raise RuntimeError("%s: no ready line (%r): %s" % (args[0], line, self.stderr()))
-            self.ready = dict(f.split("=", 1) for f in line.split()[1:])
-
-    def _line(self, timeout):
-        fd, buf, end = self.p.stdout.fileno(), b"", time.monotonic() + timeout
-        while b"\n" not in buf and time.monotonic() < end:
-            r, _, _ = select.select([fd], [], [], max(0, end - time.monotonic()))
-            if r:
-                c = os.read(fd, 4096)
-                if not c:
-                    break
-                buf += c
-        return buf.decode(errors="replace").strip()
+            try:
+                self.ready = fascia.ready_fields(fascia.read_ready(self.p, timeout))
+            except fascia.NotReady as e:
+                raise RuntimeError("%s: %s: %s" % (args[0], e, self.stderr()))
 
     def stderr(self):
         self.err.seek(0)
@@ -415,8 +405,8 @@ def phase_reaction(tmp, a, out):
     req.close()
     d.stop()
     sim.stop()
-    for (fascia, k), v in res.items():
-        who = "fascia" if fascia else "peer"
+    for (is_fascia, k), v in res.items():
+        who = "fascia" if is_fascia else "peer"
         lat = [x["latency_ms"] * 1000 for x in v["records"] if x["latency_ms"] is not None]
         cause = [x["cause_to_vent_ms"] * 1000 for x in v["records"]]
         out["react_%s_%s" % (who, k)] = {"read_to_vent": list_q(lat),

@@ -15,11 +15,11 @@ Helpers here:
 """
 import json
 import os
-import select
 import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 import pytest
@@ -29,6 +29,9 @@ from pymodbus.client import ModbusTcpClient
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+# The project's own Python client: the tests speak the protocol through it.
+sys.path.insert(0, os.path.join(REPO, "clients", "python"))
+import fascia  # noqa: E402
 BUILD = os.environ.get("FASCIA_BUILD", os.path.join(REPO, "build"))
 SIM_BIN = os.path.join(BUILD, "fascia-sim")
 
@@ -69,27 +72,13 @@ SLOW = 6.0 if VALGRIND else 1.0
 
 
 def read_ready(proc, args, timeout, fields, log, error):
-    """The first line of proc's stdout, which must be "ready ..." with each
-    of fields; raises error (with log() in its message) when it is not, when
-    it does not come within timeout, or when proc exits first."""
-    fd = proc.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    while b"\n" not in buf:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise error("no ready line from %s within %.1fs; stdout %r; log:\n%s"
-                        % (" ".join(args), timeout, buf, log()))
-        r, _, _ = select.select([fd], [], [], left)
-        if r:
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                proc.wait(timeout=2)
-                raise error("%s exited (%s) before ready; stdout %r; log:\n%s"
-                            % (" ".join(args), proc.returncode, buf, log()))
-            buf += chunk
-    line = buf.split(b"\n", 1)[0].decode()
-    if not line.startswith("ready ") or not all(f in line for f in fields):
+    """fascia.read_ready() with each of fields in the line; raises error
+    (with log() in its message) when it is not so."""
+    try:
+        line = fascia.read_ready(proc, timeout)
+    except fascia.NotReady as e:
+        raise error("%s: %s; log:\n%s" % (" ".join(args), e, log()))
+    if not all(f in line for f in fields):
         raise error("unexpected first line %r; log:\n%s" % (line, log()))
     return line
 
@@ -164,7 +153,7 @@ class Sim:
             self._drop_stderr()
             raise
         self.ready_at = time.monotonic()
-        fields = dict(f.split("=", 1) for f in self.ready_line.split()[1:])
+        fields = fascia.ready_fields(self.ready_line)
         self.modbus = fields["modbus"].split(",")
         self.control = fields["control"]
         self.ports = []

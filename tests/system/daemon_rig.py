@@ -16,17 +16,11 @@ import subprocess
 import threading
 import time
 
-import sys
-
 import pytest
 import zmq
 
 from conftest import BUILD, SLOW, VALGRIND, read_ready, under_valgrind, wait_until
-
-# The project's own Python client: the tests speak the protocol through it.
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "..", "..", "clients", "python"))
-import fascia  # noqa: E402
+import fascia  # noqa: E402  (on the path conftest set)
 
 FASCIAD_BIN = os.path.join(BUILD, "fasciad")
 DAEMON_START_TIMEOUT_S = 5.0 * SLOW
@@ -228,7 +222,7 @@ class Daemon:
         except BaseException:
             self.kill()
             raise
-        fields = dict(f.split("=", 1) for f in self.ready_line.split()[1:])
+        fields = fascia.ready_fields(self.ready_line)
         self.control = fields["control"]
         self.publish = fields["publish"]
 

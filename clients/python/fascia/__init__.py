@@ -17,10 +17,11 @@ from .errors import (ERRORS, BadRequest, Busy, FasciaError, Forbidden, Interlock
                      Internal, InvalidProfile, ProtocolError, Unreachable,
                      UnknownCommand, UnknownDevice, UnknownProfile)
 from .monitor import Message, Monitor, SeqTracker
+from .ready import NotReady, read_ready, ready_fields
 
 __all__ = [
     "Client", "Monitor", "Message", "SeqTracker", "CONTROL_DEFAULT", "PUBLISH_DEFAULT",
     "FasciaError", "BadRequest", "UnknownCommand", "UnknownDevice", "UnknownProfile",
     "InvalidProfile", "Busy", "Interlock", "Forbidden", "Internal", "ProtocolError",
-    "Unreachable", "ERRORS",
+    "Unreachable", "ERRORS", "NotReady", "read_ready", "ready_fields",
 ]
