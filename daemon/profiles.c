@@ -1,19 +1,18 @@
 /*
  * The profile directory: every NAME.json in it, parsed and validated by
  * libfascia against the largest configured device.  A load builds a fresh
- * set and keeps the old one when any file is refused; profile.put writes
- * a file atomically (temporary name, fsync, rename, fsync of the
- * directory) before the set changes, so what the daemon serves is always
- * what a restart would load.
+ * set and keeps the old one when any file is refused.  A profile.put
+ * comes in three steps, so that the disk work can leave the libevent loop:
+ * fd_profiles_check() on the loop, the file from fd_profiles_text()
+ * written by the store (store.c), and only once it is on disk
+ * fd_profiles_add(): what the daemon serves is always what a restart
+ * would load.
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <jansson.h>
 
@@ -167,136 +166,84 @@ const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,
 	return NULL;
 }
 
-static int io_error(struct fascia_profile_error *err, const char *what,
-		    const char *path)
+int fd_profiles_check(const struct fd_profiles *ps, const char *json,
+		      size_t len, const struct fascia_profile_limits *lim,
+		      struct fascia_profile *out,
+		      struct fascia_profile_error *err)
 {
-	int e = errno;
-
-	snprintf(err->field, sizeof(err->field), "%s", "");
-	snprintf(err->message, sizeof(err->message), "%s %.180s: %s", what,
-		 path, strerror(e));
-	errno = e;
-	return -1;
-}
-
-static int write_all(int fd, const char *s, size_t len)
-{
-	while (len > 0) {
-		ssize_t w = write(fd, s, len);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		s += w;
-		len -= w;
-	}
-	return 0;
-}
-
-/* The canonical document, indented, with a final newline; NULL: ENOMEM. */
-static char *canonical(const struct fascia_profile *p)
-{
-	char *compact = fascia_profile_to_json(p), *pretty;
-	json_t *root;
-
-	if (compact == NULL)
-		return NULL;
-	root = json_loads(compact, 0, NULL);
-	free(compact);
-	if (root == NULL)
-		return NULL;
-	pretty = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
-	json_decref(root);
-	return pretty;
-}
-
-/* dir/NAME.json written atomically with text. */
-static int store(const char *dir, const char *name, const char *text,
-		 struct fascia_profile_error *err)
-{
-	char tmp[1100], path[1024]; /* dir < 512, name < 64 */
-	int fd, e;
-
-	snprintf(path, sizeof(path), "%s/%s.json", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s.tmp-XXXXXX", path);
-	if ((fd = mkstemp(tmp)) < 0)
-		return io_error(err, "creating", tmp);
-	if (fchmod(fd, 0644) < 0 || write_all(fd, text, strlen(text)) < 0 ||
-	    write_all(fd, "\n", 1) < 0 || fsync(fd) < 0) {
-		e = errno;
-		close(fd);
-		unlink(tmp);
-		errno = e;
-		return io_error(err, "writing", tmp);
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		e = errno;
-		unlink(tmp);
-		errno = e;
-		return io_error(err, "storing", path);
-	}
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-		return io_error(err, "opening", dir);
-	if (fsync(fd) < 0) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return io_error(err, "syncing", dir);
-	}
-	close(fd);
-	return 0;
-}
-
-int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
-		    const struct fascia_profile_limits *lim,
-		    struct fascia_profile_error *err)
-{
-	struct fascia_profile *p = xcalloc(1, sizeof(*p));
-	struct fascia_profile *slot;
-	char *text;
-	int rc = -1;
-
 	memset(err, 0, sizeof(*err));
-	if (fascia_profile_parse(json, len, lim, p, err) < 0)
-		goto out;
-	if (!safe_name(p->name)) {
+	if (fascia_profile_parse(json, len, lim, out, err) < 0)
+		return -1;
+	if (!safe_name(out->name)) {
 		snprintf(err->field, sizeof(err->field), "name");
 		snprintf(err->message, sizeof(err->message),
 			 "not a safe file name: [a-z0-9-] only");
 		errno = EINVAL;
-		goto out;
+		return -1;
 	}
-	slot = (struct fascia_profile *)fd_profiles_find(ps, p->name);
-	if (slot == NULL && ps->n == FD_MAX_PROFILES) {
+	if (fd_profiles_find(ps, out->name) == NULL &&
+	    ps->n == FD_MAX_PROFILES) {
 		snprintf(err->message, sizeof(err->message),
 			 "the directory holds %d profiles already",
 			 FD_MAX_PROFILES);
 		errno = ENOSPC;
-		goto out;
+		return -1;
 	}
-	if ((text = canonical(p)) == NULL)
-		fatal("profile %s: encoding", p->name);
-	rc = store(ps->dir, p->name, text, err);
-	free(text);
-	if (rc == 0) {
-		if (slot == NULL) {
-			/* A new name goes where it sorts: `profiles` lists
-			 * the set in name order. */
-			int at = 0;
+	return 0;
+}
 
-			while (at < ps->n &&
-			       strcmp(ps->p[at].name, p->name) < 0)
-				at++;
-			memmove(&ps->p[at + 1], &ps->p[at],
-				(size_t)(ps->n - at) * sizeof(ps->p[0]));
-			ps->n++;
-			slot = &ps->p[at];
+char *fd_profiles_text(const struct fascia_profile *p)
+{
+	char *compact, *pretty, *text;
+	json_t *root;
+	size_t n;
+
+	/* Through jansson again for the indentation: a file an operator
+	 * reads and diffs, not the compact form of the wire. */
+	if ((compact = fascia_profile_to_json(p)) == NULL)
+		fatalx("profile %s: out of memory encoding it", p->name);
+	root = json_loads(compact, 0, NULL);
+	free(compact);
+	if (root == NULL)
+		fatalx("profile %s: cannot encode it", p->name);
+	pretty = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(15));
+	json_decref(root);
+	if (pretty == NULL)
+		fatalx("profile %s: out of memory encoding it", p->name);
+	n = strlen(pretty);
+	text = xcalloc(1, n + 2);
+	memcpy(text, pretty, n);
+	text[n] = '\n';
+	free(pretty);
+	return text;
+}
+
+int fd_profiles_add(struct fd_profiles *ps, const struct fascia_profile *p)
+{
+	struct fascia_profile *slot;
+	int at = 0;
+
+	slot = (struct fascia_profile *)fd_profiles_find(ps, p->name);
+	if (slot == NULL) {
+		/* Two puts of new names can pass fd_profiles_check() before
+		 * either is added: the set must still not overflow. */
+		if (ps->n == FD_MAX_PROFILES) {
+			log_warnx("profile %s: written to %s but not served: "
+				  "the set holds %d profiles already",
+				  p->name, ps->dir, FD_MAX_PROFILES);
+			errno = ENOSPC;
+			return -1;
 		}
-		*slot = *p;
-		log_info("profile %s stored in %s", p->name, ps->dir);
+		/* A new name goes where it sorts: `profiles` lists the set
+		 * in name order. */
+		while (at < ps->n && strcmp(ps->p[at].name, p->name) < 0)
+			at++;
+		memmove(&ps->p[at + 1], &ps->p[at],
+			(size_t)(ps->n - at) * sizeof(ps->p[0]));
+		ps->n++;
+		slot = &ps->p[at];
 	}
-out:
-	free(p);
-	return rc;
+	*slot = *p;
+	log_info("profile %s stored in %s", p->name, ps->dir);
+	return 0;
 }

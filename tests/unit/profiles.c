@@ -1,8 +1,9 @@
 /*
  * The profile directory: a load takes every *.json sorted by name, refuses
  * a file whose name differs from its profile's and keeps the old set on
- * any failure; a put stores the file atomically and adds or replaces the
- * profile; the limits are those of the largest device.
+ * any failure; a put (check, text through the store, add) stores a file
+ * that reloads to the profile and adds or replaces it in name order; the
+ * limits are those of the largest device.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -15,13 +16,18 @@
 
 #include <cmocka.h>
 
+#include <event2/event.h>
+
 #include "../../daemon/profiles.c"
+#include "../../daemon/store.c"
 
 #include "../daemon_stubs.h"
 
 static char dir[64];
 static struct fd_profiles *set;
 static struct fascia_profile_limits lim;
+static struct event_base *base;
+static struct fd_store *store;
 
 static const char *doc_fmt =
 	"{\"name\":\"%s\",\"description\":\"test\",\"chambers\":2,"
@@ -47,6 +53,8 @@ static int setup(void **state)
 	set = xcalloc(1, sizeof(*set));
 	fascia_profile_limits_default(&lim);
 	stub_warnings = 0;
+	assert_non_null(base = event_base_new());
+	store = fd_store_new(base);
 	return 0;
 }
 
@@ -55,6 +63,8 @@ static int teardown(void **state)
 	char cmd[128];
 
 	(void)state;
+	fd_store_destroy(&store);
+	event_base_free(base);
 	free(set);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
@@ -94,6 +104,39 @@ static void test_refused_keeps_old(void **state)
 	assert_int_equal(set->n, 1);
 }
 
+static void stored_cb(int err, void *arg)
+{
+	*(int *)arg = err;
+}
+
+/* What commands.c does for a profile.put: check, write the text through
+ * the store, add once it is on disk.  0, or -1 with errno. */
+static int put(const char *doc, struct fascia_profile_error *err)
+{
+	struct fascia_profile *p = xcalloc(1, sizeof(*p));
+	char *text, file[80];
+	int stored = -1, rc = -1;
+
+	if (fd_profiles_check(set, doc, strlen(doc), &lim, p, err) < 0)
+		goto out;
+	text = fd_profiles_text(p);
+	snprintf(file, sizeof(file), "%s.json", p->name);
+	assert_int_equal(fd_store_write(store, set->dir, file, text,
+					strlen(text), stored_cb, &stored),
+			 0);
+	free(text);
+	while (stored == -1)
+		assert_int_equal(event_base_loop(base, EVLOOP_ONCE), 0);
+	if (stored != 0) {
+		errno = stored;
+		goto out;
+	}
+	rc = fd_profiles_add(set, p);
+out:
+	free(p);
+	return rc;
+}
+
 static void test_put(void **state)
 {
 	struct fascia_profile_error err;
@@ -102,10 +145,10 @@ static void test_put(void **state)
 	(void)state;
 	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
 	snprintf(doc, sizeof(doc), doc_fmt, "new", 40);
-	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err), 0);
+	assert_int_equal(put(doc, &err), 0);
 	assert_int_equal(set->n, 1);
 	snprintf(doc, sizeof(doc), doc_fmt, "new", 45);
-	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err), 0);
+	assert_int_equal(put(doc, &err), 0);
 	assert_int_equal(set->n, 1);
 	assert_true(fd_profiles_find(set, "new")->max_pressure_mmhg == 45);
 	/* the file reloads to the same */
@@ -119,23 +162,113 @@ static void test_put(void **state)
 	}
 	/* refused: nothing changes */
 	snprintf(doc, sizeof(doc), doc_fmt, "new", 500);
-	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
-			 -1);
+	assert_int_equal(put(doc, &err), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_string_equal(err.field, "max_pressure_mmhg");
 	assert_true(fd_profiles_find(set, "new")->max_pressure_mmhg == 45);
 	snprintf(doc, sizeof(doc), doc_fmt, "../evil", 40);
-	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
-			 -1);
+	assert_int_equal(put(doc, &err), -1);
+	assert_int_equal(errno, EINVAL);
 	assert_string_equal(err.field, "name");
 	assert_int_equal(set->n, 1);
 	/* an I/O failure: errno, not EINVAL */
 	snprintf(set->dir, sizeof(set->dir), "%s/missing", dir);
 	snprintf(doc, sizeof(doc), doc_fmt, "other", 40);
-	assert_int_equal(fd_profiles_put(set, doc, strlen(doc), &lim, &err),
-			 -1);
+	assert_int_equal(put(doc, &err), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(set->n, 1);
+}
+
+static void test_text(void **state)
+{
+	struct fascia_profile_error err;
+	struct fascia_profile *p = xcalloc(1, sizeof(*p));
+	struct fascia_profile *back = xcalloc(1, sizeof(*back));
+	char doc[512], *text;
+	size_t n;
+
+	(void)state;
+	snprintf(doc, sizeof(doc), doc_fmt, "t", 40);
+	assert_int_equal(
+		fd_profiles_check(set, doc, strlen(doc), &lim, p, &err), 0);
+	text = fd_profiles_text(p);
+	n = strlen(text);
+	/* indented for an operator, one final newline */
+	assert_non_null(strstr(text, "\n  \"name\": \"t\""));
+	assert_true(n > 2 && text[n - 1] == '\n' && text[n - 2] != '\n');
+	assert_int_equal(fascia_profile_parse(text, n, &lim, back, &err), 0);
+	assert_true(fascia_profile_equal(p, back));
+	free(text);
+	free(back);
+	free(p);
+}
+
+static void test_add_sorted(void **state)
+{
+	static const char *names[] = {"c", "a", "d", "b"};
+	struct fascia_profile_error err;
+	struct fascia_profile *p = xcalloc(1, sizeof(*p));
+	char doc[512];
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		snprintf(doc, sizeof(doc), doc_fmt, names[i], 40 + i);
+		assert_int_equal(
+			fd_profiles_check(set, doc, strlen(doc), &lim, p, &err),
+			0);
+		assert_int_equal(fd_profiles_add(set, p), 0);
+	}
+	assert_int_equal(set->n, 4);
+	assert_string_equal(set->p[0].name, "a");
+	assert_string_equal(set->p[1].name, "b");
+	assert_string_equal(set->p[2].name, "c");
+	assert_string_equal(set->p[3].name, "d");
+	assert_true(set->p[3].max_pressure_mmhg == 42);
+	/* the same name replaces in place */
+	snprintf(doc, sizeof(doc), doc_fmt, "c", 30);
+	assert_int_equal(
+		fd_profiles_check(set, doc, strlen(doc), &lim, p, &err), 0);
+	assert_int_equal(fd_profiles_add(set, p), 0);
+	assert_int_equal(set->n, 4);
+	assert_true(set->p[2].max_pressure_mmhg == 30);
+	free(p);
+}
+
+static void test_full(void **state)
+{
+	struct fascia_profile_error err;
+	struct fascia_profile *early = xcalloc(1, sizeof(*early));
+	struct fascia_profile *p = xcalloc(1, sizeof(*p));
+	char doc[512], want[64];
+
+	(void)state;
+	/* checked while there was room, added after the set filled up */
+	snprintf(doc, sizeof(doc), doc_fmt, "early", 40);
+	assert_int_equal(
+		fd_profiles_check(set, doc, strlen(doc), &lim, early, &err), 0);
+	for (int i = 0; i < FD_MAX_PROFILES; i++)
+		snprintf(set->p[i].name, sizeof(set->p[i].name), "p%03d", i);
+	set->n = FD_MAX_PROFILES;
+	snprintf(doc, sizeof(doc), doc_fmt, "zzz", 40);
+	assert_int_equal(
+		fd_profiles_check(set, doc, strlen(doc), &lim, p, &err), -1);
+	assert_int_equal(errno, ENOSPC);
+	assert_string_equal(err.field, "");
+	snprintf(want, sizeof(want), "holds %d profiles", FD_MAX_PROFILES);
+	assert_non_null(strstr(err.message, want));
+	assert_int_equal(fd_profiles_add(set, early), -1);
+	assert_int_equal(errno, ENOSPC);
+	assert_int_equal(set->n, FD_MAX_PROFILES);
+	assert_null(fd_profiles_find(set, "early"));
+	/* replacing one needs no room */
+	snprintf(doc, sizeof(doc), doc_fmt, "p005", 40);
+	assert_int_equal(
+		fd_profiles_check(set, doc, strlen(doc), &lim, p, &err), 0);
+	assert_int_equal(fd_profiles_add(set, p), 0);
+	assert_int_equal(set->n, FD_MAX_PROFILES);
+	assert_true(fd_profiles_find(set, "p005")->max_pressure_mmhg == 40);
+	free(early);
+	free(p);
 }
 
 static void test_limits(void **state)
@@ -165,6 +298,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refused_keeps_old, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_put, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_text, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_add_sorted, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	};
 
