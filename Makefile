@@ -13,9 +13,48 @@ SAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
 FASCIA_CFLAGS = -std=c11 -Wall -Wextra -Werror -D_GNU_SOURCE -fPIC -Iinclude
 
-PKGS = libmodbus libevent libevent_pthreads libzmq jansson inih
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+PKG_CONFIG ?= pkg-config
+pkg_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pkg_libs = $(shell $(PKG_CONFIG) --libs $(1))
+
+# The pkg-config modules each part links: what its own #includes and calls
+# use (modbus_*, event_*, zmq_*, json_*, ini_*, curses), and, as every
+# program links libfascia.a, libfascia's.  A part that starts to use a
+# library gets it on its own line here, and only there.
+#   libfascia (protocol/): zmq_* (client.c), json_*; fmin, fmax, round.
+LIB_PKGS = libzmq jansson
+LIB_SYS = -lm
+#   fascia-sim: event_*, zmq_*, json_*; its Modbus server is its own.
+SIM_PKGS = libevent $(LIB_PKGS)
+SIM_SYS = -lm
+#   fasciad: modbus_*, event_*, zmq_*, json_*, ini_*; threads, libm.
+#   (Nothing calls evthread_*: add libevent_pthreads when something does.)
+DAEMON_PKGS = libmodbus libevent libzmq jansson inih
+DAEMON_SYS = -lpthread -lm
+#   fasciactl: json_*, and libfascia's client (zmq_*).
+CTL_PKGS = $(LIB_PKGS)
+CTL_SYS = $(LIB_SYS)
+#   fascia-top: curses, json_*, and libfascia's client (zmq_*).
+TOP_PKGS = ncursesw $(LIB_PKGS)
+TOP_SYS = $(LIB_SYS)
+#   The unit tests, the benches and the fuzzers #include modules of every
+#   part (tests/unit/*.c the daemon's .c files): the whole list.
+TEST_PKGS = libmodbus libevent libzmq jansson inih
+TEST_SYS = -lpthread -lm
+UNIT_PKGS = $(TEST_PKGS) cmocka
+
+libs_of = $(call pkg_libs,$(sort $(1)))
+LIB_LIBS = $(call libs_of,$(LIB_PKGS)) $(LIB_SYS)
+SIM_LIBS = $(call libs_of,$(SIM_PKGS)) $(SIM_SYS)
+DAEMON_LIBS = $(call libs_of,$(DAEMON_PKGS)) $(DAEMON_SYS)
+CTL_LIBS = $(call libs_of,$(CTL_PKGS)) $(CTL_SYS)
+TOP_LIBS = $(call libs_of,$(TOP_PKGS)) $(TOP_SYS)
+TEST_LIBS = $(call libs_of,$(TEST_PKGS)) $(TEST_SYS)
+UNIT_LIBS = $(call libs_of,$(UNIT_PKGS)) $(TEST_SYS)
+
+# Every object is compiled with the headers of these (modbus.h is under
+# /usr/include/modbus).
+PKG_CFLAGS = $(call pkg_cflags,$(TEST_PKGS))
 ALL_CFLAGS = $(FASCIA_CFLAGS) $(PKG_CFLAGS) $(CFLAGS) $(if $(SAN),$(SAN_FLAGS))
 SAN_LDFLAGS = -fsanitize=address,undefined
 ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_LDFLAGS))
@@ -26,6 +65,32 @@ DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
 	python3 python3-zmq python3-pytest python3-pymodbus mbpoll tmux \
 	python3-serial-asyncio \
 	clang libclang-rt-14-dev valgrind
+
+# Before anything is compiled, pkg-check asks pkg-config for every module
+# the build needs and stops with one message naming the Debian packages
+# that are missing (else the compiler fails on a header or a symbol, naming
+# a library that may well be installed).  Every compile waits for it.  It
+# is a target, not a parse-time test: `make deps`, `clean`, `format` need
+# no library, and when deps or a goal that runs deps first (DEPS_FIRST) is
+# on the command line, pkg-check waits for deps.
+CHECK_PKGS = $(sort $(LIB_PKGS) $(SIM_PKGS) $(DAEMON_PKGS) $(CTL_PKGS) \
+	$(TOP_PKGS) $(TEST_PKGS) $(UNIT_PKGS))
+DEB_OF_libmodbus = libmodbus-dev
+DEB_OF_libevent = libevent-dev
+DEB_OF_libevent_pthreads = libevent-dev
+DEB_OF_libzmq = libzmq3-dev
+DEB_OF_jansson = libjansson-dev
+DEB_OF_inih = libinih-dev
+DEB_OF_cmocka = libcmocka-dev
+DEB_OF_ncursesw = libncurses-dev
+MISSING_MODULES = $(shell for m in $(CHECK_PKGS); do \
+	$(PKG_CONFIG) --exists $$m || echo $$m; done)
+MISSING_DEBS = $(if $(shell command -v $(firstword $(PKG_CONFIG)) 2>/dev/null),\
+	$(sort $(foreach m,$(MISSING_MODULES),$(or $(DEB_OF_$(m)),$(m)))),pkg-config)
+MISSING = $(strip $(MISSING_DEBS))
+MISSING_MESSAGE = fascia: missing Debian packages: $(MISSING) — run \
+	"make deps" as root (it installs them with apt-get)
+DEPS_FIRST = check demo bench soak safety-report check-valgrind bench-sim fuzz
 
 LIB_SRCS = $(wildcard protocol/*.c)
 SIM_SRCS = $(wildcard sim/*.c)
@@ -50,12 +115,15 @@ PROGRAMS = $(B)/fascia-sim $(if $(wildcard daemon/fasciad.c),$(B)/fasciad) \
 	$(if $(CTL_SRCS),$(B)/fasciactl) $(if $(TOP_SRCS),$(B)/fascia-top)
 
 .PHONY: all check unit unit-asan system bench bench-sim demo deps install \
-	clean format fuzz fuzz-smoke check-valgrind soak safety-report
+	clean format fuzz fuzz-smoke check-valgrind soak safety-report pkg-check
 .DEFAULT_GOAL := all
 
 all: $(B)/libfascia.a $(B)/libfascia.so $(PROGRAMS) $(UNIT_BINS) $(BENCH_BINS)
 
-$(B)/obj/%.o: %.c
+pkg-check: $(if $(filter deps $(DEPS_FIRST),$(MAKECMDGOALS)),deps)
+	$(if $(MISSING),$(error $(MISSING_MESSAGE)))
+
+$(B)/obj/%.o: %.c | pkg-check
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
@@ -64,31 +132,30 @@ $(B)/libfascia.a: $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(B)/libfascia.so: $(LIB_OBJS)
-	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -shared -o $@ $^ $(LIB_LIBS)
 
 $(B)/fascia-sim: $(SIM_OBJS) $(B)/libfascia.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(SIM_OBJS) $(B)/libfascia.a $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(SIM_OBJS) $(B)/libfascia.a $(SIM_LIBS)
 
 $(B)/fasciad: $(DAEMON_OBJS) $(B)/libfascia.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(B)/libfascia.a $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(DAEMON_OBJS) $(B)/libfascia.a $(DAEMON_LIBS)
 
 $(B)/fasciactl: $(CTL_OBJS) $(B)/libfascia.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(B)/libfascia.a $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(B)/libfascia.a $(CTL_LIBS)
 
 $(B)/fascia-top: $(TOP_OBJS) $(B)/libfascia.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $(TOP_OBJS) $(B)/libfascia.a $(PKG_LIBS) \
-		$(shell pkg-config --libs ncursesw 2>/dev/null || echo -lncursesw)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(TOP_OBJS) $(B)/libfascia.a $(TOP_LIBS)
 
 # A unit test is one file; it may #include the module .c it tests.
-$(B)/tests/%: tests/unit/%.c $(B)/libfascia.a
+$(B)/tests/%: tests/unit/%.c $(B)/libfascia.a | pkg-check
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(B)/libfascia.a $(ALL_LDFLAGS) \
-		$(PKG_LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) $(call pkg_cflags,cmocka) -MMD -MP -o $@ $< \
+		$(B)/libfascia.a $(ALL_LDFLAGS) $(UNIT_LIBS)
 
-$(B)/bench/%: tests/bench/%.c $(B)/libfascia.a
+$(B)/bench/%: tests/bench/%.c $(B)/libfascia.a | pkg-check
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(B)/libfascia.a $(ALL_LDFLAGS) \
-		$(PKG_LIBS)
+		$(TEST_LIBS)
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 
@@ -144,10 +211,10 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 4
 FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=undefined -g -O1
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS)
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) | pkg-check
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FASCIA_CFLAGS) $(PKG_CFLAGS) $(FUZZ_FLAGS) -o $@ $< \
-		$(LIB_SRCS) $(PKG_LIBS)
+		$(LIB_SRCS) $(TEST_LIBS)
 
 fuzz: deps $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
