@@ -10,100 +10,64 @@
 
 #include "safety.h"
 
-#define NOPARAM                                                                \
-	{                                                                      \
-		NULL, NULL, 0, 0, 0                                            \
-	}
 #define RATE_WINDOW_S 0.1
 /* A chamber told to empty (setpoint 0, out of a running session) must be
  * below FASCIA_VENTED_MMHG within this: venting 80 mmHg takes < 1 s. */
 #define UNVENTED_S 5.0
 
+#define NOPARAM                                                                \
+	{                                                                      \
+		NULL, NULL, 0, 0, 0                                            \
+	}
+#define P(key, unit, def, lo, hi)                                              \
+	{                                                                      \
+		key, unit, def, lo, hi                                         \
+	}
+#define ROW(id, name, hazard, react, prio, presence, p0, p1)                   \
+	[id] = {id, name, hazard, react, prio, presence, {p0, p1}}
+
+/* One row a hazard, in the order of docs/safety.md. */
 const struct ilk_row ilk_rows[ILK_COUNT] = {
-	[ILK_OVERPRESSURE] = {ILK_OVERPRESSURE,
-			      "overpressure",
-			      "tissue injury",
-			      ILK_REACT_VENT,
-			      ILK_PRIO_HIGH,
-			      {{"overpressure_margin_mmhg", "mmHg", 5, 0, 10},
-			       NOPARAM}},
-	[ILK_DEVIATION] = {ILK_DEVIATION,
-			   "deviation",
-			   "leak, kinked hose, stuck valve",
-			   ILK_REACT_VENT,
-			   ILK_PRIO_MEDIUM,
-			   {{"deviation_mmhg", "mmHg", 15, 5, 30},
-			    {"deviation_s", "s", 2, 0.5, 10}}},
-	[ILK_RATE] = {ILK_RATE,
-		      "rate",
-		      "valve stuck open",
-		      ILK_REACT_VENT,
-		      ILK_PRIO_HIGH,
-		      {{"rate_margin_mmhg_s", "mmHg/s", 20, 5, 40}, NOPARAM}},
-	[ILK_HOLD_TIME] = {ILK_HOLD_TIME,
-			   "hold_time",
-			   "ischaemia",
-			   ILK_REACT_VENT,
-			   ILK_PRIO_HIGH,
-			   {{"hold_mmhg", "mmHg", 30, 10, 50},
-			    {"hold_s", "s", 120, 10, 600}}},
-	[ILK_SESSION_TIME] = {ILK_SESSION_TIME,
-			      "session_time",
-			      "over-treatment",
-			      ILK_REACT_RELEASE,
-			      ILK_PRIO_MEDIUM,
-			      {{"session_margin", "fraction", 0.10, 0, 0.5},
-			       NOPARAM}},
-	[ILK_STALE] = {ILK_STALE,
-		       "stale",
-		       "frozen firmware or sensor",
-		       ILK_REACT_VENT,
-		       ILK_PRIO_HIGH,
-		       {{"stale_ms", "ms", 200, 50, 1000},
-			{"stuck_sensor_ms", "ms", 1000, 200, 5000}}},
-	[ILK_HEARTBEAT] = {ILK_HEARTBEAT,
-			   "heartbeat",
-			   "device ignores our writes",
-			   ILK_REACT_VENT,
-			   ILK_PRIO_HIGH,
-			   {{"heartbeat_ticks", "ticks", 3, 2, 10}, NOPARAM}},
-	[ILK_COMMS] = {ILK_COMMS,
-		       "comms",
-		       "link lost",
-		       ILK_REACT_OFFLINE,
-		       ILK_PRIO_HIGH,
-		       {{"comms_ticks", "ticks", 3, 2, 10}, NOPARAM}},
-	[ILK_ESTOP] = {ILK_ESTOP,
-		       "estop",
-		       "e-stop pressed",
-		       ILK_REACT_VENT,
-		       ILK_PRIO_HIGH,
-		       {NOPARAM, NOPARAM}},
-	[ILK_GARMENT] = {ILK_GARMENT,
-			 "garment",
-			 "garment off",
-			 ILK_REACT_VENT,
-			 ILK_PRIO_MEDIUM,
-			 {NOPARAM, NOPARAM}},
-	[ILK_SENSOR] = {ILK_SENSOR,
-			"sensor",
-			"sensor failure",
-			ILK_REACT_VENT,
-			ILK_PRIO_HIGH,
-			{{"sensor_min_mmhg", "mmHg", -5, -20, 0},
-			 {"sensor_max_mmhg", "mmHg", 300, 100, 300}}},
-	[ILK_DEVICE_FAULT] = {ILK_DEVICE_FAULT,
-			      "device_fault",
-			      "device-side fault",
-			      ILK_REACT_VENT,
-			      ILK_PRIO_HIGH,
-			      {NOPARAM, NOPARAM}},
-	[ILK_DEADLINE] = {ILK_DEADLINE,
-			  "deadline",
-			  "daemon overloaded",
-			  ILK_REACT_VENT,
-			  ILK_PRIO_MEDIUM,
-			  {{"deadline_ticks", "ticks", 3, 2, 10}, NOPARAM}},
+	ROW(ILK_OVERPRESSURE, "overpressure", "tissue injury", ILK_REACT_VENT,
+	    ILK_PRIO_HIGH, ILK_PRESENT_WHILE_TRIPPING,
+	    P("overpressure_margin_mmhg", "mmHg", 5, 0, 10), NOPARAM),
+	ROW(ILK_DEVIATION, "deviation", "leak, kinked hose, stuck valve",
+	    ILK_REACT_VENT, ILK_PRIO_MEDIUM, ILK_PRESENT_BY_CHECK,
+	    P("deviation_mmhg", "mmHg", 15, 5, 30),
+	    P("deviation_s", "s", 2, 0.5, 10)),
+	ROW(ILK_RATE, "rate", "valve stuck open", ILK_REACT_VENT, ILK_PRIO_HIGH,
+	    ILK_PRESENT_WHILE_TRIPPING,
+	    P("rate_margin_mmhg_s", "mmHg/s", 20, 5, 40), NOPARAM),
+	ROW(ILK_HOLD_TIME, "hold_time", "ischaemia", ILK_REACT_VENT,
+	    ILK_PRIO_HIGH, ILK_PRESENT_UNTIL_REACTION,
+	    P("hold_mmhg", "mmHg", 30, 10, 50), P("hold_s", "s", 120, 10, 600)),
+	ROW(ILK_SESSION_TIME, "session_time", "over-treatment",
+	    ILK_REACT_RELEASE, ILK_PRIO_MEDIUM, ILK_PRESENT_UNTIL_REACTION,
+	    P("session_margin", "fraction", 0.10, 0, 0.5), NOPARAM),
+	ROW(ILK_STALE, "stale", "frozen firmware or sensor", ILK_REACT_VENT,
+	    ILK_PRIO_HIGH, ILK_PRESENT_WHILE_TRIPPING,
+	    P("stale_ms", "ms", 200, 50, 1000),
+	    P("stuck_sensor_ms", "ms", 1000, 200, 5000)),
+	ROW(ILK_HEARTBEAT, "heartbeat", "device ignores our writes",
+	    ILK_REACT_VENT, ILK_PRIO_HIGH, ILK_PRESENT_WHILE_TRIPPING,
+	    P("heartbeat_ticks", "ticks", 3, 2, 10), NOPARAM),
+	ROW(ILK_COMMS, "comms", "link lost", ILK_REACT_OFFLINE, ILK_PRIO_HIGH,
+	    ILK_PRESENT_WHILE_TRIPPING, P("comms_ticks", "ticks", 3, 2, 10),
+	    NOPARAM),
+	ROW(ILK_ESTOP, "estop", "e-stop pressed", ILK_REACT_VENT, ILK_PRIO_HIGH,
+	    ILK_PRESENT_WHILE_TRIPPING, NOPARAM, NOPARAM),
+	ROW(ILK_GARMENT, "garment", "garment off", ILK_REACT_VENT,
+	    ILK_PRIO_MEDIUM, ILK_PRESENT_WHILE_TRIPPING, NOPARAM, NOPARAM),
+	ROW(ILK_SENSOR, "sensor", "sensor failure", ILK_REACT_VENT,
+	    ILK_PRIO_HIGH, ILK_PRESENT_WHILE_TRIPPING,
+	    P("sensor_min_mmhg", "mmHg", -5, -20, 0),
+	    P("sensor_max_mmhg", "mmHg", 300, 100, 300)),
+	ROW(ILK_DEVICE_FAULT, "device_fault", "device-side fault",
+	    ILK_REACT_VENT, ILK_PRIO_HIGH, ILK_PRESENT_BY_CHECK, NOPARAM,
+	    NOPARAM),
+	ROW(ILK_DEADLINE, "deadline", "daemon overloaded", ILK_REACT_VENT,
+	    ILK_PRIO_MEDIUM, ILK_PRESENT_UNTIL_REACTION,
+	    P("deadline_ticks", "ticks", 3, 2, 10), NOPARAM),
 };
 
 void ilk_config_default(struct ilk_config *c)
@@ -125,23 +89,15 @@ void ilk_reset(struct ilk_state *s, double now_s)
 	}
 }
 
-/* The device's latched bits that the device_fault row answers. */
-#define DEVICE_BITS                                                            \
-	(FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_RELIEF_OPEN |                  \
-	 FASCIA_ST_PUMP_FAULT | FASCIA_ST_OVERLIMIT)
-/* ...and those among them that are a cause present now (the latched ones
- * are cleared by the RESET an acknowledgement sends). */
-#define DEVICE_LIVE_BITS (FASCIA_ST_RELIEF_OPEN | FASCIA_ST_PUMP_FAULT)
-
 struct eval {
 	const struct ilk_config *c;
 	struct ilk_state *s;
 	const struct ilk_input *in;
 	struct ilk_trip *trips;
 	int max, n;
-	unsigned tripped, present;
-	unsigned still; /* causes shown present even among those the
-			   reaction normally answers */
+	unsigned tripped; /* rows whose trip condition holds now */
+	unsigned cause;   /* rows whose check says the cause is present
+			     (ILK_PRESENT_BY_CHECK) */
 };
 
 static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
@@ -153,7 +109,6 @@ static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
 	struct ilk_trip *t;
 	va_list ap;
 
-	e->present |= 1u << id;
 	if (e->tripped & (1u << id))
 		return;
 	e->tripped |= 1u << id;
@@ -165,6 +120,12 @@ static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(t->message, sizeof(t->message), fmt, ap);
 	va_end(ap);
+}
+
+/* A row whose presence is ILK_PRESENT_BY_CHECK: its cause is there. */
+static void cause(struct eval *e, enum ilk_id id)
+{
+	e->cause |= 1u << id;
 }
 
 static double param(const struct eval *e, enum ilk_id id, int j)
@@ -194,12 +155,12 @@ static void deviation(struct eval *e, int i, double p, double sp)
 	} else {
 		if (s->unvented_since[i] < 0)
 			s->unvented_since[i] = in->now_s;
-		if (in->now_s - s->unvented_since[i] >= UNVENTED_S)
+		if (in->now_s - s->unvented_since[i] >= UNVENTED_S) {
 			trip(e, ILK_DEVIATION, i + 1,
 			     "still %.1f mmHg %.0f s after it was told to vent",
 			     p, in->now_s - s->unvented_since[i]);
-		if (in->now_s - s->unvented_since[i] >= UNVENTED_S)
-			e->still |= 1u << ILK_DEVIATION;
+			cause(e, ILK_DEVIATION);
+		}
 	}
 
 	if (!off) {
@@ -212,8 +173,10 @@ static void deviation(struct eval *e, int i, double p, double sp)
 		trip(e, ILK_DEVIATION, i + 1,
 		     "%.1f mmHg away from its setpoint %.1f for %.1f s", p, sp,
 		     in->now_s - s->deviation_since[i]);
+	/* Above its setpoint (a blocked hose) the cause outlasts the vent;
+	 * below it, the vent answers it. */
 	if (p - sp > limit)
-		e->still |= 1u << ILK_DEVIATION;
+		cause(e, ILK_DEVIATION);
 }
 
 /*
@@ -243,7 +206,6 @@ static void stuck_sensor(struct eval *e, int i, double p)
 			     p, (in->now_s - s->stuck_since[i]) * 1000,
 			     v == FASCIA_VALVE_INFLATING ? "inflates"
 							 : "deflates");
-			e->still |= 1u << ILK_STALE;
 		}
 	}
 	s->last_reading[i] = p;
@@ -362,14 +324,38 @@ static void device(struct eval *e)
 		     (unsigned)lag);
 	/* A latched FAULT that a row above already explains (e-stop,
 	 * sensor) is not a second alarm. */
-	if ((r->status & DEVICE_BITS) ||
+	if ((r->status & ILK_DEVICE_BITS) ||
 	    (r->fault != FASCIA_FAULT_NONE &&
 	     !(e->tripped & (1u << ILK_ESTOP | 1u << ILK_SENSOR)))) {
 		trip(e, ILK_DEVICE_FAULT, 0, "device fault %u, status 0x%03x",
 		     (unsigned)r->fault, (unsigned)r->status);
-		if (!(r->status & DEVICE_LIVE_BITS))
-			e->present &= ~(1u << ILK_DEVICE_FAULT);
+		/* A latched bit or FAULT is cleared by the ack's RESET; the
+		 * relief valve and the pump are present while they show. */
+		if (r->status & ILK_DEVICE_LIVE_BITS)
+			cause(e, ILK_DEVICE_FAULT);
 	}
+}
+
+/* Each row's presence rule (its data) applied to what this tick saw. */
+static unsigned present_mask(const struct eval *e)
+{
+	unsigned m = 0;
+
+	for (int i = 0; i < ILK_COUNT; i++) {
+		unsigned bit = 1u << i;
+
+		switch (ilk_rows[i].presence) {
+		case ILK_PRESENT_WHILE_TRIPPING:
+			m |= e->tripped & bit;
+			break;
+		case ILK_PRESENT_UNTIL_REACTION:
+			break;
+		case ILK_PRESENT_BY_CHECK:
+			m |= e->cause & bit;
+			break;
+		}
+	}
+	return m;
 }
 
 int ilk_check(const struct ilk_config *c, struct ilk_state *s,
@@ -386,7 +372,7 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 		if (++s->bad_exchanges >= param(&e, ILK_COMMS, 0))
 			trip(&e, ILK_COMMS, 0, "no good exchange for %d ticks",
 			     s->bad_exchanges);
-		*present = e.present;
+		*present = present_mask(&e);
 		return e.n;
 	}
 	s->bad_exchanges = 0;
@@ -397,15 +383,10 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 		trip(&e, ILK_SESSION_TIME, 0,
 		     "session ran %.0f s, past its %.0f s",
 		     in->session_elapsed_s, in->session_length_s);
-		e.present &= ~(1u << ILK_SESSION_TIME); /* over once vented */
 	}
 	device(&e);
 	chambers(&e);
-	/* Causes that end with the reaction itself: the vent answers them. */
-	e.present &= ~(1u << ILK_DEVIATION | 1u << ILK_HOLD_TIME |
-		       1u << ILK_DEADLINE);
-	e.present |= e.still;
 	s->primed = true;
-	*present = e.present;
+	*present = present_mask(&e);
 	return e.n;
 }

@@ -40,6 +40,26 @@ enum ilk_reaction {
 
 enum ilk_priority { ILK_PRIO_HIGH, ILK_PRIO_MEDIUM };
 
+/*
+ * When a row's cause counts as present, which refuses an acknowledgement:
+ * while the row trips (the e-stop is still pressed); never once it has
+ * tripped, because the reaction itself ends the cause (a vented chamber
+ * holds no pressure for 120 s); or when the row's check says so, which
+ * may be more or less than its trip condition (ilk_cause()).
+ */
+enum ilk_presence {
+	ILK_PRESENT_WHILE_TRIPPING,
+	ILK_PRESENT_UNTIL_REACTION,
+	ILK_PRESENT_BY_CHECK,
+};
+
+/* The device's STATUS bits that the device_fault row answers: those that
+ * stay latched until a RESET, and those that are a cause present now. */
+#define ILK_DEVICE_LATCHED_BITS                                                \
+	(FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_OVERLIMIT)
+#define ILK_DEVICE_LIVE_BITS (FASCIA_ST_RELIEF_OPEN | FASCIA_ST_PUMP_FAULT)
+#define ILK_DEVICE_BITS (ILK_DEVICE_LATCHED_BITS | ILK_DEVICE_LIVE_BITS)
+
 /* Thresholds, each configurable in [daemon] within the bounds of its row
  * (ilk_rows[]), under the key named there. */
 struct ilk_config {
@@ -59,6 +79,7 @@ struct ilk_row {
 	const char *hazard;
 	enum ilk_reaction reaction;
 	enum ilk_priority priority;
+	enum ilk_presence presence;
 	struct ilk_param param[2];
 };
 
@@ -126,6 +147,13 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 
 /* ---- session states ---- */
 
+/*
+ * The states.  FAULT has two sub-states that behave differently and are
+ * published as "fault" all the same: the gentle release that a release
+ * reaction (session_time) ramps down before it vents, and the RESET
+ * handshake of an acknowledgement, which waits for the reading after the
+ * device's RESET before it gives its verdict.
+ */
 enum fd_state {
 	FD_OFFLINE,
 	FD_IDLE,
@@ -134,6 +162,8 @@ enum fd_state {
 	FD_RELEASING,
 	FD_VENTING,
 	FD_FAULT,
+	FD_FAULT_RELEASING, /* a release reaction: ramp down, then vent */
+	FD_FAULT_RESETTING, /* an ack sent RESET: the verdict next tick */
 	FD_STATE_COUNT
 };
 
@@ -143,17 +173,25 @@ enum fd_event {
 	FD_EV_PAUSE,
 	FD_EV_RESUME,
 	FD_EV_STOP,
-	FD_EV_END,      /* the profile ended */
-	FD_EV_RELEASED, /* releasing or venting reached vented */
-	FD_EV_VENT,     /* the operator's vent */
-	FD_EV_TRIP,     /* an interlock */
-	FD_EV_ACK,      /* accepted acknowledgement */
+	FD_EV_END,          /* the profile ended */
+	FD_EV_RELEASED,     /* releasing or venting reached vented */
+	FD_EV_VENT,         /* the operator's vent */
+	FD_EV_TRIP,         /* an interlock whose reaction is to vent */
+	FD_EV_TRIP_RELEASE, /* an interlock whose reaction is to release */
+	FD_EV_RESET,        /* an ack found a latched device fault */
+	FD_EV_ACK_REFUSED,  /* the RESET did not take, or the ack is void */
+	FD_EV_ACK,          /* accepted acknowledgement */
 	FD_EV_LINK_DOWN,
 	FD_EV_COUNT
 };
 
+/* The state as published: a sub-state of FAULT is "fault". */
 const char *fd_state_name(enum fd_state s);
+/* The state as the table and the log know it ("fault_resetting"). */
+const char *fd_state_table_name(enum fd_state s);
 const char *fd_event_name(enum fd_event e);
+/* FAULT or one of its sub-states. */
+bool fd_state_is_fault(enum fd_state s);
 
 /* The new state, or -1 when the table refuses e in state s. */
 int fd_transition(enum fd_state s, enum fd_event e);

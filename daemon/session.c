@@ -1,7 +1,8 @@
 /*
  * One device's session, one tick at a time: interlocks first, then the
  * operator's command, then what the state asks of the device.  Every state
- * change goes through change(), which asks the state table.
+ * change goes through change(), which asks the state table (state.c) and
+ * runs the new state's entry actions (enter()).
  */
 #include <math.h>
 #include <stdarg.h>
@@ -28,15 +29,14 @@ static struct fd_event_rec *event(struct fd_session *s, enum fd_event_kind kind,
 static struct fd_event_rec *event(struct fd_session *s, enum fd_event_kind kind,
 				  const char *fmt, ...)
 {
-	static struct fd_event_rec sink;
 	struct fd_event_rec *e;
 	va_list ap;
 
-	if (s->nev == FD_MAX_EVENTS) {
-		s->ev_dropped++;
-		e = &sink;
-	} else {
+	if (s->nev < FD_TICK_EVENTS) {
 		e = &s->ev[s->nev++];
+	} else {
+		s->ev_lost++; /* FD_TICK_EVENTS is wrong: see session.h */
+		e = &s->ev_spare;
 	}
 	memset(e, 0, sizeof(*e));
 	e->kind = kind;
@@ -47,7 +47,51 @@ static struct fd_event_rec *event(struct fd_session *s, enum fd_event_kind kind,
 	return e;
 }
 
-/* The one place the state changes.  -1 when the table refuses. */
+static void zero_setpoints(struct fd_session *s)
+{
+	memset(s->setpoint, 0, sizeof(s->setpoint));
+}
+
+/* What entering a state does, every entry action in one place.  What a
+ * state does on every tick it lasts is progress()'s. */
+static void enter(struct fd_session *s, enum fd_state to)
+{
+	switch (to) {
+	case FD_IDLE:
+		s->have_profile = false;
+		/* FALLTHROUGH */
+	case FD_OFFLINE:
+	case FD_VENTING:
+	case FD_FAULT:
+		/*
+		 * Out of a session the device is held vented (master vent
+		 * open), not merely idle with its valves closed: a garment
+		 * at rest is at atmospheric pressure, and a sensor offset
+		 * the firmware regulated a chamber on shows up as a reading
+		 * below 0 once the air is let out.
+		 */
+		s->command = FASCIA_CMD_VENT;
+		zero_setpoints(s);
+		break;
+	case FD_RUNNING:
+	case FD_PAUSED:
+	case FD_RELEASING:
+	case FD_FAULT_RELEASING: /* ramp down from where the setpoints are */
+		s->command = FASCIA_CMD_RUN;
+		break;
+	case FD_FAULT_RESETTING:
+		zero_setpoints(s);
+		s->command = FASCIA_CMD_RESET;
+		break;
+	case FD_STATE_COUNT:
+		break;
+	}
+}
+
+/* The one place the state changes: the table decides, the change is an
+ * event naming its cause, and the new state's entry actions run (on a
+ * transition to the same state too: a second trip vents again).  -1 when
+ * the table refuses. */
 static int change(struct fd_session *s, enum fd_event ev)
 {
 	int to = fd_transition(s->state, ev);
@@ -59,8 +103,10 @@ static int change(struct fd_session *s, enum fd_event ev)
 		e = event(s, FD_E_STATE, "%s -> %s", fd_state_name(s->state),
 			  fd_state_name(to));
 		e->to = to;
+		e->cause = ev;
 		s->state = to;
 	}
+	enter(s, to);
 	return 0;
 }
 
@@ -88,11 +134,6 @@ static double release_rate(const struct fd_session *s)
 	return FASCIA_PROFILE_RELEASE_MMHG_S;
 }
 
-static void zero_setpoints(struct fd_session *s)
-{
-	memset(s->setpoint, 0, sizeof(s->setpoint));
-}
-
 static void ramp_all(struct fd_session *s, const double *target, double rate,
 		     double dt)
 {
@@ -110,14 +151,19 @@ static struct fd_alarm *find_alarm(struct fd_session *s, enum ilk_id id,
 	return NULL;
 }
 
-/* A trip: the alarm latches, the state becomes fault, the reaction is
- * set up for the next exchange. */
-static void raise(struct fd_session *s, const struct ilk_trip *t,
-		  unsigned present, double now, bool *vent_now)
+/*
+ * A trip: the alarm latches and the state follows the row's reaction.  In
+ * a fault, a row that trips again (its cause still there) has been
+ * answered already; a new alarm moves the state again, and a lost link
+ * always does.
+ */
+static void raise_alarm(struct fd_session *s, const struct ilk_trip *t,
+			unsigned present, double now, bool *vent_now)
 {
 	const struct ilk_row *row = &ilk_rows[t->id];
 	struct fd_alarm *a = find_alarm(s, t->id, t->chamber);
 	struct fd_event_rec *e;
+	bool fresh = false;
 
 	if (a == NULL) {
 		/* One alarm per row: a row's later chambers update it. */
@@ -134,37 +180,29 @@ static void raise(struct fd_session *s, const struct ilk_trip *t,
 		e = event(s, FD_E_ALARM, "%s", t->message);
 		e->alarm = t->id;
 		e->chamber = t->chamber;
+		fresh = true;
 	}
 	if (a)
 		a->present = present & (1u << t->id);
-	if (t->id == ILK_COMMS) {
+	if (row->reaction == ILK_REACT_OFFLINE) {
 		s->link_up = false;
 		event(s, FD_E_LINK, "down: %s", t->message);
 		change(s, FD_EV_LINK_DOWN);
-	} else {
-		change(s, FD_EV_TRIP);
+		return;
 	}
-	if (row->reaction == ILK_REACT_RELEASE && s->state == FD_FAULT &&
-	    s->nalarm == 1)
-		s->gentle_fault = true;
-	if (row->reaction == ILK_REACT_VENT) {
-		s->gentle_fault = false;
-		s->command = FASCIA_CMD_VENT;
-		zero_setpoints(s);
-		if (s->link_up)
-			*vent_now = true;
-	}
+	if (!fresh && fd_state_is_fault(s->state))
+		return;
+	change(s, row->reaction == ILK_REACT_RELEASE ? FD_EV_TRIP_RELEASE
+						     : FD_EV_TRIP);
+	if (row->reaction == ILK_REACT_VENT && s->link_up)
+		*vent_now = true;
 }
 
 /* A FAULT the device latched for a cause already alarmed (the e-stop,
  * the sensor) stays until the RESET of an ack: not a second alarm. */
 static bool explained(const struct fd_session *s, const struct ilk_trip *t)
 {
-	const uint16_t bits = FASCIA_ST_WATCHDOG_TRIPPED |
-			      FASCIA_ST_RELIEF_OPEN | FASCIA_ST_PUMP_FAULT |
-			      FASCIA_ST_OVERLIMIT;
-
-	if (t->id != ILK_DEVICE_FAULT || (s->r.status & bits))
+	if (t->id != ILK_DEVICE_FAULT || (s->r.status & ILK_DEVICE_BITS))
 		return false;
 	for (int i = 0; i < s->nalarm; i++)
 		if ((s->alarm[i].id == ILK_ESTOP &&
@@ -176,7 +214,7 @@ static bool explained(const struct fd_session *s, const struct ilk_trip *t)
 }
 
 static void interlocks(struct fd_session *s, const struct fd_tick_in *in,
-		       double dt, bool *vent_now)
+		       bool *vent_now)
 {
 	struct ilk_trip trips[ILK_COUNT];
 	struct ilk_input ii = {
@@ -191,7 +229,7 @@ static void interlocks(struct fd_session *s, const struct fd_tick_in *in,
 		/* A session's fault keeps its profile's limits until the
 		 * ack: a surge that tripped it is still "present". */
 		.in_session = in_session(s) ||
-			      (s->state == FD_FAULT && s->have_profile),
+			      (fd_state_is_fault(s->state) && s->have_profile),
 		.max_pressure = s->have_profile ? s->profile.max_pressure_mmhg
 						: s->c.limit_mmhg,
 		.max_ramp = s->have_profile ? s->profile.max_ramp_mmhg_s
@@ -205,13 +243,12 @@ static void interlocks(struct fd_session *s, const struct fd_tick_in *in,
 	unsigned present;
 	int n;
 
-	(void)dt;
 	n = ilk_check(&s->c.ilk, &s->ilk, &ii, trips, ILK_COUNT, &present);
 	for (int i = 0; i < s->nalarm; i++)
 		s->alarm[i].present = present & (1u << s->alarm[i].id);
 	for (int i = 0; i < n; i++)
 		if (!explained(s, &trips[i]))
-			raise(s, &trips[i], present, in->now, vent_now);
+			raise_alarm(s, &trips[i], present, in->now, vent_now);
 }
 
 static const struct fd_alarm *first_present(const struct fd_session *s)
@@ -252,42 +289,49 @@ const char *fd_cmd_name(enum fd_cmd c)
 static bool device_latched(const struct fd_session *s)
 {
 	return s->r.fault != FASCIA_FAULT_NONE ||
-	       (s->r.status &
-		(FASCIA_ST_WATCHDOG_TRIPPED | FASCIA_ST_OVERLIMIT));
+	       (s->r.status & ILK_DEVICE_LATCHED_BITS);
+}
+
+/* An acknowledgement refused: a RESET handshake under way ends. */
+static enum fd_verdict ack_refused(struct fd_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static enum fd_verdict ack_refused(struct fd_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	change(s, FD_EV_ACK_REFUSED);
+	va_start(ap, fmt);
+	vsnprintf(s->why, sizeof(s->why), fmt, ap);
+	va_end(ap);
+	return FD_EINTERLOCK;
 }
 
 /* The acknowledgement: refused while a cause is present or the chambers
- * are not vented; a latched device fault is cleared with a RESET first,
- * and the verdict waits for the reading after it. */
+ * are not vented; a latched device fault is cleared with a RESET first
+ * (FD_FAULT_RESETTING), and the verdict waits for the reading after it. */
 static enum fd_verdict ack(struct fd_session *s)
 {
 	const struct fd_alarm *a = first_present(s);
 
-	if (s->state != FD_FAULT)
+	if (!fd_state_is_fault(s->state))
 		return refuse(s, FD_EFORBIDDEN, "nothing to acknowledge: %s",
 			      fd_state_name(s->state));
-	s->ack_reset = s->ack_reset && s->link_up && !a;
 	if (!s->link_up)
-		return refuse(s, FD_EINTERLOCK, "the link is down");
+		return ack_refused(s, "the link is down");
 	if (a)
-		return refuse(s, FD_EINTERLOCK, "%s is still present: %s",
-			      ilk_rows[a->id].name, a->message);
+		return ack_refused(s, "%s is still present: %s",
+				   ilk_rows[a->id].name, a->message);
 	if (!fd_session_vented(s))
-		return refuse(s, FD_EINTERLOCK,
-			      "the chambers are not vented yet");
+		return ack_refused(s, "the chambers are not vented yet");
 	if (device_latched(s)) {
-		if (s->ack_reset) { /* the RESET did not take */
-			s->ack_reset = false;
-			return refuse(s, FD_EINTERLOCK,
-				      "the device kept FAULT %u after RESET",
-				      (unsigned)s->r.fault);
-		}
-		s->ack_reset = true;
-		s->command = FASCIA_CMD_RESET;
+		if (s->state == FD_FAULT_RESETTING)
+			return ack_refused(
+				s, "the device kept FAULT %u after RESET",
+				(unsigned)s->r.fault);
+		change(s, FD_EV_RESET);
 		return FD_PENDING;
 	}
-	s->ack_reset = false;
-	s->gentle_fault = false;
 	/* The operator has acknowledged the past: the interlocks' memory
 	 * (readings kept for the rate, timers) starts afresh. */
 	ilk_reset(&s->ilk, s->last_now);
@@ -299,7 +343,6 @@ static enum fd_verdict ack(struct fd_session *s)
 		e->chamber = s->alarm[i].chamber;
 	}
 	s->nalarm = 0;
-	s->have_profile = false;
 	return FD_OK;
 }
 
@@ -334,6 +377,7 @@ static enum fd_verdict start(struct fd_session *s,
 	s->profile = *p;
 	s->have_profile = true;
 	s->t = 0;
+	memset(&s->pos, 0, sizeof(s->pos));
 	s->session_seq++;
 	zero_setpoints(s);
 	change(s, FD_EV_START);
@@ -380,73 +424,53 @@ static enum fd_verdict command(struct fd_session *s,
 	return FD_EFORBIDDEN;
 }
 
-/* What the state asks of the device in the next exchange. */
+static bool released(const struct fd_session *s)
+{
+	for (int i = 0; i < s->c.chambers; i++)
+		if (s->setpoint[i] > 0)
+			return false;
+	return true;
+}
+
+/* What a state does on every tick it lasts (enter() did the rest). */
 static void progress(struct fd_session *s, double dt)
 {
 	static const double zero[FASCIA_MAX_CHAMBERS];
 	double target[FASCIA_MAX_CHAMBERS];
-	struct fascia_profile_pos pos;
 
-	/*
-	 * Out of a session the device is held vented (master vent open), not
-	 * merely idle with its valves closed: a garment at rest is at
-	 * atmospheric pressure, and a sensor offset the firmware regulated a
-	 * chamber on shows up as a reading below 0 once the air is let out.
-	 */
 	switch (s->state) {
 	case FD_OFFLINE:
-		s->command = FASCIA_CMD_VENT;
-		zero_setpoints(s);
 		if (s->link_up && fd_session_vented(s) && !device_latched(s))
 			change(s, FD_EV_READY);
 		break;
-	case FD_IDLE:
-		s->command = FASCIA_CMD_VENT;
-		zero_setpoints(s);
-		break;
 	case FD_RUNNING:
 		s->t += dt;
-		fascia_profile_targets(&s->profile, s->t, target, &pos);
+		fascia_profile_targets(&s->profile, s->t, target, &s->pos);
 		ramp_all(s, target, s->profile.max_ramp_mmhg_s, dt);
-		s->command = FASCIA_CMD_RUN;
-		if (pos.done && change(s, FD_EV_END) == 0)
+		if (s->pos.done && change(s, FD_EV_END) == 0)
 			event(s, FD_E_SESSION, "completed");
 		break;
 	case FD_PAUSED:
 		ramp_all(s, zero, release_rate(s), dt);
-		s->command = FASCIA_CMD_RUN;
 		break;
 	case FD_RELEASING:
 		ramp_all(s, zero, release_rate(s), dt);
-		s->command = FASCIA_CMD_RUN;
-		for (int i = 0; i < s->c.chambers; i++)
-			if (s->setpoint[i] > 0)
-				return;
-		if (fd_session_vented(s) && change(s, FD_EV_RELEASED) == 0) {
-			s->command = FASCIA_CMD_VENT;
-			s->have_profile = false;
-		}
+		if (released(s) && fd_session_vented(s))
+			change(s, FD_EV_RELEASED);
 		break;
 	case FD_VENTING:
-		s->command = FASCIA_CMD_VENT;
-		zero_setpoints(s);
-		if (fd_session_vented(s) && change(s, FD_EV_RELEASED) == 0)
-			s->have_profile = false;
+		if (fd_session_vented(s))
+			change(s, FD_EV_RELEASED);
 		break;
-	case FD_FAULT:
+	case FD_FAULT_RELEASING:
 		/* A release reaction ramps down gently, then vents. */
-		if (s->gentle_fault) {
-			ramp_all(s, zero, release_rate(s), dt);
-			s->command = FASCIA_CMD_RUN;
-			for (int i = 0; i < s->c.chambers; i++)
-				if (s->setpoint[i] > 0)
-					return;
-			s->gentle_fault = false;
-		}
-		zero_setpoints(s);
-		if (!s->ack_reset)
-			s->command = FASCIA_CMD_VENT;
+		ramp_all(s, zero, release_rate(s), dt);
+		if (released(s))
+			change(s, FD_EV_RELEASED);
 		break;
+	case FD_IDLE:
+	case FD_FAULT:
+	case FD_FAULT_RESETTING:
 	case FD_STATE_COUNT:
 		break;
 	}
@@ -473,13 +497,12 @@ enum fd_verdict fd_session_tick(struct fd_session *s,
 	}
 	/* Nothing to check on a link that never came up. */
 	if (in->exchange_ok || s->link_up)
-		interlocks(s, in, dt, vent_now);
-	if (s->state == FD_FAULT && s->ack_reset && in->cmd != FD_CMD_ACK)
-		s->ack_reset = false;
+		interlocks(s, in, vent_now);
+	/* The handshake is the ack's: without it, it is void. */
+	if (s->state == FD_FAULT_RESETTING && in->cmd != FD_CMD_ACK)
+		change(s, FD_EV_ACK_REFUSED);
 	v = command(s, in);
 	progress(s, dt);
-	if (s->ack_reset)
-		s->command = FASCIA_CMD_RESET;
 	return v;
 }
 

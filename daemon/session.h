@@ -16,7 +16,15 @@
 #include "safety.h"
 
 #define FD_MAX_ALARMS ILK_COUNT
-#define FD_MAX_EVENTS 8
+/*
+ * The most events one tick can raise, so that none is ever dropped: the
+ * link's up or down (one; a tick either read the device or did not), an
+ * alarm raised for every row, the change to fault, the operator's command
+ * (a state change and a session event, or the change to idle and the
+ * acknowledgement of every alarm), and what the state then does (a state
+ * change and a session event).  tests/unit/session.c raises them all.
+ */
+#define FD_TICK_EVENTS (1 + FD_MAX_ALARMS + 1 + 1 + FD_MAX_ALARMS + 2)
 
 /* What an operator asks of a device. */
 enum fd_cmd {
@@ -54,12 +62,26 @@ enum fd_event_kind {
 	FD_E_LINK,      /* up or down */
 };
 
+/* Where and when an event happened: the tick's time and the session it
+ * belongs to, as the snapshot of that tick has them (tick.c fills it in),
+ * so that an event says what it says however late it is read. */
+struct fd_event_ctx {
+	uint64_t tick;
+	int64_t unix_ms;
+	bool have_session;
+	int session_seq;
+	char profile[FASCIA_PROFILE_NAME_MAX + 1];
+	struct fascia_profile_pos pos;
+};
+
 struct fd_event_rec {
 	enum fd_event_kind kind;
-	enum fd_state from, to;
+	enum fd_state from, to; /* FD_E_STATE */
+	enum fd_event cause;    /* FD_E_STATE: what moved it */
 	enum ilk_id alarm;
 	int chamber;
 	char text[120]; /* "started", "link down: ...", the alarm message */
+	struct fd_event_ctx ctx;
 };
 
 /* Fixed for the life of a device. */
@@ -67,7 +89,6 @@ struct fd_session_conf {
 	int chambers;
 	double limit_mmhg; /* the device's LIMIT */
 	int watchdog_ms;
-	double tick_s;
 	double max_session_s;
 	struct ilk_config ilk;
 };
@@ -82,12 +103,10 @@ struct fd_session {
 	bool have_profile;
 	struct fascia_profile profile;
 	double t; /* profile clock, s (frozen while paused) */
+	struct fascia_profile_pos pos; /* the profile at t */
 	double setpoint[FASCIA_MAX_CHAMBERS];
 	double last_now;
-	int session_seq;   /* sessions started on this device */
-	bool ack_reset;    /* an ack sent RESET; verdict next tick */
-	bool gentle_fault; /* only release reactions tripped: ramp down
-			      at the gentle rate, then vent */
+	int session_seq; /* sessions started on this device */
 
 	/* what the next exchange writes */
 	uint16_t heartbeat;
@@ -102,8 +121,13 @@ struct fd_session {
 
 	char why[160]; /* why the last command was refused */
 
-	struct fd_event_rec ev[FD_MAX_EVENTS];
-	int nev, ev_dropped;
+	/* This tick's events (the caller empties them: nev = 0).  Never
+	 * more than FD_TICK_EVENTS; should a change of the code break that,
+	 * the excess is counted in ev_lost, not written past the end. */
+	struct fd_event_rec ev[FD_TICK_EVENTS];
+	int nev;
+	struct fd_event_rec ev_spare;
+	uint64_t ev_lost;
 };
 
 /* What one tick brings in. */
