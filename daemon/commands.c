@@ -1,10 +1,11 @@
 /*
  * fasciad's requests: their arguments, the queries answered at once from
- * the latest snapshots, and the device commands, which go to the device's
- * control thread and are answered when its verdict comes back
- * (fd_server_verdict(), from fd_server_device_news()) or with `internal`
- * after FD_VERDICT_TIMEOUT_S.  server.c decodes the requests and moves
- * the frames; nothing here touches a socket.
+ * the latest snapshots, profile.put (answered once the store has the file
+ * on disk), and the device commands, which go to the device's control
+ * thread and are answered when its verdict comes back with the device's
+ * news (fd_commands_news()) or with `internal` after FD_VERDICT_TIMEOUT_S.
+ * server.c decodes the requests and moves the frames; nothing here touches a
+ * socket.
  */
 #include <errno.h>
 #include <math.h>
@@ -27,11 +28,11 @@ static const char *arg_string(json_t *req, const char *key, json_t **reply)
 	json_t *v = json_object_get(req, key);
 
 	if (v == NULL)
-		*reply = fd_reply_error(id, "bad_request", key,
-					"\"%s\" is missing", key);
+		*reply = fd_server_error(id, "bad_request", key,
+					 "\"%s\" is missing", key);
 	else if (!json_is_string(v))
-		*reply = fd_reply_error(id, "bad_request", key,
-					"\"%s\" must be a string", key);
+		*reply = fd_server_error(id, "bad_request", key,
+					 "\"%s\" must be a string", key);
 	else
 		return json_string_value(v);
 	return NULL;
@@ -55,22 +56,10 @@ static struct fd_device *arg_device(struct fd_daemon *d, json_t *req,
 	if (name == NULL)
 		return NULL;
 	if ((dev = find_device(d, name)) == NULL)
-		*reply = fd_reply_error(json_object_get(req, "id"),
-					"unknown_device", "device",
-					"no device \"%.64s\"", name);
+		*reply = fd_server_error(json_object_get(req, "id"),
+					 "unknown_device", "device",
+					 "no device \"%.64s\"", name);
 	return dev;
-}
-
-struct fd_dev_server *fd_dev_server(struct fd_device *dev)
-{
-	struct fd_dev_server *ds = dev->server;
-
-	if (ds == NULL) {
-		ds = dev->server = xcalloc(1, sizeof(*ds));
-		ds->daemon = dev->daemon;
-		ds->dev = dev;
-	}
-	return ds;
 }
 
 /* ---- queries ---- */
@@ -83,32 +72,35 @@ static json_t *cmd_hello(struct fd_daemon *d, json_t *req,
 	(void)env;
 	for (int i = 0; i < d->ndev; i++)
 		json_array_append_new(names, json_string(d->dev[i].conf.name));
-	return fd_reply_ok(
+	return fd_server_ok(
 		json_object_get(req, "id"),
 		fd_must(json_pack("{s:i, s:s, s:o, s:i, s:i}", "protocol", 1,
-			       "version", "0.1", "devices", names, "tick_hz",
-			       d->conf.tick_hz, "publish_hz",
-			       d->conf.publish_hz)));
+				  "version", "0.1", "devices", names, "tick_hz",
+				  d->conf.tick_hz, "publish_hz",
+				  d->conf.publish_hz)));
 }
 
 static json_t *device_summary(struct fd_device *dev)
 {
-	struct fd_dev_server *ds = fd_dev_latest(dev);
 	const struct fd_device_conf *c = &dev->conf;
+	struct fd_snapshot *sn = xcalloc(1, sizeof(*sn));
+	bool have = fd_device_peek(dev, sn);
 	char address[200];
+	json_t *o;
 
 	if (c->transport == TRANSPORT_TCP)
 		snprintf(address, sizeof(address), "%s:%d", c->host, c->port);
 	else
 		snprintf(address, sizeof(address), "%s", c->path);
-	return fd_must(json_pack(
+	o = fd_must(json_pack(
 		"{s:s, s:s, s:i, s:s, s:s, s:i, s:f, s:{s:b}}", "name", c->name,
-		"state",
-		fd_state_name(ds->have_snap ? ds->snap.state : FD_OFFLINE),
+		"state", fd_state_name(have ? sn->state : FD_OFFLINE),
 		"chambers", c->chambers, "transport",
 		c->transport == TRANSPORT_TCP ? "tcp" : "rtu", "address",
 		address, "unit", c->unit, "limit_mmhg", c->limit_mmhg, "link",
-		"up", ds->have_snap && ds->snap.link.up));
+		"up", have && sn->link.up));
+	free(sn);
+	return o;
 }
 
 static json_t *cmd_devices(struct fd_daemon *d, json_t *req,
@@ -119,13 +111,22 @@ static json_t *cmd_devices(struct fd_daemon *d, json_t *req,
 	(void)env;
 	for (int i = 0; i < d->ndev; i++)
 		json_array_append_new(list, device_summary(&d->dev[i]));
-	return fd_reply_ok(json_object_get(req, "id"),
-			   fd_must(json_pack("{s:o}", "devices", list)));
+	return fd_server_ok(json_object_get(req, "id"),
+			    fd_must(json_pack("{s:o}", "devices", list)));
 }
 
+/* A status result: the latest snapshot, peeked (not taken: the news
+ * stays for its wake-up). */
 static json_t *dev_state(struct fd_device *dev)
 {
-	return fd_state_json(dev, fd_dev_server(dev)->seq, fd_unix_ms(), true);
+	struct fd_snapshot *sn = xcalloc(1, sizeof(*sn));
+	json_t *o;
+
+	o = fd_publish_state_json(dev->conf.name,
+				  fd_device_peek(dev, sn) ? sn : NULL, dev->seq,
+				  fd_clock_unix_ms(), true);
+	free(sn);
+	return o;
 }
 
 static json_t *cmd_status(struct fd_daemon *d, json_t *req,
@@ -138,13 +139,13 @@ static json_t *cmd_status(struct fd_daemon *d, json_t *req,
 	if (json_object_get(req, "device") != NULL) {
 		if ((dev = arg_device(d, req, &reply)) == NULL)
 			return reply;
-		return fd_reply_ok(json_object_get(req, "id"), dev_state(dev));
+		return fd_server_ok(json_object_get(req, "id"), dev_state(dev));
 	}
 	list = fd_must(json_array());
 	for (int i = 0; i < d->ndev; i++)
 		json_array_append_new(list, dev_state(&d->dev[i]));
-	return fd_reply_ok(json_object_get(req, "id"),
-			   fd_must(json_pack("{s:o}", "devices", list)));
+	return fd_server_ok(json_object_get(req, "id"),
+			    fd_must(json_pack("{s:o}", "devices", list)));
 }
 
 static json_t *cmd_profiles(struct fd_daemon *d, json_t *req,
@@ -166,8 +167,8 @@ static json_t *cmd_profiles(struct fd_daemon *d, json_t *req,
 				p->max_pressure_mmhg, "duration_s",
 				isfinite(s) ? round(s * 10) / 10 : 0.0)));
 	}
-	return fd_reply_ok(json_object_get(req, "id"),
-			   fd_must(json_pack("{s:o}", "profiles", list)));
+	return fd_server_ok(json_object_get(req, "id"),
+			    fd_must(json_pack("{s:o}", "profiles", list)));
 }
 
 static json_t *cmd_profile_get(struct fd_daemon *d, json_t *req,
@@ -182,51 +183,99 @@ static json_t *cmd_profile_get(struct fd_daemon *d, json_t *req,
 	if ((name = arg_string(req, "name", &reply)) == NULL)
 		return reply;
 	if ((p = fd_profiles_find(&d->profiles, name)) == NULL)
-		return fd_reply_error(id, "unknown_profile", "name",
-				      "no profile \"%.64s\"", name);
+		return fd_server_error(id, "unknown_profile", "name",
+				       "no profile \"%.64s\"", name);
 	if ((text = fascia_profile_to_json(p)) == NULL)
-		return fd_reply_error(id, "internal", NULL,
-				      "cannot encode profile %s", p->name);
+		return fd_server_error(id, "internal", NULL,
+				       "cannot encode profile %s", p->name);
 	doc = json_loads(text, 0, NULL);
 	free(text);
 	if (doc == NULL)
-		return fd_reply_error(id, "internal", NULL,
-				      "cannot encode profile %s", p->name);
-	return fd_reply_ok(id, fd_must(json_pack("{s:o}", "profile", doc)));
+		return fd_server_error(id, "internal", NULL,
+				       "cannot encode profile %s", p->name);
+	return fd_server_ok(id, fd_must(json_pack("{s:o}", "profile", doc)));
 }
 
+/* A profile.put waiting for its file to be on disk. */
+struct put {
+	struct fd_daemon *d;
+	struct fd_envelope env;
+	json_t *id;
+	struct fascia_profile p;
+};
+
+static void put_done(int err, void *arg)
+{
+	struct put *put = arg;
+	json_t *reply;
+
+	if (err == 0 && fd_profiles_add(&put->d->profiles, &put->p) < 0)
+		err = errno;
+	if (err == 0) {
+		reply = fd_server_ok(
+			put->id, fd_must(json_pack("{s:s, s:b}", "name",
+						   put->p.name, "stored", 1)));
+	} else {
+		log_warnx("profile.put %s: %s", put->p.name, strerror(err));
+		reply = fd_server_error(put->id, "internal", NULL,
+					"profile %s not stored: %s",
+					put->p.name, strerror(err));
+	}
+	fd_server_send(put->d, &put->env, reply);
+	json_decref(put->id);
+	free(put);
+}
+
+/* Validated here, written by the store's thread (fsync has no place in
+ * the loop), answered when the file is on disk. */
 static json_t *cmd_profile_put(struct fd_daemon *d, json_t *req,
 			       const struct fd_envelope *env)
 {
 	json_t *id = json_object_get(req, "id");
 	json_t *doc = json_object_get(req, "profile");
 	struct fascia_profile_error err;
-	char *text;
+	char *text, file[FASCIA_PROFILE_NAME_MAX + 8];
+	struct put *put;
 	int rc;
 
-	(void)env;
 	if (doc == NULL)
-		return fd_reply_error(id, "bad_request", "profile",
-				      "\"profile\" is missing");
+		return fd_server_error(id, "bad_request", "profile",
+				       "\"profile\" is missing");
 	if (!json_is_object(doc))
-		return fd_reply_error(id, "bad_request", "profile",
-				      "\"profile\" must be an object");
+		return fd_server_error(id, "bad_request", "profile",
+				       "\"profile\" must be an object");
 	if ((text = json_dumps(doc, FD_JSON_FLAGS)) == NULL)
 		fatalx("out of memory encoding a profile");
-	rc = fd_profiles_put(&d->profiles, text, strlen(text), &d->limits,
-			     &err);
+	put = xcalloc(1, sizeof(*put));
+	rc = fd_profiles_check(&d->profiles, text, strlen(text), &d->limits,
+			       &put->p, &err);
 	free(text);
-	if (rc < 0 && errno == EINVAL)
-		return fd_reply_error(id, "invalid_profile", err.field,
-				      "%s%s%s", err.field,
-				      err.field[0] ? ": " : "", err.message);
 	if (rc < 0) {
-		log_warnx("profile.put: %s", err.message);
-		return fd_reply_error(id, "internal", NULL, "%s", err.message);
+		free(put);
+		if (errno == EINVAL)
+			return fd_server_error(id, "invalid_profile", err.field,
+					       "%s%s%s", err.field,
+					       err.field[0] ? ": " : "",
+					       err.message);
+		return fd_server_error(id, "internal", NULL, "%s", err.message);
 	}
-	return fd_reply_ok(
-		id, fd_must(json_pack("{s:O, s:b}", "name",
-				   json_object_get(doc, "name"), "stored", 1)));
+	put->d = d;
+	put->id = id ? json_incref(id) : NULL;
+	if (env != NULL)
+		put->env = *env;
+	snprintf(file, sizeof(file), "%s.json", put->p.name);
+	text = fd_profiles_text(&put->p);
+	rc = fd_store_write(d->store, d->profiles.dir, file, text, strlen(text),
+			    put_done, put);
+	free(text);
+	if (rc < 0) {
+		json_decref(put->id);
+		free(put);
+		return fd_server_error(id, "busy", NULL,
+				       "profile writes are queued already; "
+				       "try again");
+	}
+	return NULL;
 }
 
 static json_t *cmd_history(struct fd_daemon *d, json_t *req,
@@ -234,79 +283,72 @@ static json_t *cmd_history(struct fd_daemon *d, json_t *req,
 {
 	(void)d;
 	(void)env;
-	return fd_reply_ok(json_object_get(req, "id"),
-			   fd_must(json_pack("{s:[]}", "entries")));
+	return fd_server_ok(json_object_get(req, "id"),
+			    fd_must(json_pack("{s:[]}", "entries")));
 }
 
 /* ---- device commands ---- */
 
-static void pending_clear(struct fd_dev_server *ds)
+static void pending_clear(struct fd_pending *pd)
 {
-	ds->pending = false;
-	json_decref(ds->pending_id);
-	ds->pending_id = NULL;
-	if (ds->pending_timer != NULL)
-		evtimer_del(ds->pending_timer);
+	pd->active = false;
+	json_decref(pd->id);
+	pd->id = NULL;
+	if (pd->timer != NULL)
+		evtimer_del(pd->timer);
 }
 
-void fd_dev_server_free(struct fd_device *dev)
+void fd_commands_close(struct fd_daemon *d)
 {
-	struct fd_dev_server *ds = dev->server;
+	for (int i = 0; i < d->ndev; i++) {
+		struct fd_pending *pd = &d->dev[i].pending;
 
-	if (ds == NULL)
-		return;
-	pending_clear(ds);
-	if (ds->pending_timer != NULL)
-		event_free(ds->pending_timer);
-	free(ds);
-	dev->server = NULL;
+		pending_clear(pd);
+		if (pd->timer != NULL)
+			event_free(pd->timer);
+		pd->timer = NULL;
+	}
 }
 
 static void verdict_timeout(evutil_socket_t fd, short what, void *arg)
 {
-	struct fd_dev_server *ds = arg;
+	struct fd_device *dev = arg;
+	struct fd_pending *pd = &dev->pending;
 	json_t *reply;
 
 	(void)fd;
 	(void)what;
-	if (!ds->pending)
+	if (!pd->active)
 		return;
 	log_warnx("%s: no verdict on command %llu within %.0f s",
-		  ds->dev->conf.name, (unsigned long long)ds->pending_token,
+		  dev->conf.name, (unsigned long long)pd->token,
 		  FD_VERDICT_TIMEOUT_S);
-	reply = fd_reply_error(ds->pending_id, "internal", NULL,
-			       "no verdict from %s within %.0f s",
-			       ds->dev->conf.name, FD_VERDICT_TIMEOUT_S);
-	pending_clear(ds);
-	fd_server_send(ds->daemon, &ds->pending_env, reply);
+	reply = fd_server_error(pd->id, "internal", NULL,
+				"no verdict from %s within %.0f s",
+				dev->conf.name, FD_VERDICT_TIMEOUT_S);
+	pending_clear(pd);
+	fd_server_send(dev->daemon, &pd->env, reply);
 }
 
 /* Hold the request until the verdict with token comes back. */
-static void pending_set(struct fd_dev_server *ds, uint64_t token, json_t *id,
+static void pending_set(struct fd_device *dev, uint64_t token, json_t *id,
 			const struct fd_envelope *env)
 {
-	struct event_base *base = ds->daemon ? ds->daemon->base : NULL;
+	struct fd_pending *pd = &dev->pending;
+	struct event_base *base = dev->daemon ? dev->daemon->base : NULL;
 	struct timeval tv = {(time_t)FD_VERDICT_TIMEOUT_S, 0};
 
-	ds->pending = true;
-	ds->pending_token = token;
-	ds->pending_id = id ? json_incref(id) : NULL;
+	pd->active = true;
+	pd->token = token;
+	pd->id = id ? json_incref(id) : NULL;
 	if (env != NULL)
-		ds->pending_env = *env;
+		pd->env = *env;
 	else
-		memset(&ds->pending_env, 0, sizeof(ds->pending_env));
-	if (ds->pending_timer == NULL && base != NULL)
-		ds->pending_timer = evtimer_new(base, verdict_timeout, ds);
-	if (ds->pending_timer != NULL)
-		evtimer_add(ds->pending_timer, &tv);
-}
-
-static uint64_t next_token(struct fd_daemon *d)
-{
-	static uint64_t without_server;
-	struct fd_server *sv = d->server;
-
-	return sv ? ++sv->next_token : ++without_server;
+		memset(&pd->env, 0, sizeof(pd->env));
+	if (pd->timer == NULL && base != NULL)
+		pd->timer = evtimer_new(base, verdict_timeout, dev);
+	if (pd->timer != NULL)
+		evtimer_add(pd->timer, &tv);
 }
 
 static json_t *device_command(struct fd_daemon *d, json_t *req,
@@ -314,7 +356,6 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 {
 	json_t *reply = NULL, *id = json_object_get(req, "id");
 	const struct fascia_profile *p = NULL;
-	struct fd_dev_server *ds;
 	struct fd_device *dev;
 	struct fd_command *c;
 	const char *pname;
@@ -325,26 +366,25 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 		if ((pname = arg_string(req, "profile", &reply)) == NULL)
 			return reply;
 		if ((p = fd_profiles_find(&d->profiles, pname)) == NULL)
-			return fd_reply_error(id, "unknown_profile", "profile",
-					      "no profile \"%.64s\"", pname);
+			return fd_server_error(id, "unknown_profile", "profile",
+					       "no profile \"%.64s\"", pname);
 	}
-	ds = fd_dev_server(dev);
-	if (ds->pending)
-		return fd_reply_error(id, "busy", NULL,
-				      "another command is being applied to %s",
-				      dev->conf.name);
+	if (dev->pending.active)
+		return fd_server_error(id, "busy", NULL,
+				       "another command is being applied to %s",
+				       dev->conf.name);
 	c = xcalloc(1, sizeof(*c));
 	c->cmd = cmd;
-	c->token = next_token(d);
+	c->token = ++d->next_token;
 	if (p != NULL)
 		c->profile = *p;
 	if (fd_device_submit(dev, c) < 0) {
 		free(c);
-		return fd_reply_error(id, "busy", NULL,
-				      "another command is being applied to %s",
-				      dev->conf.name);
+		return fd_server_error(id, "busy", NULL,
+				       "another command is being applied to %s",
+				       dev->conf.name);
 	}
-	pending_set(ds, c->token, id, env);
+	pending_set(dev, c->token, id, env);
 	free(c);
 	return NULL;
 }
@@ -381,8 +421,8 @@ static const struct command {
 	{"history", cmd_history},
 };
 
-json_t *fd_server_dispatch(struct fd_daemon *d, json_t *req,
-			   const struct fd_envelope *env)
+json_t *fd_commands_dispatch(struct fd_daemon *d, json_t *req,
+			     const struct fd_envelope *env)
 {
 	const char *name = json_string_value(json_object_get(req, "cmd"));
 	size_t i;
@@ -390,14 +430,14 @@ json_t *fd_server_dispatch(struct fd_daemon *d, json_t *req,
 	for (i = 0; name && i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(commands[i].name, name) == 0)
 			return commands[i].fn(d, req, env);
-	return fd_reply_error(json_object_get(req, "id"), "unknown_command",
-			      "cmd", "no command \"%.64s\"", name ? name : "");
+	return fd_server_error(json_object_get(req, "id"), "unknown_command",
+			       "cmd", "no command \"%.64s\"", name ? name : "");
 }
 
 /* ---- the verdicts ---- */
 
-static json_t *verdict_reply(struct fd_dev_server *ds,
-			     const struct fd_command *c)
+static json_t *verdict_reply(struct fd_device *dev,
+			     const struct fd_outbox *news)
 {
 	static const char *const codes[] = {
 		[FD_OK] = NULL,
@@ -406,29 +446,31 @@ static json_t *verdict_reply(struct fd_dev_server *ds,
 		[FD_EINTERLOCK] = "interlock",
 		[FD_EFORBIDDEN] = "forbidden",
 	};
+	const struct fd_verdict_rec *v = &news->verdict;
 	const char *code = "internal";
-	enum fd_state st = ds->have_snap ? ds->snap.state : FD_OFFLINE;
+	enum fd_state st = news->have_snap ? news->snap.state : FD_OFFLINE;
 
-	if ((unsigned)c->verdict <= FD_EFORBIDDEN)
-		code = codes[c->verdict];
+	if ((unsigned)v->verdict <= FD_EFORBIDDEN)
+		code = codes[v->verdict];
 	if (code == NULL)
-		return fd_reply_ok(ds->pending_id,
-				   fd_must(json_pack("{s:s, s:s}", "device",
-						  ds->dev->conf.name, "state",
-						  fd_state_name(st))));
-	return fd_reply_error(ds->pending_id, code, NULL, "%s",
-			      c->why[0] ? c->why : fd_cmd_name(c->cmd));
+		return fd_server_ok(dev->pending.id,
+				    fd_must(json_pack("{s:s, s:s}", "device",
+						      dev->conf.name, "state",
+						      fd_state_name(st))));
+	return fd_server_error(dev->pending.id, code, NULL, "%s",
+			       v->why[0] ? v->why : fd_cmd_name(v->cmd));
 }
 
-void fd_server_verdict(struct fd_daemon *d, struct fd_device *dev,
-		       const struct fd_command *c)
+void fd_commands_news(struct fd_daemon *d, struct fd_device *dev,
+		      const struct fd_outbox *news)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
+	struct fd_pending *pd = &dev->pending;
 	json_t *reply;
 
-	if (!ds->pending || c->token != ds->pending_token)
-		return; /* answered already (timed out) */
-	reply = verdict_reply(ds, c);
-	pending_clear(ds);
-	fd_server_send(d, &ds->pending_env, reply);
+	if (!news->have_verdict || !pd->active ||
+	    news->verdict.token != pd->token)
+		return; /* none, or answered already (timed out) */
+	reply = verdict_reply(dev, news);
+	pending_clear(pd);
+	fd_server_send(d, &pd->env, reply);
 }

@@ -26,7 +26,7 @@
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: fasciad [-c FILE] [-n] [-f] [-v] [-h]\n"
+		"usage: fasciad [-c FILE] [-n] [-f] [-v] [-B] [-h | --help]\n"
 		"  -c FILE  configuration (default: built in, one device `sim`"
 		" at 127.0.0.1:1502)\n"
 		"  -n       check the configuration and the profiles, and "
@@ -37,8 +37,14 @@ static void usage(FILE *f)
 		"  -v       log debug messages\n"
 		"  -B       benchmarks only: tick as fast as the exchanges "
 		"go, no deadlines\n"
-		"  -h       this help\n"
+		"  -h, --help  this help\n"
 		"See fasciad(8) and fasciad.conf(5).\n");
+}
+
+/* "1 device", "2 devices". */
+static const char *noun(int n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
 }
 
 static int load_conf(struct fd_daemon *d)
@@ -79,7 +85,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	fresh = xcalloc(1, sizeof(*fresh));
 	if (fd_profiles_load(d->conf.profiles, &d->limits, fresh) == 0) {
 		d->profiles = *fresh;
-		log_info("SIGHUP: %d profiles loaded from %s", d->profiles.n,
+		log_info("SIGHUP: %d %s loaded from %s", d->profiles.n,
+			 noun(d->profiles.n, "profile", "profiles"),
 			 d->conf.profiles);
 	} else {
 		log_warnx("SIGHUP: the profiles did not load; keeping the %d "
@@ -119,7 +126,8 @@ static void prepare_memory(void)
 		log_info("heap trimming left on; the RSS may follow the heap");
 	for (int i = 0; i < n; i++) {
 		piece[i] = xcalloc(1, HEAP_PIECE);
-		explicit_bzero(piece[i], HEAP_PIECE); /* touch: calloc may not */
+		explicit_bzero(piece[i],
+			       HEAP_PIECE); /* touch: calloc may not */
 	}
 	for (int i = n - 1; i >= 0; i--)
 		free(piece[i]);
@@ -144,7 +152,13 @@ int main(int argc, char **argv)
 	bool unthrottled = false;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "c:nfvBh")) != -1) {
+	static const struct option longopts[] = {
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+
+	while ((opt = getopt_long(argc, argv, "c:nfvBh", longopts, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 'c':
 			d->conf_path = optarg;
@@ -177,45 +191,50 @@ int main(int argc, char **argv)
 		return 1;
 	d->conf.bench_unthrottled = unthrottled;
 	log_init(!check, verbose);
-	fd_profile_limits(&d->conf, &d->limits);
+	fd_profiles_limits(&d->conf, &d->limits);
 	if (fd_profiles_load(d->conf.profiles, &d->limits, &d->profiles)) {
 		log_warnx("the profiles in %s did not load", d->conf.profiles);
 		return 1;
 	}
 	if (check) {
-		printf("%s: configuration OK, %d devices, %d profiles\n",
+		printf("%s: configuration OK, %d %s, %d %s\n",
 		       d->conf_path ? d->conf_path : "built-in", d->conf.ndev,
-		       d->profiles.n);
+		       noun(d->conf.ndev, "device", "devices"), d->profiles.n,
+		       noun(d->profiles.n, "profile", "profiles"));
 		return 0;
 	}
 	if (!foreground && daemon(0, 0) == -1)
 		fatal("daemon");
 	signal(SIGPIPE, SIG_IGN);
 	prepare_memory();
+	log_start();
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
+	d->store = fd_store_new(d->base);
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		if (sigs[i] == NULL || event_add(sigs[i], NULL) == -1)
 			fatalx("cannot watch signal %d", signos[i]);
 	}
-	if (fd_server_open(d) == -1)
+	if (fd_server_open(d) == -1) {
+		log_close();
 		return 1;
+	}
 	d->ndev = d->conf.ndev;
 	d->dev = xcalloc((size_t)d->ndev, sizeof(*d->dev));
 	for (int i = 0; i < d->ndev; i++) {
-		d->dev[i].index = i;
 		d->dev[i].conf = d->conf.dev[i];
 		d->dev[i].daemon = d;
 		if (fd_device_start(&d->dev[i]) == -1) {
 			stop_devices(d);
+			log_close();
 			return 1;
 		}
 	}
-	log_info("fasciad %s: %d devices, %d profiles, %d Hz, control %s, "
-		 "publish %s",
-		 VERSION, d->ndev, d->profiles.n, d->conf.tick_hz,
-		 d->control_bound, d->publish_bound);
+	log_info("fasciad %s: %d %s, %d %s, %d Hz, control %s, publish %s",
+		 VERSION, d->ndev, noun(d->ndev, "device", "devices"),
+		 d->profiles.n, noun(d->profiles.n, "profile", "profiles"),
+		 d->conf.tick_hz, d->control_bound, d->publish_bound);
 	if (foreground) {
 		printf("ready control=%s publish=%s\n", d->control_bound,
 		       d->publish_bound);
@@ -223,11 +242,14 @@ int main(int argc, char **argv)
 	}
 	event_base_dispatch(d->base);
 	stop_devices(d);
+	fd_store_destroy(&d->store); /* its answers go out before the close */
+	fd_commands_close(d);
 	fd_server_close(d);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);
 	free(d->dev);
 	event_base_free(d->base);
 	log_info("stopped");
+	log_close();
 	return 0;
 }

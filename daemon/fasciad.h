@@ -1,5 +1,10 @@
 /*
- * fasciad: the daemon's internal interfaces.
+ * fasciad: the daemon's internal interfaces, and its map.  Every file's
+ * functions are listed under its name; a name's prefix says which file it
+ * lives in (fd_link_ in link.c, fd_tick_ in tick.c, ...).  The safety
+ * core has headers of its own, pure code with no threads: safety.h
+ * (interlock.c, state.c) and session.h (session.c).  docs/hacking.md draws
+ * the threads and the path of one reading.
  */
 #ifndef FASCIAD_H
 #define FASCIAD_H
@@ -82,6 +87,12 @@ void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
 /* ---- log.c: stderr and syslog (OpenBSD's verbs) ---- */
 
 void log_init(bool to_syslog, bool verbose);
+/* Start the writer thread (after daemon(): a thread does not survive the
+ * fork).  From then on log_* only queue the line; before, they write it. */
+void log_start(void);
+/* Write what is queued, stop the writer thread; log_* write directly
+ * again.  Safe without log_start(). */
+void log_close(void);
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -93,10 +104,15 @@ void fatalx(const char *fmt, ...)
 /* Allocation that cannot fail: fatal on ENOMEM. */
 void *xcalloc(size_t n, size_t size);
 
-/* ---- device.c: one control thread per device link ---- */
+/* ---- clock.c: the one source of time (tests define their own) ---- */
+
+double fd_clock_mono_s(void);    /* CLOCK_MONOTONIC, s */
+uint64_t fd_clock_mono_us(void); /* CLOCK_MONOTONIC, us */
+int64_t fd_clock_unix_ms(void);  /* CLOCK_REALTIME, ms */
+
+/* ---- link.c: a device's Modbus link, owned by its control thread ---- */
 
 #define FD_RTT_BUCKETS 12 /* round trip < 64 us << i; the last: the rest */
-#define FD_OUTBOX_EVENTS 256
 /*
  * Tick lateness histogram (a measurement hook, docs/performance.md): 1 us
  * buckets below 64 us, then 32 buckets per octave (3 % wide) up to about
@@ -106,7 +122,7 @@ void *xcalloc(size_t n, size_t size);
 #define FD_LATE_SUB 32
 #define FD_LATE_BUCKETS 640
 
-/* Link statistics, kept by the control thread. */
+/* Link and tick statistics, kept by the control thread. */
 struct fd_link_stats {
 	bool up;
 	uint32_t rtt_us; /* last round trip */
@@ -124,16 +140,48 @@ struct fd_link_stats {
 	/* Measurement hooks (docs/performance.md), kept without allocation. */
 	uint32_t late_hist[FD_LATE_BUCKETS]; /* each tick's lateness, us */
 	uint32_t late_us;                    /* the last tick's */
-	uint64_t skipped;  /* whole periods skipped when far behind */
-	int64_t drift_ns;  /* this tick's deadline - (first deadline + (ticks
-			      - 1 + skipped) * period): 0 by construction */
+	uint64_t skipped;   /* whole periods skipped when far behind */
+	int64_t drift_ns;   /* this tick's deadline - (first deadline + (ticks
+			       - 1 + skipped) * period): 0 by construction */
 	uint64_t t_read_us; /* CLOCK_MONOTONIC, us: the reply of the last good
 			       exchange (the values a snapshot carries) */
 	bool unthrottled;   /* -B: ticking without deadlines */
 };
 
-/* What the main thread publishes about a device: a copy of the session
- * and the link, taken by the control thread after its tick. */
+struct _modbus; /* libmodbus's modbus_t */
+
+struct fd_link {
+	const struct fd_device_conf *conf;
+	struct _modbus *mb;
+	bool connected;
+	bool ever_connected;
+	bool fc23;
+	int fails; /* consecutive failed exchanges */
+	double next_attempt_s;
+	double backoff_s;
+	double timeout_s; /* response timeout: 3/4 of a tick */
+};
+
+void fd_link_init(struct fd_link *l, const struct fd_device_conf *conf,
+		  double timeout_s);
+/* Connect when not connected and the backoff allows; failures go to
+ * st->last_error. */
+void fd_link_connect(struct fd_link *l, struct fd_link_stats *st, double now);
+/*
+ * One exchange: w out, block R into *r.  Returns 0, or -1 (not connected,
+ * or the exchange failed: counted in st, the reason in st->last_error, the
+ * connection closed after a few failures in a row or a broken socket).
+ * A device with fewer than chambers chambers is refused.
+ */
+int fd_link_exchange(struct fd_link *l, struct fd_link_stats *st,
+		     const struct fascia_block_w *w, int chambers,
+		     struct fascia_block_r *r);
+void fd_link_free(struct fd_link *l);
+
+/* ---- tick.c: the control thread ---- */
+
+/* What the main thread knows of a device: a copy of the session and the
+ * link, taken by the control thread after its tick. */
 struct fd_snapshot {
 	uint64_t tick;   /* the control thread's tick number */
 	double mono_s;   /* CLOCK_MONOTONIC of the tick */
@@ -152,50 +200,109 @@ struct fd_snapshot {
 	uint16_t command;       /* last COMMAND written */
 	struct fd_alarm alarm[FD_MAX_ALARMS];
 	int nalarm;
+	uint64_t events_lost; /* events that found the outbox full */
 	struct fd_link_stats link;
 };
 
-/* An operator's command on its way to a control thread and back. */
+/* An operator's command on its way to a control thread. */
 struct fd_command {
 	enum fd_cmd cmd;
 	struct fascia_profile profile; /* FD_CMD_START */
 	uint64_t token;                /* the main thread's, returned with the
 					  verdict */
+};
+
+/* ...and its answer on the way back. */
+struct fd_verdict_rec {
+	enum fd_cmd cmd;
+	uint64_t token;
 	enum fd_verdict verdict;
 	char why[160];
 };
 
+#define FD_OUTBOX_EVENTS 256
+
+/*
+ * News from a control thread: its latest snapshot with the events and
+ * the verdict that came before it.  The same box is the thread's own (what
+ * it holds until it can hand it over), the mailbox between the threads,
+ * and what the main thread takes out of it: fd_device_move() is the one
+ * hand-over, each way.  Each event carries its own tick's context, so the
+ * snapshot may be later than an event, never earlier.
+ */
+struct fd_outbox {
+	bool have_snap;
+	struct fd_snapshot snap;
+	bool changed; /* the state or the alarms changed: publish at once */
+	struct fd_event_rec ev[FD_OUTBOX_EVENTS];
+	int nev;
+	bool have_verdict;
+	struct fd_verdict_rec verdict;
+};
+
+struct fd_ctl;
+struct fd_device;
+
+/* A control thread's state for dev (freed by fd_tick_free()). */
+struct fd_ctl *fd_tick_new(struct fd_device *dev, const struct fd_conf *conf);
+void fd_tick_free(struct fd_ctl **c);
+/* The thread: tick until asked to stop, then vent (fd_tick_vented()). */
+void *fd_tick_thread(void *ctl);
+/* After the thread returned: whether the device was confirmed vented. */
+bool fd_tick_vented(const struct fd_ctl *c);
+/* Whether b differs from a in what makes a state message news: the state
+ * or the alarms. */
+bool fd_tick_changed(const struct fd_snapshot *a, const struct fd_snapshot *b);
+
+/* ---- device.c: a device's two threads, and what crosses between them ---- */
+
 struct fd_daemon;
+struct json_t; /* jansson's */
+
+#define FD_IDENTITY_MAX 255 /* a ROUTER peer's identity, bytes */
+
+/* Where a reply goes: the client's ROUTER identity, and whether its
+ * request came with the empty delimiter frame of a REQ socket. */
+struct fd_envelope {
+	unsigned char identity[FD_IDENTITY_MAX];
+	size_t identity_len;
+	bool delimiter;
+};
+
+/* A device command waiting for its verdict (commands.c's). */
+struct fd_pending {
+	bool active;
+	uint64_t token;
+	struct fd_envelope env;
+	struct json_t *id; /* the request's id, or NULL */
+	struct event *timer;
+};
 
 struct fd_device {
-	int index;
 	struct fd_device_conf conf;
 	struct fd_daemon *daemon;
 	pthread_t thread;
 	bool started;
+	struct fd_ctl *ctl;
 
 	/* Shared with the control thread, under lock.  The control thread
 	 * only ever trylocks: it never waits for the main thread. */
 	pthread_mutex_t lock;
 	bool cmd_pending; /* cmd waits to be taken */
-	bool cmd_active;  /* taken, no verdict yet */
+	bool cmd_active;  /* taken, its verdict not yet taken back */
 	struct fd_command cmd;
-	bool verdict_ready;      /* cmd has its verdict */
-	struct fd_snapshot snap; /* the latest, for fd_device_peek() */
-	bool have_snap;          /* snap holds a tick's */
-	bool snap_changed;       /* its state or alarms changed since the
-				    last drain: publish it at once */
-	struct fd_event_rec events[FD_OUTBOX_EVENTS];
-	int nevents;
-	uint64_t events_dropped;
 	bool stop; /* asks the thread to vent and return */
 	double stop_timeout_s;
-	bool vented_at_stop; /* set by the thread before it returns */
+	struct fd_outbox box; /* from the control thread */
 
 	int wake_fd; /* eventfd: the thread has news (events, a verdict, a
 			change of state or alarms), not every tick's */
 	struct event *wake_ev;
-	void *server; /* server.c's per-device state */
+
+	/* The main thread's alone. */
+	uint64_t seq;              /* of the last message published */
+	uint64_t events_lost_told; /* the snapshot's events_lost, logged */
+	struct fd_pending pending;
 };
 
 static inline unsigned fd_late_bucket(uint64_t us)
@@ -219,40 +326,39 @@ static inline uint64_t fd_late_bucket_lo(unsigned i)
 	return (uint64_t)(i - FD_LATE_SUB * shift) << shift;
 }
 
-/* Start the device's control thread. 0, or -1 logged. */
+/* Move src's news into dst: the snapshot, the change, as many events as
+ * dst has room for (the rest stay in src, in order) and the verdict.
+ * Returns whether dst holds news (events, a verdict or a change). */
+bool fd_device_move(struct fd_outbox *dst, struct fd_outbox *src);
+/* Start the device's control thread (SCHED_FIFO where allowed, which is
+ * logged once where not). 0, or -1 logged. */
 int fd_device_start(struct fd_device *dev);
 /* Ask the thread to vent the device (for at most timeout_s) and stop. */
 void fd_device_request_stop(struct fd_device *dev, double timeout_s);
-/* fd_device_request_stop(), then wait for the thread (the safe shutdown). */
+/* fd_device_request_stop(), then wait for the thread (the safe shutdown);
+ * logs whether the device was confirmed vented. */
 void fd_device_stop(struct fd_device *dev, double timeout_s);
 /*
  * Hand a command to the thread.  Returns 0, or -1 when another command is
  * still pending or active on this device (the caller answers `busy`).
  */
 int fd_device_submit(struct fd_device *dev, const struct fd_command *c);
-
-/* What fd_device_drain() hands the main thread: the news.  The snapshot
- * they happened in is fd_device_peek()'s. */
-struct fd_outbox {
-	bool changed; /* the state or the alarms changed: publish at once */
-	struct fd_event_rec events[FD_OUTBOX_EVENTS];
-	int nevents;
-	uint64_t events_dropped;
-	bool have_verdict;
-	struct fd_command cmd; /* with verdict and why */
-};
-
-/* Main thread, when dev->wake_fd is readable: take what is new. */
-void fd_device_drain(struct fd_device *dev, struct fd_outbox *out);
-
 /* Main thread: copy the latest snapshot (the thread hands one over every
  * tick but wakes the main thread only for news).  Returns whether there
  * was one. */
 bool fd_device_peek(struct fd_device *dev, struct fd_snapshot *snap);
-
-/* Whether b differs from a in what makes a state message news: the state
- * or the alarms (publish.c). */
-bool fd_snap_changed(const struct fd_snapshot *a, const struct fd_snapshot *b);
+/* Main thread: take the news out of the mailbox, the snapshot with it,
+ * under one lock, into out (emptied first). */
+void fd_device_take(struct fd_device *dev, struct fd_outbox *out);
+/* Control thread: take a waiting command, if the lock is free at once. */
+bool fd_device_take_command(struct fd_device *dev, struct fd_command *c);
+/* Control thread: hand over what out holds, if the lock is free at once,
+ * and wake the main thread for news.  Returns whether a stop was asked. */
+bool fd_device_post(struct fd_device *dev, struct fd_outbox *out);
+/* Main thread: hand news to its consumers (publish.c, commands.c, the
+ * log), in that order; the wake-up's callback, and tests', call it. */
+void fd_device_news(struct fd_daemon *d, struct fd_device *dev,
+		    const struct fd_outbox *news);
 
 /* ---- profiles.c: the profile directory ---- */
 
@@ -265,8 +371,8 @@ struct fd_profiles {
 };
 
 /* Limits every stored profile is checked against: the largest device. */
-void fd_profile_limits(const struct fd_conf *c,
-		       struct fascia_profile_limits *lim);
+void fd_profiles_limits(const struct fd_conf *c,
+			struct fascia_profile_limits *lim);
 /*
  * Load every *.json in dir into a fresh set.  Returns 0, or -1 with each
  * refused file logged (naming the file and the field) and *out untouched:
@@ -277,13 +383,53 @@ int fd_profiles_load(const char *dir, const struct fascia_profile_limits *lim,
 const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,
 					      const char *name);
 /*
- * Validate and store a profile (NAME.json in the directory: a temporary
- * file, fsync, rename, fsync of the directory), then add or replace it in
- * ps.  Returns 0, or -1 with err filled (EINVAL) or errno from the I/O.
+ * A profile.put, first step (no I/O): parse and validate json into *out,
+ * check that its name is a safe file name and that ps has room for it (a
+ * new name, or one it replaces).  Returns 0, or -1 with err filled
+ * (err->field names the field, "" for the set as a whole) and errno
+ * EINVAL (a bad profile or name) or ENOSPC (FD_MAX_PROFILES already);
+ * *out is then unspecified.
  */
-int fd_profiles_put(struct fd_profiles *ps, const char *json, size_t len,
-		    const struct fascia_profile_limits *lim,
-		    struct fascia_profile_error *err);
+int fd_profiles_check(const struct fd_profiles *ps, const char *json,
+		      size_t len, const struct fascia_profile_limits *lim,
+		      struct fascia_profile *out,
+		      struct fascia_profile_error *err);
+/*
+ * The file to store for p, NAME.json in ps->dir: its canonical document,
+ * indented, with a final newline (what fd_profiles_load() reads back as
+ * p).  Never NULL (out of memory is fatal); the caller frees it.
+ */
+char *fd_profiles_text(const struct fascia_profile *p);
+/*
+ * The last step, once the file is on disk: add p to ps where its name
+ * sorts, or replace the profile of that name.  Returns 0, or -1 with
+ * errno ENOSPC and ps unchanged when p is a new name and ps is full
+ * (another new name was added since fd_profiles_check()).
+ */
+int fd_profiles_add(struct fd_profiles *ps, const struct fascia_profile *p);
+
+/* ---- store.c: disk work off the libevent loop ---- */
+
+struct event_base;
+struct fd_store;
+
+/* Called on the loop's thread when a write is done: err 0, or an errno. */
+typedef void (*fd_store_done)(int err, void *arg);
+
+/* A store whose thread writes files and whose callbacks run on base.
+ * Fatal when the thread cannot start. */
+struct fd_store *fd_store_new(struct event_base *base);
+/* Finish every queued write (their callbacks run), stop the thread and
+ * free *s; NULL-safe, clears *s. */
+void fd_store_destroy(struct fd_store **s);
+/*
+ * Write len bytes of data (copied) to dir/name as a state file: a
+ * temporary name, fsync, rename, fsync of the directory.  done(err, arg)
+ * runs later on the loop.  Returns 0, or -1 with errno EAGAIN (the queue
+ * is full) and done not called.
+ */
+int fd_store_write(struct fd_store *s, const char *dir, const char *name,
+		   const void *data, size_t len, fd_store_done done, void *arg);
 
 /* ---- server.c: the ZeroMQ sockets and the request codec ---- */
 
@@ -295,15 +441,15 @@ struct fd_daemon {
 	int ndev;
 	struct fd_profiles profiles;
 	struct fascia_profile_limits limits;
+	struct fd_store *store;  /* disk work (profile.put) */
 	void *zmq;               /* the ZeroMQ context */
 	void *server;            /* server.c's state */
 	char control_bound[256]; /* endpoints as bound (port of a *) */
 	char publish_bound[256];
+	uint64_t next_token;   /* of the last device command */
+	struct fd_outbox news; /* what the last wake-up took */
 };
 
-struct json_t; /* jansson's */
-
-#define FD_IDENTITY_MAX 255 /* a ROUTER peer's identity, bytes */
 #define FD_VERDICT_TIMEOUT_S 2.0
 /* Largest request frame; a larger one disconnects its peer. */
 #define FD_REQUEST_MAX (FASCIA_PROFILE_JSON_MAX + 64 * 1024)
@@ -313,14 +459,6 @@ struct json_t; /* jansson's */
  * 24.600000000000001. */
 #define FD_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
-/* Where a reply goes: the client's ROUTER identity, and whether its
- * request came with the empty delimiter frame of a REQ socket. */
-struct fd_envelope {
-	unsigned char identity[FD_IDENTITY_MAX];
-	size_t identity_len;
-	bool delimiter;
-};
-
 /* server.c's state (d->server). */
 struct fd_server {
 	void *router;            /* control */
@@ -328,28 +466,12 @@ struct fd_server {
 	bool own_zmq;            /* we made d->zmq */
 	struct event *router_ev; /* ZMQ_FD of the ROUTER */
 	struct event *publish_timer;
-	uint64_t next_token;
-};
-
-/* server.c's state for one device (dev->server). */
-struct fd_dev_server {
-	struct fd_daemon *daemon;
-	struct fd_device *dev;
-	uint64_t seq; /* of the last message published */
-	bool have_snap;
-	struct fd_snapshot snap; /* the latest */
-	bool pending;            /* a command awaits its verdict */
-	uint64_t pending_token;
-	struct fd_envelope pending_env;
-	struct json_t *pending_id; /* the request's id, or NULL */
-	struct event *pending_timer;
 };
 
 /* Bind the ROUTER and PUB sockets and serve them from d->base. 0, or -1
  * logged (everything opened is closed again). */
 int fd_server_open(struct fd_daemon *d);
-/* Close both sockets, drop pending requests, free the per-device state.
- * Safe to call twice, or without fd_server_open(). */
+/* Close both sockets.  Safe to call twice, or without fd_server_open(). */
 void fd_server_close(struct fd_daemon *d);
 /* Send reply (stolen) to env; without a socket (tests), drop it. */
 void fd_server_send(struct fd_daemon *d, const struct fd_envelope *env,
@@ -357,27 +479,27 @@ void fd_server_send(struct fd_daemon *d, const struct fd_envelope *env,
 
 /*
  * The request codec, pure (no sockets), for unit tests and fuzzers.
- * fd_request_decode: parse one payload.  Returns the JSON object (a new
+ * fd_server_decode: parse one payload.  Returns the JSON object (a new
  * reference) or NULL when the payload is not a JSON object.  *code is NULL
  * when the envelope is good (v 1, cmd a string), else the error code, with
  * msg saying why (a returned object still gives the id to echo).
  */
-struct json_t *fd_request_decode(const char *buf, size_t len, const char **code,
-				 char *msg, size_t msglen);
+struct json_t *fd_server_decode(const char *buf, size_t len, const char **code,
+				char *msg, size_t msglen);
 /*
  * Decode and carry out one request.  Returns the reply (a new reference),
  * or NULL when it is deferred: a device command waits for its verdict,
- * which fd_server_device_news() sends to env.
+ * which fd_commands_news() sends to env.
  */
 struct json_t *fd_server_handle(struct fd_daemon *d, const char *buf,
 				size_t len, const struct fd_envelope *env);
 /* {"v":1,"id":id,"ok":false,"error":{"code","message"[,"field"]}}; id
  * NULL means null; field NULL leaves it out. */
-struct json_t *fd_reply_error(struct json_t *id, const char *code,
-			      const char *field, const char *fmt, ...)
+struct json_t *fd_server_error(struct json_t *id, const char *code,
+			       const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 /* {"v":1,"id":id,"ok":true,"result":result}; steals result. */
-struct json_t *fd_reply_ok(struct json_t *id, struct json_t *result);
+struct json_t *fd_server_ok(struct json_t *id, struct json_t *result);
 
 /* A JSON value just built, or fatal: out of memory. */
 static inline struct json_t *fd_must(struct json_t *v)
@@ -390,43 +512,43 @@ static inline struct json_t *fd_must(struct json_t *v)
 /* ---- commands.c: the requests ---- */
 
 /* Carry out a request decoded without error (fd_server_handle()'s
- * second half): the reply, or NULL when it waits for a verdict. */
-struct json_t *fd_server_dispatch(struct fd_daemon *d, struct json_t *req,
-				  const struct fd_envelope *env);
-/* Answer the request waiting for c's verdict (c->token), if any. */
-void fd_server_verdict(struct fd_daemon *d, struct fd_device *dev,
-		       const struct fd_command *c);
-/* dev->server, allocated on first use. */
-struct fd_dev_server *fd_dev_server(struct fd_device *dev);
-/* Drop its pending request and free dev->server. */
-void fd_dev_server_free(struct fd_device *dev);
-
-/* The device's server state with the latest snapshot peeked into it: what
- * a status reply or a state message shows (publish.c). */
-struct fd_dev_server *fd_dev_latest(struct fd_device *dev);
+ * second half): the reply, or NULL when it waits for a verdict (or for the
+ * disk, for profile.put). */
+struct json_t *fd_commands_dispatch(struct fd_daemon *d, struct json_t *req,
+				    const struct fd_envelope *env);
+/* A device's news: answer the request waiting for its verdict, if any. */
+void fd_commands_news(struct fd_daemon *d, struct fd_device *dev,
+		      const struct fd_outbox *news);
+/* Drop every request still waiting (at shutdown). */
+void fd_commands_close(struct fd_daemon *d);
 
 /* ---- publish.c: the PUB socket's messages ---- */
 
-/* What a device's control thread sent: publish it, answer its command. */
-void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
-			   const struct fd_outbox *out);
-
-/* CLOCK_REALTIME in ms. */
-int64_t fd_unix_ms(void);
-/* A device's state message, also the `status` result (seq: the last one
- * published; the status reply does not advance it).  Only the status
- * result (full) carries ticks.late_hist. */
-struct json_t *fd_state_json(struct fd_device *dev, uint64_t seq,
-			     int64_t now_ms, bool full);
-/* The event.<device> or alarm.<device> message for one event; *topic
- * gets its topic's prefix ("event" or "alarm"). */
-struct json_t *fd_event_json(struct fd_device *dev,
-			     const struct fd_event_rec *e, uint64_t seq,
-			     int64_t now_ms, const char **topic);
-/* Publish a device's state, or one of its events (with the next seq). */
-void fd_publish_state(struct fd_daemon *d, struct fd_device *dev);
-void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,
-		      const struct fd_event_rec *e);
+/* A device's news: its events (with the next seq each), then its state if
+ * it changed. */
+void fd_publish_news(struct fd_daemon *d, struct fd_device *dev,
+		     const struct fd_outbox *news);
+/* The state message of snap (NULL: nothing heard yet), with the next
+ * seq. */
+void fd_publish_state(struct fd_daemon *d, struct fd_device *dev,
+		      const struct fd_snapshot *snap);
+/*
+ * Pure functions of what they are given.  A device's state message, also
+ * the `status` result: snap NULL is a device never heard from (seq: the
+ * last one published; the status reply does not advance it).  Only the
+ * status result (full) carries ticks.late_hist.
+ */
+struct json_t *fd_publish_state_json(const char *device,
+				     const struct fd_snapshot *snap,
+				     uint64_t seq, int64_t now_ms, bool full);
+/* The event.<device> or alarm.<device> message of one event; *topic gets
+ * its topic's prefix ("event" or "alarm"). */
+struct json_t *fd_publish_event_json(const char *device,
+				     const struct fd_event_rec *e, uint64_t seq,
+				     const char **topic);
+/* Whether e is published: a change between sub-states of FAULT, which
+ * are published as one "fault", is logged only. */
+bool fd_publish_wanted(const struct fd_event_rec *e);
 /* Send topic.<device> and the message (stolen) on the PUB socket. */
 void fd_publish(struct fd_daemon *d, const char *topic, const char *device,
 		struct json_t *msg);

@@ -18,8 +18,8 @@
 
 #include "fasciad.h"
 
-void fd_profile_limits(const struct fd_conf *c,
-		       struct fascia_profile_limits *lim)
+void fd_profiles_limits(const struct fd_conf *c,
+			struct fascia_profile_limits *lim)
 {
 	fascia_profile_limits_default(lim);
 	if (c->ndev > 0) {

@@ -1,7 +1,9 @@
 /*
  * What fasciad publishes on its PUB socket: each device's full state (at
  * publish_hz and on every change of state or alarms) and its events and
- * alarms as they come from the control thread.  Every message stands
+ * alarms as they come from the control thread.  A message is a pure
+ * function of what it is built from: a snapshot, or an event with the
+ * context of its own tick.  Every message stands
  * alone — PUB drops messages to slow or late subscribers, so none is a
  * delta — and carries the device's seq, which advances by one for every
  * message on any of the device's topics, so a subscriber sees its gaps.
@@ -21,23 +23,6 @@ static void set(json_t *obj, const char *key, json_t *v)
 {
 	if (json_object_set_new(obj, key, fd_must(v)) < 0)
 		fatalx("out of memory building JSON");
-}
-
-/* CLOCK_MONOTONIC in us, the clock of link.t_read_us. */
-static uint64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-int64_t fd_unix_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* A pressure or a time: rounded to 0.1, null when not a number. */
@@ -63,18 +48,20 @@ static const char *valve_name(uint8_t v)
 	return v < 3 ? names[v] : "unknown";
 }
 
-static json_t *session_json(const struct fd_device *dev,
-			    const struct fd_snapshot *s)
+/* A session as its state message and its events show it. */
+static json_t *session_json(const char *device, bool have, int seq,
+			    const char *profile,
+			    const struct fascia_profile_pos *pos)
 {
 	char id[64];
 
-	if (!s->have_session)
+	if (!have)
 		return json_null();
-	snprintf(id, sizeof(id), "%s-%d", dev->conf.name, s->session_seq);
+	snprintf(id, sizeof(id), "%s-%d", device, seq);
 	return json_pack("{s:s, s:s, s:i, s:i, s:o, s:o}", "id", id, "profile",
-			 s->profile, "step", s->pos.step, "cycle", s->pos.cycle,
-			 "elapsed_s", fd_must(num1(s->pos.elapsed_s)),
-			 "remaining_s", fd_must(num1(s->pos.remaining_s)));
+			 profile, "step", pos->step, "cycle", pos->cycle,
+			 "elapsed_s", fd_must(num1(pos->elapsed_s)),
+			 "remaining_s", fd_must(num1(pos->remaining_s)));
 }
 
 static json_t *chambers_json(const struct fd_snapshot *s)
@@ -138,7 +125,7 @@ static json_t *link_json(const struct fd_link_stats *l)
 		(json_int_t)l->exchanges, "fc23", l->fc23, "rtt_hist", hist));
 	set(o, "last_error", text_json(l->last_error));
 	set(o, "t_read_us", json_integer((json_int_t)l->t_read_us));
-	set(o, "t_built_us", json_integer((json_int_t)mono_us()));
+	set(o, "t_built_us", json_integer((json_int_t)fd_clock_mono_us()));
 	return o;
 }
 
@@ -196,40 +183,32 @@ static json_t *ticks_json(const struct fd_link_stats *l, bool full)
 	return o;
 }
 
-struct fd_dev_server *fd_dev_latest(struct fd_device *dev)
+json_t *fd_publish_state_json(const char *device, const struct fd_snapshot *s,
+			      uint64_t seq, int64_t now_ms, bool full)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
-
-	if (fd_device_peek(dev, &ds->snap))
-		ds->have_snap = true;
-	return ds;
-}
-
-json_t *fd_state_json(struct fd_device *dev, uint64_t seq, int64_t now_ms,
-		      bool full)
-{
-	struct fd_dev_server *ds = fd_dev_latest(dev);
 	static const struct fd_snapshot offline; /* state 0: offline */
-	const struct fd_snapshot *s = ds->have_snap ? &ds->snap : &offline;
+	const struct fd_snapshot *sn = s ? s : &offline;
 	json_t *o;
 
 	o = fd_must(json_pack("{s:i, s:s, s:I, s:I, s:s}", "v", 1, "device",
-			       dev->conf.name, "seq", (json_int_t)seq, "time",
-			       (json_int_t)now_ms, "state",
-			       fd_state_name(s->state)));
-	set(o, "session", session_json(dev, s));
-	set(o, "chambers", chambers_json(s));
-	set(o, "supply", ds->have_snap ? num1(s->supply) : json_null());
-	set(o, "alarms", alarms_json(s));
-	set(o, "link", link_json(&s->link));
+			      device, "seq", (json_int_t)seq, "time",
+			      (json_int_t)now_ms, "state",
+			      fd_state_name(sn->state)));
+	set(o, "session",
+	    session_json(device, sn->have_session, sn->session_seq, sn->profile,
+			 &sn->pos));
+	set(o, "chambers", chambers_json(sn));
+	set(o, "supply", s ? num1(sn->supply) : json_null());
+	set(o, "alarms", alarms_json(sn));
+	set(o, "link", link_json(&sn->link));
 	set(o, "device_status",
-	    json_pack("{s:i, s:i}", "status", s->status, "fault", s->fault));
-	set(o, "ticks", ticks_json(&s->link, full));
+	    json_pack("{s:i, s:i}", "status", sn->status, "fault", sn->fault));
+	set(o, "ticks", ticks_json(&sn->link, full));
+	set(o, "events_lost", json_integer((json_int_t)sn->events_lost));
 	return o;
 }
 
-static void event_fields(json_t *o, const struct fd_device *dev,
-			 const struct fd_snapshot *s,
+static void event_fields(json_t *o, const char *device,
 			 const struct fd_event_rec *e)
 {
 	const struct ilk_row *row = &ilk_rows[e->alarm % ILK_COUNT];
@@ -240,11 +219,15 @@ static void event_fields(json_t *o, const struct fd_device *dev,
 		set(o, "kind", json_string("state"));
 		set(o, "from", json_string(fd_state_name(e->from)));
 		set(o, "to", json_string(fd_state_name(e->to)));
+		set(o, "cause", json_string(fd_event_name(e->cause)));
 		set(o, "text", text);
 		break;
 	case FD_E_SESSION:
 		set(o, "kind", json_string("session"));
-		set(o, "session", session_json(dev, s));
+		set(o, "session",
+		    session_json(device, e->ctx.have_session,
+				 e->ctx.session_seq, e->ctx.profile,
+				 &e->ctx.pos));
 		set(o, "text", text);
 		break;
 	case FD_E_LINK:
@@ -270,20 +253,24 @@ static void event_fields(json_t *o, const struct fd_device *dev,
 	}
 }
 
-json_t *fd_event_json(struct fd_device *dev, const struct fd_event_rec *e,
-		      uint64_t seq, int64_t now_ms, const char **topic)
+json_t *fd_publish_event_json(const char *device, const struct fd_event_rec *e,
+			      uint64_t seq, const char **topic)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
-	static const struct fd_snapshot none;
 	json_t *o;
 
 	*topic = e->kind == FD_E_ALARM || e->kind == FD_E_ALARM_ACK ? "alarm"
 								    : "event";
-	o = fd_must(json_pack("{s:i, s:s, s:I, s:I}", "v", 1, "device",
-			       dev->conf.name, "seq", (json_int_t)seq, "time",
-			       (json_int_t)now_ms));
-	event_fields(o, dev, ds->have_snap ? &ds->snap : &none, e);
+	o = fd_must(json_pack("{s:i, s:s, s:I, s:I}", "v", 1, "device", device,
+			      "seq", (json_int_t)seq, "time",
+			      (json_int_t)e->ctx.unix_ms));
+	event_fields(o, device, e);
 	return o;
+}
+
+bool fd_publish_wanted(const struct fd_event_rec *e)
+{
+	return e->kind != FD_E_STATE ||
+	       strcmp(fd_state_name(e->from), fd_state_name(e->to)) != 0;
 }
 
 void fd_publish(struct fd_daemon *d, const char *topic, const char *device,
@@ -307,82 +294,29 @@ void fd_publish(struct fd_daemon *d, const char *topic, const char *device,
 	free(text);
 }
 
-void fd_publish_state(struct fd_daemon *d, struct fd_device *dev)
+void fd_publish_state(struct fd_daemon *d, struct fd_device *dev,
+		      const struct fd_snapshot *snap)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
-
-	ds->seq++;
+	dev->seq++;
 	fd_publish(d, "state", dev->conf.name,
-		   fd_state_json(dev, ds->seq, fd_unix_ms(), false));
+		   fd_publish_state_json(dev->conf.name, snap, dev->seq,
+					 fd_clock_unix_ms(), false));
 }
 
-void fd_publish_event(struct fd_daemon *d, struct fd_device *dev,
-		      const struct fd_event_rec *e)
+void fd_publish_news(struct fd_daemon *d, struct fd_device *dev,
+		     const struct fd_outbox *news)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
 	const char *topic;
 	json_t *msg;
 
-	ds->seq++;
-	msg = fd_event_json(dev, e, ds->seq, fd_unix_ms(), &topic);
-	fd_publish(d, topic, dev->conf.name, msg);
-}
-
-/* A change worth a state message at once: the state or the alarms. */
-bool fd_snap_changed(const struct fd_snapshot *a, const struct fd_snapshot *b)
-{
-	if (a->state != b->state || a->nalarm != b->nalarm)
-		return true;
-	for (int i = 0; i < a->nalarm; i++)
-		if (a->alarm[i].id != b->alarm[i].id ||
-		    a->alarm[i].chamber != b->alarm[i].chamber ||
-		    a->alarm[i].present != b->alarm[i].present)
-			return true;
-	return false;
-}
-
-/* The record: every transition, session step and alarm goes to the log
- * too (the control thread logs link changes itself). */
-static void log_event(const struct fd_device *dev, const struct fd_event_rec *e)
-{
-	const char *name = dev->conf.name;
-
-	switch (e->kind) {
-	case FD_E_STATE:
-		log_info("device %s: %s", name, e->text);
-		break;
-	case FD_E_SESSION:
-		log_info("device %s: session %s", name, e->text);
-		break;
-	case FD_E_ALARM:
-		log_warnx("device %s: ALARM %s (chamber %d): %s", name,
-			  ilk_rows[e->alarm].name, e->chamber, e->text);
-		break;
-	case FD_E_ALARM_ACK:
-		log_info("device %s: alarm %s acknowledged", name,
-			 ilk_rows[e->alarm].name);
-		break;
-	case FD_E_LINK:
-		break;
+	for (int i = 0; i < news->nev; i++) {
+		if (!fd_publish_wanted(&news->ev[i]))
+			continue;
+		dev->seq++;
+		msg = fd_publish_event_json(dev->conf.name, &news->ev[i],
+					    dev->seq, &topic);
+		fd_publish(d, topic, dev->conf.name, msg);
 	}
-}
-
-void fd_server_device_news(struct fd_daemon *d, struct fd_device *dev,
-			   const struct fd_outbox *out)
-{
-	/* the events' context (a session's profile and position) */
-	fd_dev_latest(dev);
-	/* Subscribers and the waiting client first, the log (a write or
-	 * two per line) after: it records the same, a little later. */
-	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++)
-		fd_publish_event(d, dev, &out->events[i]);
-	if (out->changed)
-		fd_publish_state(d, dev);
-	if (out->have_verdict)
-		fd_server_verdict(d, dev, &out->cmd);
-	for (int i = 0; i < out->nevents && i < FD_OUTBOX_EVENTS; i++)
-		log_event(dev, &out->events[i]);
-	if (out->events_dropped > 0)
-		log_warnx("%s: %llu events dropped", dev->conf.name,
-			  (unsigned long long)out->events_dropped);
+	if (news->changed && news->have_snap)
+		fd_publish_state(d, dev, &news->snap);
 }

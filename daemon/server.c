@@ -24,15 +24,15 @@ static void router_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- replies ---- */
 
-json_t *fd_reply_ok(json_t *id, json_t *result)
+json_t *fd_server_ok(json_t *id, json_t *result)
 {
 	return fd_must(json_pack("{s:i, s:O, s:b, s:o}", "v", 1, "id",
-			      id ? id : json_null(), "ok", 1, "result",
-			      result));
+				 id ? id : json_null(), "ok", 1, "result",
+				 result));
 }
 
-json_t *fd_reply_error(json_t *id, const char *code, const char *field,
-		       const char *fmt, ...)
+json_t *fd_server_error(json_t *id, const char *code, const char *field,
+			const char *fmt, ...)
 {
 	char msg[512];
 	json_t *err;
@@ -45,18 +45,18 @@ json_t *fd_reply_error(json_t *id, const char *code, const char *field,
 	err = json_pack("{s:s, s:s}", "code", code, "message", msg);
 	if (err == NULL)
 		err = fd_must(json_pack("{s:s, s:s}", "code", code, "message",
-				     "(message not UTF-8)"));
+					"(message not UTF-8)"));
 	if (field != NULL &&
 	    json_object_set_new(err, "field", json_string(field)) < 0)
 		json_object_set_new(err, "field", json_string("?"));
 	return fd_must(json_pack("{s:i, s:O, s:b, s:o}", "v", 1, "id",
-			      id ? id : json_null(), "ok", 0, "error", err));
+				 id ? id : json_null(), "ok", 0, "error", err));
 }
 
 /* ---- decoding ---- */
 
-json_t *fd_request_decode(const char *buf, size_t len, const char **code,
-			  char *msg, size_t msglen)
+json_t *fd_server_decode(const char *buf, size_t len, const char **code,
+			 char *msg, size_t msglen)
 {
 	json_error_t jerr;
 	json_t *req, *v, *cmd;
@@ -107,14 +107,14 @@ json_t *fd_server_handle(struct fd_daemon *d, const char *buf, size_t len,
 	char msg[256];
 	json_t *req, *reply;
 
-	req = fd_request_decode(buf, len, &code, msg, sizeof(msg));
+	req = fd_server_decode(buf, len, &code, msg, sizeof(msg));
 	if (code != NULL) {
-		reply = fd_reply_error(req ? json_object_get(req, "id") : NULL,
-				       code, decode_field(msg), "%s", msg);
+		reply = fd_server_error(req ? json_object_get(req, "id") : NULL,
+					code, decode_field(msg), "%s", msg);
 		json_decref(req);
 		return reply;
 	}
-	reply = fd_server_dispatch(d, req, env);
+	reply = fd_commands_dispatch(d, req, env);
 	json_decref(req);
 	return reply;
 }
@@ -235,7 +235,7 @@ static int serve_one(struct fd_daemon *d, struct fd_server *sv)
 		nf = 1;
 	}
 	if (nf != 1 || extra > 0 || len > FD_IDENTITY_MAX) {
-		reply = fd_reply_error(
+		reply = fd_server_error(
 			NULL, "bad_request", NULL, "expected one JSON frame%s",
 			env.delimiter ? " after the delimiter" : "");
 	} else {
@@ -277,14 +277,18 @@ static void router_cb(evutil_socket_t fd, short what, void *arg)
 	event_active(sv->router_ev, EV_READ, 0);
 }
 
+/* Every device's state at publish_hz, from the latest snapshot. */
 static void publish_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static struct fd_snapshot snap; /* large; the main thread is one */
 	struct fd_daemon *d = arg;
 
 	(void)fd;
 	(void)what;
 	for (int i = 0; i < d->ndev; i++)
-		fd_publish_state(d, &d->dev[i]);
+		fd_publish_state(d, &d->dev[i],
+				 fd_device_peek(&d->dev[i], &snap) ? &snap
+								   : NULL);
 }
 
 static int setopt(void *sock, int opt, int v, const char *name)
@@ -357,8 +361,6 @@ int fd_server_open(struct fd_daemon *d)
 	    event_add(sv->router_ev, NULL) < 0 ||
 	    evtimer_add(sv->publish_timer, &tv) < 0)
 		fatalx("libevent: cannot add the server's events");
-	for (int i = 0; i < d->ndev; i++)
-		fd_dev_server(&d->dev[i]);
 	/* messages may have queued before the event was added */
 	event_active(sv->router_ev, EV_READ, 0);
 	log_info("control on %s, publishing on %s", d->control_bound,
@@ -373,9 +375,6 @@ void fd_server_close(struct fd_daemon *d)
 {
 	struct fd_server *sv = d->server;
 
-	for (int i = 0; i < d->ndev; i++) {
-		fd_dev_server_free(&d->dev[i]);
-	}
 	if (sv == NULL)
 		return;
 	if (sv->router_ev != NULL)

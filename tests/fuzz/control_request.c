@@ -1,28 +1,20 @@
 /*
  * Fuzz fasciad's control requests (daemon/server.c, commands.c): any
- * payload through fd_server_handle() — fd_request_decode() and the whole
- * dispatch — on a fake daemon of two devices, no sockets and no control
- * threads: fd_device_submit() is a stub, the verdict of a deferred command
- * is handed back at once, and profile.put stores into a scratch directory
- * that is emptied again after each input.  Invariants: every payload gets
- * a reply object {"v":1,"id":...,"ok":bool,...} that json_dumps() can
- * encode (fd_server_send() is fatal otherwise), or is deferred exactly
- * when a device command was submitted; nothing crashes, nothing leaks.
+ * payload through fd_server_handle() — fd_server_decode() and the whole
+ * dispatch — on a fake daemon of two devices, no sockets and no threads:
+ * fd_device_submit() is a stub, the verdict of a deferred command is
+ * handed back at once, and so is the store's answer to a profile.put
+ * (fd_store_write() is a stub that writes nothing).  Invariants: every
+ * payload gets a reply object {"v":1,"id":...,"ok":bool,...} that
+ * json_dumps() can encode (fd_server_send() is fatal otherwise), or is
+ * deferred exactly when a device command or a profile write was
+ * submitted; nothing crashes, nothing leaks.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* fsync each stored profile would make the fuzzer crawl; profiles.c is
- * compiled here with a no-op (its <unistd.h> is already included). */
-static int no_fsync(int fd)
-{
-	(void)fd;
-	return 0;
-}
-#define fsync(fd) no_fsync(fd)
 
 #include "../../daemon/interlock.c"
 #include "../../daemon/profiles.c"
@@ -32,8 +24,6 @@ static int no_fsync(int fd)
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
 
-#undef fsync
-
 #include "check.h"
 
 #include "../daemon_stubs.h"
@@ -41,6 +31,24 @@ static int no_fsync(int fd)
 static int submit_rc; /* what fd_device_submit returns */
 static bool submitted;
 static struct fd_command last_cmd;
+
+/* The store: the write is taken, and answered once the request is. */
+static fd_store_done stored_done;
+static void *stored_arg;
+
+int fd_store_write(struct fd_store *s, const char *dir, const char *name,
+		   const void *data, size_t len, fd_store_done done, void *arg)
+{
+	(void)s;
+	(void)dir;
+	(void)name;
+	(void)data;
+	(void)len;
+	CHECK(stored_done == NULL);
+	stored_done = done;
+	stored_arg = arg;
+	return 0;
+}
 
 int fd_device_submit(struct fd_device *dev, const struct fd_command *c)
 {
@@ -89,10 +97,9 @@ static void remove_dir(void)
  * builds every part of the state message. */
 static void fake_snapshot(struct fd_device *dev)
 {
-	struct fd_dev_server *ds = fd_dev_server(dev);
-	struct fd_snapshot *s = &ds->snap;
+	struct fd_snapshot *s = &dev->box.snap;
 
-	ds->have_snap = true;
+	dev->box.have_snap = true;
 	s->tick = 1234;
 	s->mono_s = 100.0;
 	s->unix_ms = 1700000000000;
@@ -152,18 +159,17 @@ static void setup(void)
 			snprintf(c->path, sizeof(c->path), "/dev/ttyUSB0");
 		}
 		d->dev[i].daemon = d;
-		d->dev[i].index = i;
 		d->conf.dev[i] = *c;
 	}
 	d->conf.ndev = 2;
-	fd_profile_limits(&d->conf, &d->limits);
+	fd_profiles_limits(&d->conf, &d->limits);
 	for (int i = 0; i < NSEED; i++)
 		if (fascia_profile_parse(seed_profiles[i],
 					 strlen(seed_profiles[i]), &d->limits,
 					 &seeds[i], &err) != 0)
 			fatalx("seed profile %d: %s: %s", i, err.field,
 			       err.message);
-	/* sorted by name, as fd_profiles_put() keeps them */
+	/* sorted by name, as fd_profiles_add() keeps them */
 	memcpy(d->profiles.p, seeds, sizeof(seeds));
 	d->profiles.n = NSEED;
 	snprintf(dir, sizeof(dir), "/tmp/fascia-fuzz-XXXXXX");
@@ -215,7 +221,7 @@ static void check_reply(json_t *r)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct fd_envelope env = {"client", 6, true};
-	struct fd_command verdict;
+	struct fd_outbox *news;
 	int before;
 	json_t *r;
 
@@ -229,18 +235,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	before = d->profiles.n;
 
 	r = fd_server_handle(d, (const char *)data, size, &env);
-	if (r == NULL) {
+	if (r == NULL && stored_done != NULL) {
+		/* deferred: a profile.put waits for the store */
+		fd_store_done done = stored_done;
+
+		CHECK(!submitted);
+		stored_done = NULL;
+		done(size % 5 == 1 ? EIO : 0, stored_arg);
+	} else if (r == NULL) {
 		/* deferred: a command went to a device */
 		struct fd_device *dev = NULL;
 
 		CHECK(submitted);
 		for (int i = 0; i < d->ndev; i++) {
-			struct fd_dev_server *ds = d->dev[i].server;
-
-			if (ds != NULL && ds->pending) {
+			if (d->dev[i].pending.active) {
 				CHECK(dev == NULL);
 				dev = &d->dev[i];
-				CHECK(ds->pending_token == last_cmd.token);
+				CHECK(dev->pending.token == last_cmd.token);
 			}
 		}
 		CHECK(dev != NULL);
@@ -249,25 +260,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(fd_profiles_find(&d->profiles,
 					       last_cmd.profile.name) != NULL);
 		/* a stale verdict is ignored, the right one answers */
-		verdict = last_cmd;
-		verdict.token++;
-		fd_server_verdict(d, dev, &verdict);
-		CHECK(fd_dev_server(dev)->pending);
-		verdict.token = last_cmd.token;
-		verdict.verdict = (enum fd_verdict)(size % 6);
+		news = xcalloc(1, sizeof(*news));
+		news->have_snap = dev->box.have_snap;
+		news->snap = dev->box.snap;
+		news->have_verdict = true;
+		news->verdict.cmd = last_cmd.cmd;
+		news->verdict.token = last_cmd.token + 1;
+		fd_commands_news(d, dev, news);
+		CHECK(dev->pending.active);
+		news->verdict.token = last_cmd.token;
+		news->verdict.verdict = (enum fd_verdict)(size % 6);
 		if (size & 1)
-			snprintf(verdict.why, sizeof(verdict.why),
+			snprintf(news->verdict.why, sizeof(news->verdict.why),
 				 "refused \xc3");
-		fd_server_verdict(d, dev, &verdict);
-		CHECK(!fd_dev_server(dev)->pending);
+		fd_commands_news(d, dev, news);
+		CHECK(!dev->pending.active);
+		free(news);
 	} else {
 		CHECK(!submitted);
 		check_reply(r);
 		json_decref(r);
 	}
 	for (int i = 0; i < d->ndev; i++)
-		CHECK(d->dev[i].server == NULL ||
-		      !((struct fd_dev_server *)d->dev[i].server)->pending);
+		CHECK(!d->dev[i].pending.active);
 	if (d->profiles.n != before ||
 	    memcmp(d->profiles.p, seeds, sizeof(seeds)) != 0)
 		reset_profiles();

@@ -283,7 +283,7 @@ static void test_limits(void **state)
 	c->dev[0].limit_mmhg = 60;
 	c->dev[1].chambers = 8;
 	c->dev[1].limit_mmhg = 50;
-	fd_profile_limits(c, &l);
+	fd_profiles_limits(c, &l);
 	assert_int_equal(l.device_chambers, 8);
 	assert_true(l.device_limit_mmhg == 60);
 	assert_true(l.max_session_s == 1800);

@@ -19,7 +19,21 @@
 #include "../../daemon/profiles.c"
 #include "../../daemon/publish.c"
 #include "../../daemon/server.c"
+/* The replies commands.c sends (a verdict's, a profile.put's) are
+ * captured here instead of going to a socket. */
+static json_t *captured;
+static void captured_send(struct fd_daemon *dd, const struct fd_envelope *e,
+			  json_t *reply)
+{
+	(void)dd;
+	(void)e;
+	json_decref(captured);
+	captured = reply;
+}
+#define fd_server_send captured_send
 #include "../../daemon/commands.c"
+#undef fd_server_send
+#include "../../daemon/store.c"
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
 
@@ -73,11 +87,10 @@ static int setup(void **state)
 		c->chambers = 4;
 		c->limit_mmhg = 80;
 		d->dev[i].daemon = d;
-		d->dev[i].index = i;
 		d->conf.dev[i] = *c;
 	}
 	d->conf.ndev = 2;
-	fd_profile_limits(&d->conf, &d->limits);
+	fd_profiles_limits(&d->conf, &d->limits);
 	snprintf(dir, sizeof(dir), "/tmp/fascia-srv-XXXXXX");
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, sizeof(path), "%s/wave.json", dir);
@@ -88,6 +101,8 @@ static int setup(void **state)
 	assert_int_equal(d->profiles.n, 1);
 	submit_rc = 0;
 	submits = 0;
+	assert_non_null(d->base = event_base_new());
+	d->store = fd_store_new(d->base);
 	return 0;
 }
 
@@ -96,7 +111,12 @@ static int teardown(void **state)
 	char cmd[128];
 
 	(void)state;
+	fd_store_destroy(&d->store);
+	fd_commands_close(d);
 	fd_server_close(d);
+	event_base_free(d->base);
+	json_decref(captured);
+	captured = NULL;
 	free(d->dev);
 	free(d);
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
@@ -275,7 +295,7 @@ static void test_start_profile(void **state)
 
 static void test_deferred_and_busy(void **state)
 {
-	struct fd_dev_server *ds;
+	struct fd_pending *pd = &d->dev[0].pending;
 	struct fd_outbox *out = xcalloc(1, sizeof(*out));
 	json_t *r;
 
@@ -287,10 +307,9 @@ static void test_deferred_and_busy(void **state)
 	assert_int_equal(submits, 1);
 	assert_int_equal(last_cmd.cmd, FD_CMD_START);
 	assert_string_equal(last_cmd.profile.name, "wave");
-	ds = fd_dev_server(&d->dev[0]);
-	assert_true(ds->pending);
-	assert_int_equal(ds->pending_token, last_cmd.token);
-	assert_memory_equal(ds->pending_env.identity, "client", 6);
+	assert_true(pd->active);
+	assert_int_equal(pd->token, last_cmd.token);
+	assert_memory_equal(pd->env.identity, "client", 6);
 
 	/* a second command while the first waits: busy, not submitted */
 	expect_error("{\"v\":1,\"cmd\":\"stop\",\"device\":\"a\"}", "busy",
@@ -301,25 +320,31 @@ static void test_deferred_and_busy(void **state)
 		ask_deferred("{\"v\":1,\"cmd\":\"vent\",\"device\":\"b\"}"));
 	assert_int_equal(submits, 2);
 
-	/* the verdict: ok with the new state, then the slot is free */
-	d->dev[0].have_snap = true;
-	d->dev[0].snap.state = FD_RUNNING;
+	/* a stale verdict (another token) is not this request's answer */
+	out->have_snap = true;
+	out->snap.state = FD_RUNNING;
 	out->have_verdict = true;
-	out->cmd.token = ds->pending_token;
-	out->cmd.verdict = FD_OK;
-	fd_server_device_news(d, &d->dev[0], out);
-	r = verdict_reply(ds, &out->cmd);
+	out->verdict.token = pd->token + 1;
+	out->verdict.verdict = FD_OK;
+	fd_commands_news(d, &d->dev[0], out);
+	assert_null(captured);
+	assert_true(pd->active);
+	/* the verdict: ok with the state of the snapshot it came with, then
+	 * the slot is free */
+	out->verdict.token = pd->token;
+	fd_commands_news(d, &d->dev[0], out);
+	r = captured;
+	assert_int_equal(json_integer_value(json_object_get(r, "id")), 9);
 	assert_string_equal(
 		json_string_value(json_object_get(result(r), "state")),
 		"running");
-	json_decref(r);
-	assert_false(ds->pending);
+	assert_false(pd->active);
 
 	/* the device layer refuses: busy */
 	submit_rc = -1;
 	expect_error("{\"v\":1,\"cmd\":\"pause\",\"device\":\"a\"}", "busy",
 		     NULL);
-	assert_false(ds->pending);
+	assert_false(pd->active);
 	free(out);
 }
 
@@ -331,23 +356,25 @@ static void test_verdict_codes(void **state)
 	} map[] = {{FD_EINTERLOCK, "interlock"},
 		   {FD_EFORBIDDEN, "forbidden"},
 		   {FD_EBUSY, "busy"}};
-	struct fd_dev_server *ds = fd_dev_server(&d->dev[0]);
-	struct fd_command c;
+	struct fd_outbox *out = xcalloc(1, sizeof(*out));
 	json_t *r;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
-		memset(&c, 0, sizeof(c));
-		c.verdict = map[i].v;
-		snprintf(c.why, sizeof(c.why), "because %zu", i);
-		r = verdict_reply(ds, &c);
+		memset(out, 0, sizeof(*out));
+		out->have_verdict = true;
+		out->verdict.verdict = map[i].v;
+		snprintf(out->verdict.why, sizeof(out->verdict.why),
+			 "because %zu", i);
+		r = verdict_reply(&d->dev[0], out);
 		assert_error(r, map[i].code, NULL);
 		assert_string_equal(
 			json_string_value(json_object_get(
 				json_object_get(r, "error"), "message")),
-			c.why);
+			out->verdict.why);
 		json_decref(r);
 	}
+	free(out);
 }
 
 /* ---- queries ---- */
@@ -447,6 +474,19 @@ static void test_put_invalid(void **state)
 	assert_null(fd_profiles_find(&d->profiles, "hi"));
 }
 
+/* A profile.put is answered once the store has the file on disk: run
+ * the loop until the answer comes. */
+static json_t *put(const char *req)
+{
+	json_decref(captured);
+	captured = NULL;
+	assert_null(ask_deferred(req));
+	for (int i = 0; captured == NULL && i < 1000; i++)
+		event_base_loop(d->base, EVLOOP_ONCE);
+	assert_non_null(captured);
+	return json_incref(captured);
+}
+
 static void test_put_valid(void **state)
 {
 	struct fascia_profile p;
@@ -460,7 +500,7 @@ static void test_put_valid(void **state)
 		 good_profile);
 	/* the same name as the stored one, another name: */
 	memcpy(strstr(req, "\"wave\""), "\"wav2\"", 6);
-	r = ask(req);
+	r = put(req);
 	assert_string_equal(
 		json_string_value(json_object_get(result(r), "name")), "wav2");
 	assert_true(json_is_true(json_object_get(result(r), "stored")));
@@ -473,7 +513,7 @@ static void test_put_valid(void **state)
 	assert_true(fascia_profile_equal(
 		&p, fd_profiles_find(&d->profiles, "wav2")));
 	/* replacing one keeps the count */
-	r = ask(req);
+	r = put(req);
 	result(r);
 	json_decref(r);
 	assert_int_equal(d->profiles.n, 2);
@@ -630,16 +670,20 @@ static void test_state_json(void **state)
 	assert_true(json_is_false(member(member(st, "link"), "up")));
 	json_decref(r);
 
-	d->dev[0].have_snap = true;
-	fill_snapshot(&d->dev[0].snap);
+	d->dev[0].box.have_snap = true;
+	fill_snapshot(&d->dev[0].box.snap);
+	out->have_snap = true;
+	out->snap = d->dev[0].box.snap;
 	out->changed = true;
-	fd_server_device_news(d, &d->dev[0], out);
+	fd_publish_news(d, &d->dev[0], out);
 	r = ask("{\"v\":1,\"cmd\":\"status\",\"device\":\"a\"}");
 	check_state(result(r));
 	/* the lateness histogram: in the status reply, not in state messages */
-	assert_true(json_is_array(member(member(result(r), "ticks"), "late_hist")));
+	assert_true(
+		json_is_array(member(member(result(r), "ticks"), "late_hist")));
 	json_decref(r);
-	r = fd_state_json(&d->dev[0], 1, fd_unix_ms(), false);
+	r = fd_publish_state_json("a", &out->snap, 1, fd_clock_unix_ms(),
+				  false);
 	check_state(r);
 	assert_null(json_object_get(member(r, "ticks"), "late_hist"));
 	/* as sent: pressures rounded to 0.1 read so (31.84 -> 31.8), not
@@ -652,41 +696,16 @@ static void test_state_json(void **state)
 	}
 	json_decref(r);
 	/* publishing advanced seq: the change of state, and nothing else */
-	assert_int_equal(fd_dev_server(&d->dev[0])->seq, 1);
+	assert_int_equal(d->dev[0].seq, 1);
 	out->changed = false;
-	fd_server_device_news(d, &d->dev[0], out);
-	assert_int_equal(fd_dev_server(&d->dev[0])->seq, 1);
+	fd_publish_news(d, &d->dev[0], out);
+	assert_int_equal(d->dev[0].seq, 1);
 	free(out);
-}
-
-/* What makes a state message news (the control thread asks, to decide
- * whether to wake the main thread): the state and the alarms, not the
- * readings that change every tick. */
-static void test_snap_changed(void **state)
-{
-	struct fd_snapshot *a = xcalloc(2, sizeof(*a)), *b = a + 1;
-
-	(void)state;
-	fill_snapshot(a);
-	*b = *a;
-	assert_false(fd_snap_changed(a, b));
-	b->pressure[0] += 1;
-	b->link.ticks++;
-	assert_false(fd_snap_changed(a, b));
-	b->state = FD_FAULT;
-	assert_true(fd_snap_changed(a, b));
-	*b = *a;
-	assert_true(a->nalarm > 0);
-	b->alarm[0].present = !a->alarm[0].present;
-	assert_true(fd_snap_changed(a, b));
-	*b = *a;
-	b->nalarm--;
-	assert_true(fd_snap_changed(a, b));
-	free(a);
 }
 
 static void test_event_json(void **state)
 {
+	struct fd_outbox *out = xcalloc(1, sizeof(*out));
 	struct fd_event_rec e;
 	const char *topic;
 	json_t *m;
@@ -696,12 +715,15 @@ static void test_event_json(void **state)
 	e.kind = FD_E_STATE;
 	e.from = FD_IDLE;
 	e.to = FD_RUNNING;
+	e.cause = FD_EV_START;
+	e.ctx.unix_ms = 1000; /* when it happened, not when it is sent */
 	snprintf(e.text, sizeof(e.text), "idle -> running");
-	m = fd_event_json(&d->dev[0], &e, 7, 1000, &topic);
+	m = fd_publish_event_json("a", &e, 7, &topic);
 	assert_string_equal(topic, "event");
 	assert_string_equal(json_string_value(member(m, "kind")), "state");
 	assert_string_equal(json_string_value(member(m, "from")), "idle");
 	assert_string_equal(json_string_value(member(m, "to")), "running");
+	assert_string_equal(json_string_value(member(m, "cause")), "start");
 	assert_int_equal(json_integer_value(member(m, "seq")), 7);
 	assert_int_equal(json_integer_value(member(m, "time")), 1000);
 	json_decref(m);
@@ -710,7 +732,7 @@ static void test_event_json(void **state)
 	e.alarm = ILK_OVERPRESSURE;
 	e.chamber = 2;
 	snprintf(e.text, sizeof(e.text), "chamber 2 at 90 mmHg");
-	m = fd_event_json(&d->dev[0], &e, 8, 1000, &topic);
+	m = fd_publish_event_json("a", &e, 8, &topic);
 	assert_string_equal(topic, "alarm");
 	assert_string_equal(json_string_value(member(m, "kind")), "raised");
 	assert_string_equal(json_string_value(member(m, "alarm")),
@@ -720,9 +742,32 @@ static void test_event_json(void **state)
 	assert_string_equal(json_string_value(member(m, "device")), "a");
 	json_decref(m);
 
-	/* publishing without a socket still counts */
-	fd_publish_event(d, &d->dev[1], &e);
-	assert_int_equal(fd_dev_server(&d->dev[1])->seq, 1);
+	/* a session event: the session of its own tick */
+	e.kind = FD_E_SESSION;
+	e.ctx.have_session = true;
+	e.ctx.session_seq = 4;
+	snprintf(e.ctx.profile, sizeof(e.ctx.profile), "wave");
+	e.ctx.pos.step = 3;
+	snprintf(e.text, sizeof(e.text), "paused");
+	m = fd_publish_event_json("a", &e, 9, &topic);
+	assert_string_equal(
+		json_string_value(member(member(m, "session"), "id")), "a-4");
+	assert_int_equal(
+		json_integer_value(member(member(m, "session"), "step")), 3);
+	json_decref(m);
+
+	/* publishing without a socket still counts; a change between the
+	 * sub-states of fault is not published */
+	out->ev[0] = e;
+	out->ev[1] = e;
+	out->ev[1].kind = FD_E_STATE;
+	out->ev[1].from = FD_FAULT;
+	out->ev[1].to = FD_FAULT_RESETTING;
+	assert_false(fd_publish_wanted(&out->ev[1]));
+	out->nev = 2;
+	fd_publish_news(d, &d->dev[1], out);
+	assert_int_equal(d->dev[1].seq, 1);
+	free(out);
 }
 
 /* Random bytes and mangled requests: always an error reply. */
@@ -775,7 +820,6 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_state_json, setup,
 						teardown),
-		cmocka_unit_test(test_snap_changed),
 		cmocka_unit_test_setup_teardown(test_event_json, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_garbage, setup, teardown),

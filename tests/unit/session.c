@@ -1,36 +1,11 @@
 /*
- * A device's session against the simulator's model, with a fake clock and
- * no sockets: each tick packs block W, "exchanges" it with the model as an
- * FC23 would, and hands block R to the session.  Safe start, a profile run
- * to its end, pause/resume/stop, trips answered in the next exchange,
- * acknowledgement rules, link loss.
+ * A device's session against the simulator's model, through the control
+ * thread's own tick glue (tick_rig.h: a fake link, a fake clock, no
+ * sockets, no thread).  Safe start, a profile run to its end,
+ * pause/resume/stop, trips answered in the next exchange, acknowledgement
+ * rules, link loss, and a tick that raises every alarm at once.
  */
-#include <math.h>
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <string.h>
-
-#include <cmocka.h>
-
-#include "../../daemon/interlock.c"
-#include "../../daemon/session.c"
-#include "../../daemon/state.c"
-#include "../../sim/model.c"
-
-#define TICK_US 20000ull
-
-struct rig {
-	struct sim_model m;
-	struct fd_session s;
-	uint64_t now_us;
-	bool link_down; /* exchanges fail */
-	bool vent_now;  /* the last tick asked for an immediate VENT */
-	int events[FD_E_LINK + 1];
-	char last_event[120];
-	double max_seen; /* highest true pressure in a session */
-};
+#include "tick_rig.h"
 
 static const char *profile_json =
 	"{\"name\":\"t\",\"description\":\"test\",\"chambers\":2,"
@@ -41,84 +16,24 @@ static const char *profile_json =
 	"{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}";
 static struct fascia_profile profile;
 
-static double now_s(const struct rig *g)
-{
-	return (double)g->now_us / 1e6;
-}
-
 static void rig_init(struct rig *g)
 {
-	struct sim_params p;
-	struct fd_session_conf c = {
-		.chambers = 4,
-		.limit_mmhg = 60,
-		.watchdog_ms = 500,
-		.tick_s = 0.02,
-		.max_session_s = 3600,
-	};
 	struct fascia_profile_limits lim = {4, 60, 3600};
 	struct fascia_profile_error err;
 
-	memset(g, 0, sizeof(*g));
-	sim_params_default(&p);
-	p.chambers = 4;
-	g->now_us = 5000000;
-	sim_model_init(&g->m, &p, g->now_us);
-	ilk_config_default(&c.ilk);
-	fd_session_init(&g->s, &c, now_s(g));
+	rig_init_device(g, 4, 60);
 	if (fascia_profile_parse(profile_json, strlen(profile_json), &lim,
 				 &profile, &err))
 		fail_msg("profile: %s: %s", err.field, err.message);
 }
 
-/* One FC23 with the model: write block W, read block R. */
-static int exchange(struct rig *g, struct fascia_block_r *r)
-{
-	struct fascia_block_w w;
-	uint16_t regs[FASCIA_BLOCK_W_LEN], rd[FASCIA_BLOCK_R_LEN];
-
-	fd_session_block_w(&g->s, &w);
-	if (g->link_down)
-		return -1;
-	assert_int_equal(fascia_block_w_pack(&w, regs), 0);
-	assert_int_equal(sim_model_write(&g->m, 0, FASCIA_BLOCK_W_LEN, regs),
-			 0);
-	assert_int_equal(sim_model_read(&g->m, FASCIA_BLOCK_R_ADDR,
-					FASCIA_BLOCK_R_LEN, rd),
-			 0);
-	sim_model_note_exchange(&g->m, true);
-	assert_int_equal(fascia_block_r_unpack(rd, r), 0);
-	return 0;
-}
-
-/* One control-thread tick, with an operator command. */
+/* One control-thread turn, with an operator's command. */
 static enum fd_verdict tick_cmd(struct rig *g, enum fd_cmd cmd)
 {
-	struct fascia_block_r r;
-	struct fd_tick_in in = {.cmd = cmd, .r = &r};
-	enum fd_verdict v;
-
-	g->now_us += TICK_US;
-	sim_model_advance(&g->m, g->now_us);
-	in.now = now_s(g);
-	in.exchange_ok = exchange(g, &r) == 0;
-	if (cmd == FD_CMD_START)
-		in.profile = &profile;
-	v = fd_session_tick(&g->s, &in, &g->vent_now);
-	if (g->vent_now) /* the reaction goes out at once */
-		exchange(g, &r);
-	for (int i = 0; i < g->s.nev; i++) {
-		g->events[g->s.ev[i].kind]++;
-		memcpy(g->last_event, g->s.ev[i].text, sizeof(g->last_event));
-	}
-	g->s.nev = 0;
-	if (g->s.state == FD_RUNNING || g->s.state == FD_RELEASING)
-		for (int i = 0; i < 4; i++)
-			g->max_seen = fmax(g->max_seen, g->m.ch[i].pressure);
-	return v;
+	return rig_command(g, cmd, cmd == FD_CMD_START ? &profile : NULL);
 }
 
-static void tick(struct rig *g)
+static void step(struct rig *g)
 {
 	assert_int_equal(tick_cmd(g, FD_CMD_NONE), FD_OK);
 }
@@ -128,12 +43,12 @@ static double until_state(struct rig *g, enum fd_state st, double limit_s)
 {
 	double t = 0;
 
-	while (g->s.state != st) {
+	while (g->s->state != st) {
 		if (t > limit_s)
 			fail_msg("still %s after %.1f s, waiting for %s",
-				 fd_state_name(g->s.state), t,
+				 fd_state_name(g->s->state), t,
 				 fd_state_name(st));
-		tick(g);
+		step(g);
 		t += TICK_US / 1e6;
 	}
 	return t;
@@ -148,7 +63,7 @@ static void running(struct rig *g)
 {
 	ready(g);
 	assert_int_equal(tick_cmd(g, FD_CMD_START), FD_OK);
-	assert_int_equal(g->s.state, FD_RUNNING);
+	assert_int_equal(g->s->state, FD_RUNNING);
 }
 
 /* Safe start: a device found under pressure is vented before idle. */
@@ -159,13 +74,13 @@ static void test_safe_start(void **state)
 	(void)state;
 	rig_init(&g);
 	g.m.ch[0].pressure = g.m.ch[0].reading = 30;
-	tick(&g);
-	assert_int_equal(g.s.state, FD_OFFLINE);
+	step(&g);
+	assert_int_equal(g.s->state, FD_OFFLINE);
 	assert_int_equal(g.m.command, FASCIA_CMD_VENT);
 	until_state(&g, FD_IDLE, 2);
 	assert_true(g.m.ch[0].pressure < FASCIA_VENTED_MMHG);
 	assert_int_equal(g.events[FD_E_LINK], 1);
-	tick(&g);
+	step(&g);
 	/* Idle, the device is held vented. */
 	assert_int_equal(g.m.command, FASCIA_CMD_VENT);
 }
@@ -180,21 +95,21 @@ static void test_profile_runs(void **state)
 	(void)state;
 	rig_init(&g);
 	running(&g);
-	for (t = 0; g.s.state == FD_RUNNING && t < 30; t += 0.02) {
-		tick(&g);
+	for (t = 0; g.s->state == FD_RUNNING && t < 30; t += 0.02) {
+		step(&g);
 		/* after the device has caught up with a ramp */
 		if (t > 1)
 			for (int i = 0; i < 2; i++)
 				worst = fmax(worst, fabs(g.m.ch[i].pressure -
-							 g.s.setpoint[i]));
+							 g.s->setpoint[i]));
 	}
-	assert_int_equal(g.s.state, FD_RELEASING);
+	assert_int_equal(g.s->state, FD_RELEASING);
 	assert_true(t > fascia_profile_duration_s(&profile) - 0.1);
 	assert_true(worst < 3.0);
 	assert_true(g.max_seen <= 40.5);
 	assert_true(g.max_seen >= 29);
 	until_state(&g, FD_IDLE, 5);
-	assert_string_equal(fd_state_name(g.s.state), "idle");
+	assert_string_equal(fd_state_name(g.s->state), "idle");
 	assert_int_equal(g.m.fault, 0);
 	assert_int_equal(g.events[FD_E_ALARM], 0);
 }
@@ -209,26 +124,26 @@ static void test_pause_resume_stop(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 150; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_PAUSE), FD_OK);
-	assert_int_equal(g.s.state, FD_PAUSED);
-	t_paused = g.s.t;
+	assert_int_equal(g.s->state, FD_PAUSED);
+	t_paused = g.s->t;
 	for (int i = 0; i < 300; i++)
-		tick(&g);
+		step(&g);
 	/* Pressure released, the profile clock frozen. */
 	assert_true(g.m.ch[0].pressure < 2);
-	assert_true(g.s.t == t_paused);
+	assert_true(g.s->t == t_paused);
 	assert_int_equal(tick_cmd(&g, FD_CMD_PAUSE), FD_EFORBIDDEN);
 	assert_int_equal(tick_cmd(&g, FD_CMD_RESUME), FD_OK);
 	for (int i = 0; i < 150; i++)
-		tick(&g);
-	assert_true(g.s.t > t_paused);
+		step(&g);
+	assert_true(g.s->t > t_paused);
 	assert_true(g.m.ch[0].pressure > 15);
 	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EFORBIDDEN);
 	assert_int_equal(tick_cmd(&g, FD_CMD_STOP), FD_OK);
-	assert_int_equal(g.s.state, FD_RELEASING);
+	assert_int_equal(g.s->state, FD_RELEASING);
 	/* Soft stop: no faster than the release rate. */
-	tick(&g);
+	step(&g);
 	vents = g.m.vent_writes;
 	until_state(&g, FD_IDLE, 10);
 	assert_int_equal(g.m.vent_writes, vents);
@@ -248,29 +163,29 @@ static void test_estop_trip_and_ack(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 100; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(sim_model_inject(&g.m, &f), 0);
-	tick(&g);
+	step(&g);
 	assert_true(g.vent_now);
-	assert_int_equal(g.s.state, FD_FAULT);
-	assert_int_equal(g.s.nalarm, 1);
-	assert_int_equal(g.s.alarm[0].id, ILK_ESTOP);
+	assert_int_equal(g.s->state, FD_FAULT);
+	assert_int_equal(g.s->nalarm, 1);
+	assert_int_equal(g.s->alarm[0].id, ILK_ESTOP);
 	rec = sim_model_record_at(&g.m, 0);
 	assert_true(rec->done);
 	assert_int_equal(rec->exchanges, 1);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
-	assert_non_null(strstr(g.s.why, "estop"));
+	assert_non_null(strstr(g.s->why, "estop"));
 	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EFORBIDDEN);
 	assert_int_equal(sim_model_clear(&g.m, SIM_FAULT_ESTOP, -1), 0);
 	for (int i = 0; i < 50; i++)
-		tick(&g);
+		step(&g);
 	/* The device keeps FAULT 3 latched: the ack resets it first. */
 	assert_int_equal(g.m.fault, FASCIA_FAULT_ESTOP);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_PENDING);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_OK);
-	assert_int_equal(g.s.state, FD_IDLE);
+	assert_int_equal(g.s->state, FD_IDLE);
 	assert_int_equal(g.m.fault, FASCIA_FAULT_NONE);
-	assert_int_equal(g.s.nalarm, 0);
+	assert_int_equal(g.s->nalarm, 0);
 	assert_int_equal(g.events[FD_E_ALARM_ACK], 1);
 	/* A fresh session then runs. */
 	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_OK);
@@ -287,24 +202,24 @@ static void test_overpressure_trip(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 50; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(sim_model_inject(&g.m, &f), 0);
-	sim_model_advance(&g.m, g.now_us + 1000);
-	tick(&g);
-	assert_int_equal(g.s.state, FD_FAULT);
-	assert_int_equal(g.s.alarm[0].id, ILK_OVERPRESSURE);
-	assert_int_equal(g.s.alarm[0].chamber, 2);
+	sim_model_advance(&g.m, stub_mono_us + 1000);
+	step(&g);
+	assert_int_equal(g.s->state, FD_FAULT);
+	assert_int_equal(g.s->alarm[0].id, ILK_OVERPRESSURE);
+	assert_int_equal(g.s->alarm[0].chamber, 2);
 	assert_int_equal(sim_model_record_at(&g.m, 0)->exchanges, 1);
 	assert_int_equal(g.m.command, FASCIA_CMD_VENT);
 	/* The surge holds 50 mmHg: the cause stays present after the trip. */
 	for (int i = 0; i < 10; i++)
-		tick(&g);
-	assert_true(g.s.alarm[0].present);
+		step(&g);
+	assert_true(g.s->alarm[0].present);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
-	assert_non_null(strstr(g.s.why, "overpressure is still present"));
+	assert_non_null(strstr(g.s->why, "overpressure is still present"));
 	sim_model_clear(&g.m, SIM_FAULT_OVERPRESSURE, -1);
 	for (int i = 0; i < 50; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_OK);
 }
 
@@ -318,30 +233,30 @@ static void test_link_loss(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 50; i++)
-		tick(&g);
+		step(&g);
 	g.link_down = true;
-	tick(&g);
-	tick(&g);
-	assert_int_equal(g.s.state, FD_RUNNING);
-	tick(&g);
-	assert_int_equal(g.s.state, FD_FAULT);
-	assert_false(g.s.link_up);
-	assert_int_equal(g.s.alarm[0].id, ILK_COMMS);
+	step(&g);
+	step(&g);
+	assert_int_equal(g.s->state, FD_RUNNING);
+	step(&g);
+	assert_int_equal(g.s->state, FD_FAULT);
+	assert_false(g.s->link_up);
+	assert_int_equal(g.s->alarm[0].id, ILK_COMMS);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
 	/* The firmware watchdog vents the device meanwhile. */
 	for (int i = 0; i < 40; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(g.m.fault, FASCIA_FAULT_WATCHDOG);
 	g.link_down = false;
-	tick(&g);
-	assert_true(g.s.link_up);
-	assert_int_equal(g.s.state, FD_FAULT);
+	step(&g);
+	assert_true(g.s->link_up);
+	assert_int_equal(g.s->state, FD_FAULT);
 	assert_int_equal(g.m.command, FASCIA_CMD_VENT);
 	for (int i = 0; i < 50; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_PENDING);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_OK);
-	assert_int_equal(g.s.state, FD_IDLE);
+	assert_int_equal(g.s->state, FD_IDLE);
 }
 
 /* No session without a garment, or with a latched device fault. */
@@ -358,16 +273,16 @@ static void test_start_refused(void **state)
 	assert_int_equal(tick_cmd(&g, FD_CMD_PAUSE), FD_EFORBIDDEN);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EFORBIDDEN);
 	assert_int_equal(sim_model_inject(&g.m, &f), 0);
-	tick(&g);
-	assert_int_equal(g.s.state, FD_FAULT); /* the garment interlock */
+	step(&g);
+	assert_int_equal(g.s->state, FD_FAULT); /* the garment interlock */
 	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EFORBIDDEN);
 	sim_model_clear(&g.m, SIM_FAULT_GARMENT_OFF, -1);
-	tick(&g);
+	step(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_OK);
 	/* A profile for more chambers than the device has. */
 	profile.chambers = 8;
 	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EINTERLOCK);
-	assert_non_null(strstr(g.s.why, "8 chambers"));
+	assert_non_null(strstr(g.s->why, "8 chambers"));
 	profile.chambers = 2;
 	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_OK);
 }
@@ -384,17 +299,17 @@ static void test_blocked_hose_at_release(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 200; i++) /* chamber 1 well up */
-		tick(&g);
+		step(&g);
 	assert_true(g.m.ch[0].pressure > 20);
 	assert_int_equal(sim_model_inject(&g.m, &f), 0);
 	assert_int_equal(tick_cmd(&g, FD_CMD_STOP), FD_OK);
 	t = until_state(&g, FD_FAULT, 10);
-	assert_int_equal(g.s.alarm[0].id, ILK_DEVIATION);
+	assert_int_equal(g.s->alarm[0].id, ILK_DEVIATION);
 	assert_true(t > 2 && t < 8);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
 	sim_model_clear(&g.m, SIM_FAULT_BLOCKED, -1);
 	for (int i = 0; i < 50; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_OK);
 }
 
@@ -413,15 +328,15 @@ static void test_stuck_sensor_vented(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 100; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(sim_model_inject(&g.m, &f), 0);
-	for (int i = 0; i < 150 && g.s.state != FD_FAULT; i++) {
-		tick(&g);
+	for (int i = 0; i < 150 && g.s->state != FD_FAULT; i++) {
+		step(&g);
 		peak = fmax(peak, g.m.ch[0].pressure);
 	}
-	assert_int_equal(g.s.state, FD_FAULT);
-	assert_int_equal(g.s.alarm[0].id, ILK_STALE);
-	assert_int_equal(g.s.alarm[0].chamber, 1);
+	assert_int_equal(g.s->state, FD_FAULT);
+	assert_int_equal(g.s->alarm[0].id, ILK_STALE);
+	assert_int_equal(g.s->alarm[0].chamber, 1);
 	/* within ~1 s of frozen readings at ~20 mmHg/s, under the ceiling */
 	assert_true(peak < 60);
 }
@@ -442,13 +357,13 @@ static void test_sensor_offset_found_after_release(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 100; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(sim_model_inject(&g.m, &f), 0);
 	assert_int_equal(tick_cmd(&g, FD_CMD_STOP), FD_OK);
 	until_state(&g, FD_FAULT, 15);
-	assert_int_equal(g.s.alarm[0].id, ILK_SENSOR);
+	assert_int_equal(g.s->alarm[0].id, ILK_SENSOR);
 	for (int i = 0; i < 50; i++)
-		tick(&g);
+		step(&g);
 	assert_true(g.m.ch[0].pressure < FASCIA_VENTED_MMHG);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
 }
@@ -462,10 +377,10 @@ static void test_operator_vent(void **state)
 	rig_init(&g);
 	running(&g);
 	for (int i = 0; i < 100; i++)
-		tick(&g);
+		step(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_VENT), FD_OK);
-	assert_int_equal(g.s.state, FD_VENTING);
-	tick(&g); /* written in the next exchange */
+	assert_int_equal(g.s->state, FD_VENTING);
+	step(&g); /* written in the next exchange */
 	assert_int_equal(g.m.command, FASCIA_CMD_VENT);
 	until_state(&g, FD_IDLE, 2);
 	assert_int_equal(g.events[FD_E_ALARM], 0);
@@ -474,17 +389,21 @@ static void test_operator_vent(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_safe_start),
-		cmocka_unit_test(test_profile_runs),
-		cmocka_unit_test(test_pause_resume_stop),
-		cmocka_unit_test(test_estop_trip_and_ack),
-		cmocka_unit_test(test_overpressure_trip),
-		cmocka_unit_test(test_link_loss),
-		cmocka_unit_test(test_start_refused),
-		cmocka_unit_test(test_operator_vent),
-		cmocka_unit_test(test_blocked_hose_at_release),
-		cmocka_unit_test(test_stuck_sensor_vented),
-		cmocka_unit_test(test_sensor_offset_found_after_release),
+		cmocka_unit_test_teardown(test_safe_start, rig_teardown),
+		cmocka_unit_test_teardown(test_profile_runs, rig_teardown),
+		cmocka_unit_test_teardown(test_pause_resume_stop, rig_teardown),
+		cmocka_unit_test_teardown(test_estop_trip_and_ack,
+					  rig_teardown),
+		cmocka_unit_test_teardown(test_overpressure_trip, rig_teardown),
+		cmocka_unit_test_teardown(test_link_loss, rig_teardown),
+		cmocka_unit_test_teardown(test_start_refused, rig_teardown),
+		cmocka_unit_test_teardown(test_operator_vent, rig_teardown),
+		cmocka_unit_test_teardown(test_blocked_hose_at_release,
+					  rig_teardown),
+		cmocka_unit_test_teardown(test_stuck_sensor_vented,
+					  rig_teardown),
+		cmocka_unit_test_teardown(
+			test_sensor_offset_found_after_release, rig_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
