@@ -1,5 +1,5 @@
 /*
- * fasciad's configuration file: the keys of DESIGN.md, the bounds, and
+ * fasciad's configuration file: the keys of fasciad.conf(5), the bounds, and
  * each error reported with its line.
  */
 #include <setjmp.h>
@@ -60,7 +60,7 @@ static void test_builtin(void **state)
 	assert_true(conf.ilk.v[ILK_OVERPRESSURE][0] == 5);
 }
 
-/* The example of DESIGN.md, inline comments and all. */
+/* The example of fasciad.conf(5), inline comments and all. */
 static void test_design_example(void **state)
 {
 	(void)state;

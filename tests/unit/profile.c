@@ -21,7 +21,7 @@
 
 #define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-9)
 
-/* The example of DESIGN.md: a 25 s cycle that ends at 0, six times. */
+/* The example of docs/profiles.md: a 25 s cycle that ends at 0, six times. */
 static const char example[] =
 	"{\"name\":\"gentle-wave\",\"description\":\"distal to proximal\","
 	"\"chambers\":4,\"max_pressure_mmhg\":45,\"max_ramp_mmhg_s\":10,"

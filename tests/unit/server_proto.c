@@ -2,7 +2,7 @@
  * The control protocol without sockets: request decoding and its error
  * replies, the dispatch of every command, the deferred device commands
  * and their verdicts, profile.put storing a file atomically, and the
- * state message of a snapshot with every field of DESIGN.md's example.
+ * state message of a snapshot with every field of docs/protocol.md's example.
  */
 #include <dirent.h>
 #include <setjmp.h>
