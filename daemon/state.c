@@ -37,6 +37,11 @@ static const char *const event_names[FD_EV_COUNT] = {
 	[FD_EV_TRIP_RELEASE] = TO(FD_FAULT_RELEASING),                         \
 	[FD_EV_LINK_DOWN] = TO(FD_FAULT)
 
+/* Every fault state: what holds it vented, and the way out. */
+#define IN_FAULT                                                               \
+	[FD_EV_VENT] = TO(FD_FAULT), [FD_EV_TRIP] = TO(FD_FAULT),              \
+	[FD_EV_LINK_DOWN] = TO(FD_FAULT), [FD_EV_ACK] = TO(FD_IDLE)
+
 static const unsigned char table[FD_STATE_COUNT][FD_EV_COUNT] = {
 	[FD_OFFLINE] = {[FD_EV_READY] = TO(FD_IDLE),
 			[FD_EV_VENT] = TO(FD_OFFLINE), /* it vents already */
@@ -61,29 +66,23 @@ static const unsigned char table[FD_STATE_COUNT][FD_EV_COUNT] = {
 	[FD_VENTING] = {[FD_EV_RELEASED] = TO(FD_IDLE),
 			[FD_EV_VENT] = TO(FD_VENTING),
 			TRIPS},
-	/* In a fault every further trip vents (a release reaction only
-	 * ramps down when it is the first alarm). */
-	[FD_FAULT] = {[FD_EV_ACK] = TO(FD_IDLE),
-		      [FD_EV_RESET] = TO(FD_FAULT_RESETTING),
+	/* In a fault every further alarm, the operator's vent and a lost
+	 * link hold the device vented in FAULT itself; only an ack leaves,
+	 * to idle. */
+	[FD_FAULT] = {[FD_EV_RESET] = TO(FD_FAULT_RESETTING),
 		      [FD_EV_ACK_REFUSED] = TO(FD_FAULT),
-		      [FD_EV_VENT] = TO(FD_FAULT),
-		      [FD_EV_TRIP] = TO(FD_FAULT),
 		      [FD_EV_TRIP_RELEASE] = TO(FD_FAULT),
-		      [FD_EV_LINK_DOWN] = TO(FD_FAULT)},
+		      IN_FAULT},
+	/* the gentle release of a release reaction, then FAULT */
 	[FD_FAULT_RELEASING] = {[FD_EV_RELEASED] = TO(FD_FAULT),
-				[FD_EV_ACK] = TO(FD_IDLE),
 				[FD_EV_RESET] = TO(FD_FAULT_RESETTING),
 				[FD_EV_ACK_REFUSED] = TO(FD_FAULT_RELEASING),
-				[FD_EV_VENT] = TO(FD_FAULT),
-				[FD_EV_TRIP] = TO(FD_FAULT),
 				[FD_EV_TRIP_RELEASE] = TO(FD_FAULT_RELEASING),
-				[FD_EV_LINK_DOWN] = TO(FD_FAULT)},
-	[FD_FAULT_RESETTING] = {[FD_EV_ACK] = TO(FD_IDLE),
-				[FD_EV_ACK_REFUSED] = TO(FD_FAULT),
-				[FD_EV_VENT] = TO(FD_FAULT),
-				[FD_EV_TRIP] = TO(FD_FAULT),
+				IN_FAULT},
+	/* the RESET of an ack: its verdict at the next reading */
+	[FD_FAULT_RESETTING] = {[FD_EV_ACK_REFUSED] = TO(FD_FAULT),
 				[FD_EV_TRIP_RELEASE] = TO(FD_FAULT),
-				[FD_EV_LINK_DOWN] = TO(FD_FAULT)},
+				IN_FAULT},
 };
 
 bool fd_state_is_fault(enum fd_state s)

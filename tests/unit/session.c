@@ -7,26 +7,6 @@
  */
 #include "tick_rig.h"
 
-static const char *profile_json =
-	"{\"name\":\"t\",\"description\":\"test\",\"chambers\":2,"
-	"\"max_pressure_mmhg\":40,\"max_ramp_mmhg_s\":10,"
-	"\"repeat\":1,\"steps\":["
-	"{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":2},"
-	"{\"set\":{\"2\":20},\"ramp_s\":2,\"hold_s\":2},"
-	"{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}";
-static struct fascia_profile profile;
-
-static void rig_init(struct rig *g)
-{
-	struct fascia_profile_limits lim = {4, 60, 3600};
-	struct fascia_profile_error err;
-
-	rig_init_device(g, 4, 60);
-	if (fascia_profile_parse(profile_json, strlen(profile_json), &lim,
-				 &profile, &err))
-		fail_msg("profile: %s: %s", err.field, err.message);
-}
-
 /* One control-thread turn, with an operator's command. */
 static enum fd_verdict tick_cmd(struct rig *g, enum fd_cmd cmd)
 {

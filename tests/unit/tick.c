@@ -9,28 +9,15 @@
  */
 #include "tick_rig.h"
 
-static const char *profile_json =
-	"{\"name\":\"t\",\"description\":\"test\",\"chambers\":2,"
-	"\"max_pressure_mmhg\":40,\"max_ramp_mmhg_s\":10,"
-	"\"repeat\":1,\"steps\":["
-	"{\"set\":{\"1\":30},\"ramp_s\":3,\"hold_s\":20},"
-	"{\"set\":{\"all\":0},\"ramp_s\":3,\"hold_s\":1}]}";
-static struct fascia_profile profile;
-
+/* Idle, then 3 s into a session: chamber 1 well up. */
 static void running(struct rig *g)
 {
-	struct fascia_profile_limits lim = {4, 60, 3600};
-	struct fascia_profile_error err;
-
-	rig_init_device(g, 4, 60);
-	if (fascia_profile_parse(profile_json, strlen(profile_json), &lim,
-				 &profile, &err))
-		fail_msg("profile: %s: %s", err.field, err.message);
+	rig_init(g);
 	for (int i = 0; i < 200 && g->s->state != FD_IDLE; i++)
 		rig_turn(g);
 	assert_int_equal(g->s->state, FD_IDLE);
 	assert_int_equal(rig_command(g, FD_CMD_START, &profile), FD_OK);
-	for (int i = 0; i < 150; i++) /* 3 s: chamber 1 well up */
+	for (int i = 0; i < 150; i++)
 		rig_turn(g);
 	assert_int_equal(g->s->state, FD_RUNNING);
 }
