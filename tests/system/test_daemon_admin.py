@@ -10,7 +10,9 @@ import zmq
 from conftest import wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
 from conftest_daemon import sim_max_pressure, start_session
-from daemon_rig import PROFILES, run_check, write_config
+import subprocess
+
+from daemon_rig import FASCIAD_BIN, PROFILES, run_check, write_config
 
 BAD_CONF = """[daemon]
 control = tcp://127.0.0.1:*
@@ -44,6 +46,24 @@ def test_check_mode_names_each_error_with_its_line_and_exits_1(tmp_path):
         f.write('{"name": "broken", "chambers": 4,')
     r = run_check(good)
     assert r.returncode == 1 and "broken.json" in r.stderr, (r.returncode, r.stderr)
+
+
+def test_help_prints_the_usage_and_exits_0():
+    for flag in ("--help", "-h"):
+        r = subprocess.run([FASCIAD_BIN, flag], capture_output=True, text=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, (flag, r.returncode, r.stderr)
+        assert r.stdout.startswith("usage: fasciad"), (flag, r.stdout)
+        assert "--help" in r.stdout and "-B" in r.stdout and r.stderr == "", r
+    r = subprocess.run([FASCIAD_BIN, "--bogus"], capture_output=True, text=True,
+                       timeout=10, stdin=subprocess.DEVNULL)
+    assert r.returncode == 2 and "usage: fasciad" in r.stderr, r
+
+
+def test_check_mode_counts_in_words(tmp_path):
+    r = run_check(write_config(str(tmp_path), 1502))
+    assert r.returncode == 0, r
+    assert "configuration OK, 1 device, %d profiles" % len(PROFILES) in r.stdout, r.stdout
 
 
 def test_sigterm_mid_session_vents_the_device_and_exits_0(rig):

@@ -2,6 +2,7 @@
 fascia-sim's control socket: the alarm, the fault state, the vent within one
 exchange, the acknowledgement refused while the cause is there and accepted
 once it is gone; the daemon killed, the simulator restarted or rebooted."""
+import re
 import time
 
 import pytest
@@ -155,6 +156,14 @@ def test_a_lost_link_faults_the_watchdog_vents_and_the_daemon_reconnects(rig, mo
     assert st["link"]["reconnects"] >= before + 1, st["link"]
     assert any(e["kind"] == "link" and e["up"] is True for e in sub.events(mark))
     assert st["state"] == "fault", st
+    # the log (written by the main thread: the control thread logs nothing)
+    # says why the link went down, what moved the state, and that it is up
+    log = wait_until(lambda: (lambda l: l if "device sim: link up (FC23)" in
+                              l.split("link down")[-1] else None)(d.log()),
+                     3.0, what="the link's return in the log")
+    assert re.search(r"device sim: link down: no good exchange for 3 ticks "
+                     r"\(last error: [^)]+\)", log), log[-2000:]
+    assert "device sim: running -> fault (link_down)" in log, log[-2000:]
     ack_until_idle(rig)
     assert sim.status()["fault"] == 0, "the ack's RESET did not clear the watchdog fault"
     fresh_session_works(rig)
