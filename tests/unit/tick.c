@@ -235,6 +235,32 @@ static void test_lost_events_counted(void **state)
 	assert_int_equal(g.news->nev, FD_OUTBOX_EVENTS);
 }
 
+/* The control thread logs nothing (a log call can block: syslog, a full
+ * pipe): a link lost and back, a trip, an ack, a session — no log call
+ * from the turns. */
+static void test_control_thread_never_logs(void **state)
+{
+	struct rig g;
+	enum fd_verdict v = FD_PENDING;
+
+	(void)state;
+	running(&g);
+	stub_logs = 0;
+	g.link_down = true;
+	for (int i = 0; i < 10; i++)
+		rig_turn(&g);
+	assert_int_equal(g.s->state, FD_FAULT);
+	g.link_down = false;
+	for (int i = 0; i < 60; i++)
+		rig_turn(&g);
+	for (int i = 0; i < 5 && v == FD_PENDING; i++)
+		v = rig_command(&g, FD_CMD_ACK, NULL);
+	assert_int_equal(v, FD_OK);
+	assert_int_equal(rig_command(&g, FD_CMD_START, &profile), FD_OK);
+	assert_true(g.events[FD_E_LINK] >= 2);
+	assert_int_equal(stub_logs, 0);
+}
+
 /* What makes a state message news (the control thread asks, to decide
  * whether to wake the main thread): the state and the alarms, not the
  * readings that change every tick. */
@@ -275,6 +301,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_command_fed_until_verdict,
 					  rig_teardown),
 		cmocka_unit_test_teardown(test_lost_events_counted,
+					  rig_teardown),
+		cmocka_unit_test_teardown(test_control_thread_never_logs,
 					  rig_teardown),
 		cmocka_unit_test(test_changed),
 	};
