@@ -66,7 +66,7 @@ void conf_default(struct fd_conf *c)
 	snprintf(c->profiles, sizeof(c->profiles), "etc/profiles");
 	c->tick_hz = 50;
 	c->publish_hz = 10;
-	c->max_session_s = 3600;
+	c->max_session_s = FASCIA_DEFAULT_SESSION_S;
 	ilk_config_default(&c->ilk);
 }
 
@@ -252,8 +252,8 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 	case 4:
 		return get_int(p, name, v, 1, 50, &c->publish_hz);
 	default:
-		return get_double(p, name, v, 60, FASCIA_MAX_SESSION_S,
-				  &c->max_session_s);
+		return get_double(p, name, v, FASCIA_MIN_SESSION_S,
+				  FASCIA_MAX_SESSION_S, &c->max_session_s);
 	}
 }
 

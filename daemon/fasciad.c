@@ -1,9 +1,10 @@
 /*
- * fasciad: the process.  Reads the configuration and the profiles, opens
- * the ZeroMQ sockets, starts one control thread per device, and runs the
- * main libevent loop until SIGTERM or SIGINT, when it vents every device
- * (for at most SHUTDOWN_VENT_S) before it exits.  SIGHUP reloads the
- * profiles, keeping the old set if the new one does not load.
+ * fasciad: the process.  Reads the configuration and the profiles, starts
+ * the log's writer thread and the store's (disk work), opens the ZeroMQ
+ * sockets, starts one control thread per device, and runs the main
+ * libevent loop until SIGTERM or SIGINT, when it vents every device (for
+ * at most SHUTDOWN_VENT_S) before it exits.  SIGHUP reloads the profiles,
+ * keeping the old set if the new one does not load.
  */
 #include <errno.h>
 #include <getopt.h>

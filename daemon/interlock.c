@@ -1,7 +1,9 @@
 /*
- * The interlock table (docs/safety.md): one row per hazard, its
- * thresholds with their bounds, and one check function per row.  Every
- * check sees the same input: what this tick's exchange read and wrote.
+ * The interlock table (docs/safety.md): one row per hazard with its
+ * reaction, its priority, when its cause counts as present and its
+ * thresholds with their bounds; then the checks, grouped by what they look
+ * at (the device as a whole, each chamber).  Every check sees the same
+ * input: what this tick's exchange read and wrote.
  */
 #include <math.h>
 #include <stdarg.h>

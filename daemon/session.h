@@ -18,13 +18,15 @@
 #define FD_MAX_ALARMS ILK_COUNT
 /*
  * The most events one tick can raise, so that none is ever dropped: the
- * link's up or down (one; a tick either read the device or did not), an
- * alarm raised for every row, the change to fault, the operator's command
- * (a state change and a session event, or the change to idle and the
- * acknowledgement of every alarm), and what the state then does (a state
- * change and a session event).  tests/unit/session.c raises them all.
+ * link's up or down (one: a tick either read the device or did not); an
+ * alarm raised for every row, and the state changes they make (to
+ * fault_releasing for a release reaction, then to fault for a vent);
+ * a RESET handshake found void (one change); the operator's command (a
+ * state change with a session event, or the change to idle with the
+ * acknowledgement of every alarm); and what the state then does (a state
+ * change and a session event).  tests/unit/tick.c raises them.
  */
-#define FD_TICK_EVENTS (1 + FD_MAX_ALARMS + 1 + 1 + FD_MAX_ALARMS + 2)
+#define FD_TICK_EVENTS (1 + FD_MAX_ALARMS + 2 + 1 + 1 + FD_MAX_ALARMS + 2)
 
 /* What an operator asks of a device. */
 enum fd_cmd {

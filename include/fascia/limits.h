@@ -12,6 +12,10 @@
 #define FASCIA_MAX_RAMP_MMHG_S 10.0
 /* Longest session, seconds (2 h). */
 #define FASCIA_MAX_SESSION_S 7200.0
+/* fasciad's max_session_s: its bounds and its default, which a profile
+ * is checked against (fasciactl's profile check uses the same). */
+#define FASCIA_MIN_SESSION_S 60.0
+#define FASCIA_DEFAULT_SESSION_S 3600.0
 /* A chamber below this is vented, mmHg. */
 #define FASCIA_VENTED_MMHG 5.0
 

@@ -461,6 +461,8 @@ def phase_scale(tmp, a, out):
             if ok:
                 break
             failed.append(t)
+        if not ok:
+            failed.pop()  # the last run is the one shown: not its own past
         t["failed_runs"] = failed
         tried[n] = t
         if not ok:
