@@ -124,7 +124,7 @@ int fd_device_submit(struct fd_device *dev, const struct fd_command *c)
 
 /* The record: every transition (with its cause), session step, alarm and
  * link change goes to the log, after the subscribers have had it. */
-static void log_event(const struct fd_device *dev, const struct fd_snapshot *sn,
+static void log_event(struct fd_device *dev, const struct fd_snapshot *sn,
 		      const struct fd_event_rec *e)
 {
 	const char *name = dev->conf.name;
@@ -155,8 +155,32 @@ static void log_event(const struct fd_device *dev, const struct fd_snapshot *sn,
 		else
 			log_warnx("device %s: link %s (last error: %s)", name,
 				  e->text, sn->link.last_error);
+		/* said: not again as the reason it cannot be reached */
+		snprintf(dev->error_told, sizeof(dev->error_told), "%s",
+			 sn->link.last_error);
 		break;
 	}
+}
+
+/* Why a device cannot be reached, once per distinct reason while its link
+ * is down (not once per retry), with what happens meanwhile. */
+static void log_link_error(struct fd_device *dev, const struct fd_snapshot *sn)
+{
+	const char *err = sn->link.last_error;
+
+	if (sn->link.up) {
+		dev->error_told[0] = '\0';
+		return;
+	}
+	if (err[0] == '\0' || strcmp(err, dev->error_told) == 0)
+		return;
+	if (dev->conf.transport == TRANSPORT_TCP)
+		log_warnx("device %s: cannot reach it at %s:%d: %s; retrying",
+			  dev->conf.name, dev->conf.host, dev->conf.port, err);
+	else
+		log_warnx("device %s: cannot reach it on %s: %s; retrying",
+			  dev->conf.name, dev->conf.path, err);
+	snprintf(dev->error_told, sizeof(dev->error_told), "%s", err);
 }
 
 static void log_news(struct fd_daemon *d, struct fd_device *dev,
@@ -165,6 +189,8 @@ static void log_news(struct fd_daemon *d, struct fd_device *dev,
 	(void)d;
 	for (int i = 0; i < news->nev; i++)
 		log_event(dev, &news->snap, &news->ev[i]);
+	if (news->have_snap)
+		log_link_error(dev, &news->snap);
 	if (news->have_snap && news->snap.events_lost > dev->events_lost_told) {
 		log_warnx("device %s: %llu events lost in all: the main "
 			  "thread fell behind (the state messages still "

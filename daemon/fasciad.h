@@ -187,6 +187,8 @@ struct fd_snapshot {
 	double mono_s;   /* CLOCK_MONOTONIC of the tick */
 	int64_t unix_ms; /* CLOCK_REALTIME of the tick */
 	enum fd_state state;
+	bool have_reading; /* the device has answered once: what follows
+			      was read, not zero for want of a reading */
 	bool have_session;
 	int session_seq;
 	char profile[FASCIA_PROFILE_NAME_MAX + 1];
@@ -250,8 +252,8 @@ void fd_tick_free(struct fd_ctl **c);
 void *fd_tick_thread(void *ctl);
 /* After the thread returned: whether the device was confirmed vented. */
 bool fd_tick_vented(const struct fd_ctl *c);
-/* Whether b differs from a in what makes a state message news: the state
- * or the alarms. */
+/* Whether b differs from a in what makes a state message news: the state,
+ * the alarms or the link's last error. */
 bool fd_tick_changed(const struct fd_snapshot *a, const struct fd_snapshot *b);
 
 /* ---- device.c: a device's two threads, and what crosses between them ---- */
@@ -302,6 +304,7 @@ struct fd_device {
 	/* The main thread's alone. */
 	uint64_t seq;              /* of the last message published */
 	uint64_t events_lost_told; /* the snapshot's events_lost, logged */
+	char error_told[96];       /* the link's last error, logged */
 	struct fd_pending pending;
 };
 

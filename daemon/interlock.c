@@ -159,8 +159,10 @@ static void deviation(struct eval *e, int i, double p, double sp)
 			s->unvented_since[i] = in->now_s;
 		if (in->now_s - s->unvented_since[i] >= UNVENTED_S) {
 			trip(e, ILK_DEVIATION, i + 1,
-			     "still %.1f mmHg %.0f s after it was told to vent",
-			     p, in->now_s - s->unvented_since[i]);
+			     "still %.1f mmHg %.0f s after it was told to vent "
+			     "(limits %.0f mmHg within %.0f s)",
+			     p, in->now_s - s->unvented_since[i],
+			     FASCIA_VENTED_MMHG, UNVENTED_S);
 			cause(e, ILK_DEVIATION);
 		}
 	}
@@ -173,8 +175,10 @@ static void deviation(struct eval *e, int i, double p, double sp)
 		s->deviation_since[i] = in->now_s;
 	if (in->now_s - s->deviation_since[i] >= param(e, ILK_DEVIATION, 1))
 		trip(e, ILK_DEVIATION, i + 1,
-		     "%.1f mmHg away from its setpoint %.1f for %.1f s", p, sp,
-		     in->now_s - s->deviation_since[i]);
+		     "%.1f mmHg, %.1f mmHg off its setpoint %.1f for %.1f s "
+		     "(limits %.0f mmHg, %.1f s)",
+		     p, fabs(p - sp), sp, in->now_s - s->deviation_since[i],
+		     limit, param(e, ILK_DEVIATION, 1));
 	/* Above its setpoint (a blocked hose) the cause outlasts the vent;
 	 * below it, the vent answers it. */
 	if (p - sp > limit)
@@ -204,10 +208,11 @@ static void stuck_sensor(struct eval *e, int i, double p)
 		    param(e, ILK_STALE, 1)) {
 			trip(e, ILK_STALE, i + 1,
 			     "reading stuck at %.1f mmHg for %.0f ms while "
-			     "its valve %s",
+			     "its valve %s (limit %.0f ms)",
 			     p, (in->now_s - s->stuck_since[i]) * 1000,
 			     v == FASCIA_VALVE_INFLATING ? "inflates"
-							 : "deflates");
+							 : "deflates",
+			     param(e, ILK_STALE, 1));
 		}
 	}
 	s->last_reading[i] = p;
@@ -262,7 +267,7 @@ static void chambers(struct eval *e)
 		    p > param(e, ILK_SENSOR, 1)) {
 			trip(e, ILK_SENSOR, i + 1,
 			     "reading %.1f mmHg is outside the sensor's range "
-			     "(limit %.0f)",
+			     "(limit %.0f mmHg)",
 			     p,
 			     p < 0 ? param(e, ILK_SENSOR, 0)
 				   : param(e, ILK_SENSOR, 1));
@@ -276,10 +281,11 @@ static void chambers(struct eval *e)
 		    (p - s->hist_p[old][i]) / (in->now_s - s->hist_t[old]) >
 			    max_rate)
 			trip(e, ILK_RATE, i + 1,
-			     "rising at %.1f mmHg/s, above %.1f mmHg/s",
+			     "rising at %.1f mmHg/s over %.0f ms, above %.1f "
+			     "mmHg/s",
 			     (p - s->hist_p[old][i]) /
 				     (in->now_s - s->hist_t[old]),
-			     max_rate);
+			     (in->now_s - s->hist_t[old]) * 1000, max_rate);
 		deviation(e, i, p, sp);
 		stuck_sensor(e, i, p);
 		if (p > param(e, ILK_HOLD_TIME, 0)) {
@@ -288,15 +294,43 @@ static void chambers(struct eval *e)
 			if (in->now_s - s->hold_since[i] >=
 			    param(e, ILK_HOLD_TIME, 1))
 				trip(e, ILK_HOLD_TIME, i + 1,
-				     "above %.0f mmHg for %.0f s without a "
-				     "break",
-				     param(e, ILK_HOLD_TIME, 0),
-				     in->now_s - s->hold_since[i]);
+				     "%.1f mmHg, above %.0f mmHg for %.0f s "
+				     "without a break (limit %.0f s)",
+				     p, param(e, ILK_HOLD_TIME, 0),
+				     in->now_s - s->hold_since[i],
+				     param(e, ILK_HOLD_TIME, 1));
 		} else {
 			s->hold_since[i] = -1;
 		}
 	}
 	remember(s, in);
+}
+
+/* What the device's fault means, in words: the cause present now first,
+ * then what it latched. */
+static const char *device_fault_words(const struct fascia_block_r *r)
+{
+	if (r->status & FASCIA_ST_RELIEF_OPEN ||
+	    r->fault == FASCIA_FAULT_RELIEF)
+		return "the mechanical relief valve opened: a chamber went "
+		       "far above its limit";
+	if (r->status & FASCIA_ST_PUMP_FAULT || r->fault == FASCIA_FAULT_PUMP)
+		return "the device's pump failed";
+	if (r->status & FASCIA_ST_WATCHDOG_TRIPPED ||
+	    r->fault == FASCIA_FAULT_WATCHDOG)
+		return "the device's watchdog tripped: it stopped hearing "
+		       "from the daemon (a restart, a lost link) and vented "
+		       "the garment; an ack clears it";
+	if (r->status & FASCIA_ST_OVERLIMIT ||
+	    r->fault == FASCIA_FAULT_OVERLIMIT)
+		return "the device vented a chamber above its LIMIT; an ack "
+		       "clears it";
+	if (r->fault == FASCIA_FAULT_ESTOP)
+		return "the device latched an e-stop; an ack clears it once "
+		       "released";
+	if (r->fault == FASCIA_FAULT_SENSOR)
+		return "the device latched a sensor fault";
+	return "the device reports a fault";
 }
 
 /* Rows that look at the device as a whole. */
@@ -318,19 +352,23 @@ static void device(struct eval *e)
 		s->sample_changed_s = in->now_s;
 	} else if ((in->now_s - s->sample_changed_s) * 1000 >=
 		   param(e, ILK_STALE, 0)) {
-		trip(e, ILK_STALE, 0, "SAMPLE unchanged for %.0f ms",
-		     (in->now_s - s->sample_changed_s) * 1000);
+		trip(e, ILK_STALE, 0,
+		     "SAMPLE unchanged for %.0f ms (limit %.0f ms)",
+		     (in->now_s - s->sample_changed_s) * 1000,
+		     param(e, ILK_STALE, 0));
 	}
 	if (lag >= param(e, ILK_HEARTBEAT, 0) && lag < 0x8000)
-		trip(e, ILK_HEARTBEAT, 0, "HEARTBEAT_ECHO lags by %u writes",
-		     (unsigned)lag);
+		trip(e, ILK_HEARTBEAT, 0,
+		     "HEARTBEAT_ECHO lags by %u writes (limit %.0f)",
+		     (unsigned)lag, param(e, ILK_HEARTBEAT, 0));
 	/* A latched FAULT that a row above already explains (e-stop,
 	 * sensor) is not a second alarm. */
 	if ((r->status & ILK_DEVICE_BITS) ||
 	    (r->fault != FASCIA_FAULT_NONE &&
 	     !(e->tripped & (1u << ILK_ESTOP | 1u << ILK_SENSOR)))) {
-		trip(e, ILK_DEVICE_FAULT, 0, "device fault %u, status 0x%03x",
-		     (unsigned)r->fault, (unsigned)r->status);
+		trip(e, ILK_DEVICE_FAULT, 0, "%s (FAULT %u, STATUS 0x%03x)",
+		     device_fault_words(r), (unsigned)r->fault,
+		     (unsigned)r->status);
 		/* A latched bit or FAULT is cleared by the ack's RESET; the
 		 * relief valve and the pump are present while they show. */
 		if (r->status & ILK_DEVICE_LIVE_BITS)
@@ -368,12 +406,15 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 
 	s->late_ticks = in->late ? s->late_ticks + 1 : 0;
 	if (s->late_ticks >= param(&e, ILK_DEADLINE, 0))
-		trip(&e, ILK_DEADLINE, 0, "%d ticks in a row were late",
-		     s->late_ticks);
+		trip(&e, ILK_DEADLINE, 0,
+		     "%d ticks in a row began over half a period late "
+		     "(limit %.0f)",
+		     s->late_ticks, param(&e, ILK_DEADLINE, 0));
 	if (!in->exchange_ok) {
 		if (++s->bad_exchanges >= param(&e, ILK_COMMS, 0))
-			trip(&e, ILK_COMMS, 0, "no good exchange for %d ticks",
-			     s->bad_exchanges);
+			trip(&e, ILK_COMMS, 0,
+			     "no good exchange for %d ticks (limit %.0f)",
+			     s->bad_exchanges, param(&e, ILK_COMMS, 0));
 		*present = present_mask(&e);
 		return e.n;
 	}
@@ -383,8 +424,11 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 		    in->session_length_s *
 			    (1 + param(&e, ILK_SESSION_TIME, 0))) {
 		trip(&e, ILK_SESSION_TIME, 0,
-		     "session ran %.0f s, past its %.0f s",
-		     in->session_elapsed_s, in->session_length_s);
+		     "session ran %.1f s, past its %.0f s + %.0f %% (%.1f s)",
+		     in->session_elapsed_s, in->session_length_s,
+		     param(&e, ILK_SESSION_TIME, 0) * 100,
+		     in->session_length_s *
+			     (1 + param(&e, ILK_SESSION_TIME, 0)));
 	}
 	device(&e);
 	chambers(&e);

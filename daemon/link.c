@@ -164,6 +164,8 @@ int fd_link_exchange(struct fd_link *l, struct fd_link_stats *st,
 		/* Only a good exchange resets the backoff: a device that
 		 * accepts and drops every connection is not hammered. */
 		l->backoff_s = BACKOFF_MIN_S;
+		if (!st->up) /* up again: the last outage's reason is over */
+			st->last_error[0] = '\0';
 		st->up = true;
 		return 0;
 	}

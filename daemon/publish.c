@@ -64,11 +64,15 @@ static json_t *session_json(const char *device, bool have, int seq,
 			 "remaining_s", fd_must(num1(pos->remaining_s)));
 }
 
+/* Unknown is not zero: before the device's first reading, no chamber. */
 static json_t *chambers_json(const struct fd_snapshot *s)
 {
 	json_t *a = fd_must(json_array());
 	int n = s->chambers < FASCIA_MAX_CHAMBERS ? s->chambers
 						  : FASCIA_MAX_CHAMBERS;
+
+	if (!s->have_reading)
+		n = 0;
 
 	for (int i = 0; i < n; i++)
 		json_array_append_new(
@@ -198,11 +202,13 @@ json_t *fd_publish_state_json(const char *device, const struct fd_snapshot *s,
 	    session_json(device, sn->have_session, sn->session_seq, sn->profile,
 			 &sn->pos));
 	set(o, "chambers", chambers_json(sn));
-	set(o, "supply", s ? num1(sn->supply) : json_null());
+	set(o, "supply", sn->have_reading ? num1(sn->supply) : json_null());
 	set(o, "alarms", alarms_json(sn));
 	set(o, "link", link_json(&sn->link));
 	set(o, "device_status",
-	    json_pack("{s:i, s:i}", "status", sn->status, "fault", sn->fault));
+	    sn->have_reading ? json_pack("{s:i, s:i}", "status", sn->status,
+					 "fault", sn->fault)
+			     : json_null());
 	set(o, "ticks", ticks_json(&sn->link, full));
 	set(o, "events_lost", json_integer((json_int_t)sn->events_lost));
 	return o;

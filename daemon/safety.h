@@ -124,10 +124,14 @@ struct ilk_state {
 	int late_ticks;
 };
 
+/* An alarm's message: what was measured, against what threshold, for
+ * how long; in words a technician can act on. */
+#define ILK_MESSAGE_MAX 160
+
 struct ilk_trip {
 	enum ilk_id id;
 	int chamber; /* 1-based; 0 for the device as a whole */
-	char message[120];
+	char message[ILK_MESSAGE_MAX];
 };
 
 /* Defaults for every threshold. */

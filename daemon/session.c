@@ -292,6 +292,12 @@ static bool device_latched(const struct fd_session *s)
 	       (s->r.status & ILK_DEVICE_LATCHED_BITS);
 }
 
+/* Why a command cannot go while the link is down (its name, then the
+ * device's WATCHDOG_MS). */
+#define LINK_DOWN_WHY                                                          \
+	"cannot %s: the link to the device is down and nothing reaches it; "   \
+	"the device's own watchdog vents it %d ms after the last exchange"
+
 /* An acknowledgement refused: a RESET handshake under way ends. */
 static enum fd_verdict ack_refused(struct fd_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -318,7 +324,7 @@ static enum fd_verdict ack(struct fd_session *s)
 		return refuse(s, FD_EFORBIDDEN, "nothing to acknowledge: %s",
 			      fd_state_name(s->state));
 	if (!s->link_up)
-		return ack_refused(s, "the link is down");
+		return ack_refused(s, LINK_DOWN_WHY, "ack", s->c.watchdog_ms);
 	if (a)
 		return ack_refused(s, "%s is still present: %s",
 				   ilk_rows[a->id].name, a->message);
@@ -343,6 +349,33 @@ static enum fd_verdict ack(struct fd_session *s)
 		e->chamber = s->alarm[i].chamber;
 	}
 	s->nalarm = 0;
+	return FD_OK;
+}
+
+/*
+ * What makes a command impossible for safety's sake, whatever the state
+ * table would say: nothing reaches a device whose link is down, a device
+ * in a fault takes only vent and ack, and one still venting before idle
+ * takes no session.  Such a refusal is `interlock`, with what to do;
+ * `forbidden` is for a command the state does not take (pause while
+ * idle).  Returns the refusal, or FD_OK.
+ */
+static enum fd_verdict unsafe_now(struct fd_session *s, enum fd_cmd cmd)
+{
+	if (!s->link_up)
+		return refuse(s, FD_EINTERLOCK, LINK_DOWN_WHY, fd_cmd_name(cmd),
+			      s->c.watchdog_ms);
+	if (fd_state_is_fault(s->state) && cmd != FD_CMD_VENT)
+		return refuse(s, FD_EINTERLOCK,
+			      "cannot %s: the device is in fault (%s); "
+			      "acknowledge it (ack) once its cause is gone",
+			      fd_cmd_name(cmd),
+			      s->nalarm > 0 ? ilk_rows[s->alarm[0].id].name
+					    : "no alarm");
+	if (cmd == FD_CMD_START && s->state == FD_OFFLINE)
+		return refuse(s, FD_EINTERLOCK,
+			      "cannot start: the device is not ready (it is "
+			      "vented before it is idle)");
 	return FD_OK;
 }
 
@@ -401,7 +434,12 @@ static enum fd_verdict command(struct fd_session *s,
 		[FD_CMD_VENT] = "vented by the operator",
 	};
 	bool had_session = in_session(s);
+	enum fd_verdict v;
 
+	if (in->cmd == FD_CMD_NONE)
+		return FD_OK;
+	if (in->cmd != FD_CMD_ACK && (v = unsafe_now(s, in->cmd)) != FD_OK)
+		return v;
 	switch (in->cmd) {
 	case FD_CMD_NONE:
 		return FD_OK;

@@ -53,7 +53,7 @@ struct fd_alarm {
 	int chamber;    /* 1-based, 0: the device */
 	bool present;   /* the cause is present now */
 	double since_s; /* monotonic, when it tripped */
-	char message[120];
+	char message[ILK_MESSAGE_MAX];
 };
 
 enum fd_event_kind {
@@ -82,7 +82,7 @@ struct fd_event_rec {
 	enum fd_event cause;    /* FD_E_STATE: what moved it */
 	enum ilk_id alarm;
 	int chamber;
-	char text[120]; /* "started", "link down: ...", the alarm message */
+	char text[ILK_MESSAGE_MAX]; /* "started", "down: ...", the alarm's */
 	struct fd_event_ctx ctx;
 };
 

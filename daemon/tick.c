@@ -69,10 +69,12 @@ bool fd_tick_vented(const struct fd_ctl *c)
 	return c->vented;
 }
 
-/* A change worth a state message at once: the state or the alarms. */
+/* A change worth a state message at once: the state, the alarms, or why
+ * the link fails (which the main thread logs once per reason). */
 bool fd_tick_changed(const struct fd_snapshot *a, const struct fd_snapshot *b)
 {
-	if (a->state != b->state || a->nalarm != b->nalarm)
+	if (a->state != b->state || a->nalarm != b->nalarm ||
+	    strcmp(a->link.last_error, b->link.last_error) != 0)
 		return true;
 	for (int i = 0; i < a->nalarm; i++)
 		if (a->alarm[i].id != b->alarm[i].id ||
@@ -100,6 +102,7 @@ static void fill_snapshot(struct fd_ctl *c, double now)
 	sn->mono_s = now;
 	sn->unix_ms = fd_clock_unix_ms();
 	sn->state = s->state;
+	sn->have_reading = s->have_r;
 	sn->have_session = s->have_profile &&
 			   (s->state == FD_RUNNING || s->state == FD_PAUSED ||
 			    s->state == FD_RELEASING);

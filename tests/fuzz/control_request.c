@@ -129,6 +129,7 @@ static void fake_snapshot(struct fd_device *dev)
 	s->alarm[1].since_s = INFINITY;
 	memcpy(s->alarm[1].message, "cut \xe2\x82", 7); /* cut UTF-8 */
 	s->link.up = true;
+	s->have_reading = (dev->conf.chambers & 4) != 0;
 	s->link.rtt_us = 800;
 	s->link.exchanges = 42;
 	s->link.max_late_ms = 1.5;

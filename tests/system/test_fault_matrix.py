@@ -193,7 +193,7 @@ def test_fault_matrix(rig, row):
         if rep["ok"]:
             rig.sub.wait_state(lambda m: m["state"] == "running", 2.0, since=mark)
         else:
-            assert rep["error"]["code"] == "forbidden", rep  # already re-tripped
+            assert rep["error"]["code"] == "interlock", rep  # already re-tripped
         raised(rig, row, mark, timeout=8.0)
 
     if row.inject["fault"] != "reboot":

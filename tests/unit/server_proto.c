@@ -584,6 +584,7 @@ static void fill_snapshot(struct fd_snapshot *s)
 	s->link.late_ticks = 2;
 	s->link.max_late_ms = 1.26;
 	s->status = 0x23;
+	s->have_reading = true;
 }
 
 static void assert_number(json_t *v, double want)
@@ -670,7 +671,22 @@ static void test_state_json(void **state)
 	assert_true(json_is_false(member(member(st, "link"), "up")));
 	json_decref(r);
 
+	/* the control thread runs, but the device has never answered:
+	 * unknown, not zero */
 	d->dev[0].box.have_snap = true;
+	fill_snapshot(&d->dev[0].box.snap);
+	d->dev[0].box.snap.have_reading = false;
+	d->dev[0].box.snap.state = FD_OFFLINE;
+	d->dev[0].box.snap.have_session = false;
+	d->dev[0].box.snap.nalarm = 0;
+	r = ask("{\"v\":1,\"cmd\":\"status\",\"device\":\"a\"}");
+	st = result(r);
+	assert_string_equal(json_string_value(member(st, "state")), "offline");
+	assert_int_equal(json_array_size(member(st, "chambers")), 0);
+	assert_true(json_is_null(member(st, "supply")));
+	assert_true(json_is_null(member(st, "device_status")));
+	json_decref(r);
+
 	fill_snapshot(&d->dev[0].box.snap);
 	out->have_snap = true;
 	out->snap = d->dev[0].box.snap;

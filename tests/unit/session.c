@@ -155,7 +155,13 @@ static void test_estop_trip_and_ack(void **state)
 	assert_int_equal(rec->exchanges, 1);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EINTERLOCK);
 	assert_non_null(strstr(g.s->why, "estop"));
-	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EFORBIDDEN);
+	/* in a fault only vent and ack: a start is an interlock refusal,
+	 * saying what to do */
+	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EINTERLOCK);
+	assert_string_equal(g.s->why,
+			    "cannot start: the device is in fault (estop); "
+			    "acknowledge it (ack) once its cause is gone");
+	assert_int_equal(tick_cmd(&g, FD_CMD_STOP), FD_EINTERLOCK);
 	assert_int_equal(sim_model_clear(&g.m, SIM_FAULT_ESTOP, -1), 0);
 	for (int i = 0; i < 50; i++)
 		step(&g);
@@ -239,6 +245,38 @@ static void test_link_loss(void **state)
 	assert_int_equal(g.s->state, FD_IDLE);
 }
 
+/* The link down mid-session: no command reaches the device, so none is
+ * accepted — not even a vent, which would tell the operator a garment
+ * was vented that nobody could reach; the refusal says that the device's
+ * watchdog vents it. */
+static void test_nothing_accepted_while_the_link_is_down(void **state)
+{
+	static const enum fd_cmd cmds[] = {FD_CMD_VENT, FD_CMD_STOP,
+					   FD_CMD_PAUSE, FD_CMD_ACK};
+	struct rig g;
+	char want[160];
+
+	(void)state;
+	rig_init(&g);
+	running(&g);
+	for (int i = 0; i < 50; i++)
+		step(&g);
+	g.link_down = true;
+	for (int i = 0; i < 3; i++)
+		step(&g);
+	assert_false(g.s->link_up);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		assert_int_equal(tick_cmd(&g, cmds[i]), FD_EINTERLOCK);
+		snprintf(want, sizeof(want),
+			 "cannot %s: the link to the device is down and "
+			 "nothing reaches it; the device's own watchdog vents "
+			 "it 500 ms after the last exchange",
+			 fd_cmd_name(cmds[i]));
+		assert_string_equal(g.s->why, want);
+	}
+	assert_int_equal(g.s->state, FD_FAULT);
+}
+
 /* No session without a garment, or with a latched device fault. */
 static void test_start_refused(void **state)
 {
@@ -247,15 +285,16 @@ static void test_start_refused(void **state)
 
 	(void)state;
 	rig_init(&g);
-	assert_int_equal(tick_cmd(&g, FD_CMD_START),
-			 FD_EFORBIDDEN); /* offline */
+	/* offline: not vented yet, no session */
+	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EINTERLOCK);
+	assert_non_null(strstr(g.s->why, "not ready"));
 	ready(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_PAUSE), FD_EFORBIDDEN);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_EFORBIDDEN);
 	assert_int_equal(sim_model_inject(&g.m, &f), 0);
 	step(&g);
 	assert_int_equal(g.s->state, FD_FAULT); /* the garment interlock */
-	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EFORBIDDEN);
+	assert_int_equal(tick_cmd(&g, FD_CMD_START), FD_EINTERLOCK);
 	sim_model_clear(&g.m, SIM_FAULT_GARMENT_OFF, -1);
 	step(&g);
 	assert_int_equal(tick_cmd(&g, FD_CMD_ACK), FD_OK);
@@ -377,6 +416,9 @@ int main(void)
 		cmocka_unit_test_teardown(test_overpressure_trip, rig_teardown),
 		cmocka_unit_test_teardown(test_link_loss, rig_teardown),
 		cmocka_unit_test_teardown(test_start_refused, rig_teardown),
+		cmocka_unit_test_teardown(
+			test_nothing_accepted_while_the_link_is_down,
+			rig_teardown),
 		cmocka_unit_test_teardown(test_operator_vent, rig_teardown),
 		cmocka_unit_test_teardown(test_blocked_hose_at_release,
 					  rig_teardown),

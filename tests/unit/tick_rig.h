@@ -49,7 +49,7 @@ struct rig {
 		       struct fascia_block_r *);
 	uint16_t written[4]; /* COMMAND of the last turn's exchanges */
 	int events[FD_E_LINK + 1];
-	char last_event[120];
+	char last_event[ILK_MESSAGE_MAX];
 	double max_seen; /* highest true pressure in a session */
 };
 
