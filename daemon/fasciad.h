@@ -366,23 +366,51 @@ void fd_device_news(struct fd_daemon *d, struct fd_device *dev,
 /* ---- profiles.c: the profile directory ---- */
 
 #define FD_MAX_PROFILES 128
+#define FD_MAX_REFUSED 32 /* refused files a set names; the rest counted */
 
 struct fd_profiles {
 	char dir[512];
 	struct fascia_profile p[FD_MAX_PROFILES];
 	int n;
+	/* The files the load refused, in name order (err.file the path). */
+	struct fascia_profile_error refused[FD_MAX_REFUSED];
+	int nrefused; /* every refused file, also past FD_MAX_REFUSED */
 };
 
-/* Limits every stored profile is checked against: the largest device. */
+/*
+ * What holds for every device, the limits a file in the directory is
+ * loaded against: FASCIA_MAX_CHAMBERS chambers, FASCIA_CEILING_MMHG and
+ * the configured session maximum.  Whether a profile fits one device is
+ * checked when a session starts on it.
+ */
+void fd_profiles_load_limits(const struct fd_conf *c,
+			     struct fascia_profile_limits *lim);
+/*
+ * The limits a profile.put is checked against: the largest device's
+ * chambers and limit and the session maximum, so that a put of a profile
+ * no device can hold is refused at once.  Tighter than the load's: what
+ * a put stores always loads.
+ */
 void fd_profiles_limits(const struct fd_conf *c,
 			struct fascia_profile_limits *lim);
 /*
- * Load every *.json in dir into a fresh set.  Returns 0, or -1 with each
- * refused file logged (naming the file and the field) and *out untouched:
- * a reload that fails keeps the old set.
+ * Load every *.json in dir into a fresh set.  A file that is refused (it
+ * does not parse or validate against lim, its profile's name is not its
+ * file's, the set is full) is refused alone: logged with its path, the
+ * field, the reason and what to do, and named in out->refused; the others
+ * load.  Returns 0 with *out the fresh set (which may be empty), or -1
+ * with the reason logged and *out untouched when the directory itself
+ * cannot be read (missing, not a directory, unreadable, name too long).
  */
 int fd_profiles_load(const char *dir, const struct fascia_profile_limits *lim,
 		     struct fd_profiles *out);
+/*
+ * Whether device dc can run p: no more chambers than it has, a maximum
+ * not above its limit_mmhg (what session.c's start() enforces).  Returns
+ * true, or false with the reasons in why, "; " between two.
+ */
+bool fd_profiles_fits(const struct fascia_profile *p,
+		      const struct fd_device_conf *dc, char *why, size_t len);
 const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,
 					      const char *name);
 /*

@@ -1,12 +1,16 @@
 /*
  * The profile directory: every NAME.json in it, parsed and validated by
- * libfascia against the largest configured device.  A load builds a fresh
- * set and keeps the old one when any file is refused.  A profile.put
- * comes in three steps, so that the disk work can leave the libevent loop:
- * fd_profiles_check() on the loop, the file from fd_profiles_text()
- * written by the store (store.c), and only once it is on disk
- * fd_profiles_add(): what the daemon serves is always what a restart
- * would load.
+ * libfascia against what holds for every device (16 chambers, the build's
+ * ceiling, the session maximum).  A file that is refused is refused alone,
+ * logged with what to do, and the others load; only a directory that
+ * cannot be read fails a load, and then the old set stays.  Whether a
+ * profile fits one device is asked when a session starts on it
+ * (session.c's start()); fd_profiles_fits() asks the same for the log.
+ * A profile.put comes in three steps, so that the disk work can leave the
+ * libevent loop: fd_profiles_check() on the loop, the file from
+ * fd_profiles_text() written by the store (store.c), and only once it is
+ * on disk fd_profiles_add(): what the daemon serves is always what a
+ * restart would load.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,10 +22,22 @@
 
 #include "fasciad.h"
 
+/* What an operator does about a refused file. */
+#define REFUSED_WHAT_TO_DO                                                     \
+	"not loaded: fix or remove the file, or point `profiles =` elsewhere"
+
+void fd_profiles_load_limits(const struct fd_conf *c,
+			     struct fascia_profile_limits *lim)
+{
+	fascia_profile_limits_default(lim);
+	if (c->max_session_s > 0)
+		lim->max_session_s = c->max_session_s;
+}
+
 void fd_profiles_limits(const struct fd_conf *c,
 			struct fascia_profile_limits *lim)
 {
-	fascia_profile_limits_default(lim);
+	fd_profiles_load_limits(c, lim);
 	if (c->ndev > 0) {
 		lim->device_chambers = 0;
 		lim->device_limit_mmhg = 0;
@@ -32,8 +48,26 @@ void fd_profiles_limits(const struct fd_conf *c,
 		if (c->dev[i].limit_mmhg > lim->device_limit_mmhg)
 			lim->device_limit_mmhg = c->dev[i].limit_mmhg;
 	}
-	if (c->max_session_s > 0)
-		lim->max_session_s = c->max_session_s;
+}
+
+bool fd_profiles_fits(const struct fascia_profile *p,
+		      const struct fd_device_conf *dc, char *why, size_t len)
+{
+	char wide[96] = "", high[128] = "";
+
+	if (p->chambers > dc->chambers)
+		snprintf(wide, sizeof(wide),
+			 "the profile has %d chambers, the device %d",
+			 p->chambers, dc->chambers);
+	if (p->max_pressure_mmhg > dc->limit_mmhg)
+		snprintf(high, sizeof(high),
+			 "the profile's maximum %.1f mmHg is above the device "
+			 "limit %.1f mmHg",
+			 p->max_pressure_mmhg, dc->limit_mmhg);
+	if (len > 0)
+		snprintf(why, len, "%s%s%s", wide,
+			 wide[0] && high[0] ? "; " : "", high);
+	return wide[0] == '\0' && high[0] == '\0';
 }
 
 /* A profile name is also a file name: [a-z0-9-], not empty. */
@@ -55,20 +89,31 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static void free_names(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 /* The *.json entries of dir, sorted; NULL with errno on failure. */
 static char **list_json(const char *dir, int *n)
 {
 	DIR *dp = opendir(dir);
 	struct dirent *de;
 	char **names = NULL;
-	int cap = 0;
+	int cap = 0, saved;
 
 	*n = 0;
 	if (dp == NULL)
 		return NULL;
-	while ((de = readdir(dp)) != NULL) {
-		size_t len = strlen(de->d_name);
+	for (;;) {
+		size_t len;
 
+		errno = 0;
+		if ((de = readdir(dp)) == NULL)
+			break;
+		len = strlen(de->d_name);
 		if (de->d_name[0] == '.' || len <= 5 ||
 		    strcmp(de->d_name + len - 5, ".json") != 0)
 			continue;
@@ -81,6 +126,15 @@ static char **list_json(const char *dir, int *n)
 		if ((names[(*n)++] = strdup(de->d_name)) == NULL)
 			fatal("strdup");
 	}
+	/* A directory that fails half-way is not read: a set missing the
+	 * files after the failure would look like a good one. */
+	if ((saved = errno) != 0) {
+		closedir(dp);
+		free_names(names, *n);
+		*n = 0;
+		errno = saved;
+		return NULL;
+	}
 	closedir(dp);
 	if (names == NULL)
 		names = xcalloc(1, sizeof(*names));
@@ -88,73 +142,92 @@ static char **list_json(const char *dir, int *n)
 	return names;
 }
 
-/* Load one file into set; -1 logged. */
+/* Read dir/file into the set's next slot; -1 with err filled. */
 static int load_one(const char *dir, const char *file,
 		    const struct fascia_profile_limits *lim,
-		    struct fd_profiles *set)
+		    struct fd_profiles *set, struct fascia_profile_error *err)
 {
-	struct fascia_profile_error err;
 	struct fascia_profile *p = &set->p[set->n];
-	char path[1024], buf[700];
 	size_t base = strlen(file) - 5;
+	char path[1024];
 
 	snprintf(path, sizeof(path), "%s/%s", dir, file);
-	if (set->n == FD_MAX_PROFILES) {
-		log_warnx("%s: refused: more than %d profiles", path,
-			  FD_MAX_PROFILES);
-		return -1;
-	}
-	memset(&err, 0, sizeof(err));
-	if (fascia_profile_load_file(path, lim, p, &err) < 0) {
-		log_warnx("%s",
-			  fascia_profile_error_format(&err, buf, sizeof(buf)));
-		return -1;
-	}
-	if (strlen(p->name) != base || strncmp(p->name, file, base) != 0) {
-		log_warnx("%s: name: \"%s\" differs from the file's name", path,
-			  p->name);
-		return -1;
-	}
-	if (fd_profiles_find(set, p->name) != NULL) {
-		log_warnx("%s: name: \"%s\" is defined twice", path, p->name);
-		return -1;
-	}
-	set->n++;
+	if (set->n < FD_MAX_PROFILES &&
+	    fascia_profile_load_file(path, lim, p, err) < 0)
+		return -1; /* err names the file */
+	memset(err, 0, sizeof(*err));
+	snprintf(err->file, sizeof(err->file), "%.*s",
+		 (int)sizeof(err->file) - 1, path);
+	if (set->n == FD_MAX_PROFILES)
+		return fascia_profile_fail(err, "", "more than %d profiles",
+					   FD_MAX_PROFILES);
+	/* The file's name is the profile's: a copy left under another name
+	 * would otherwise serve a second profile of the same name.  It also
+	 * makes every name in the set unique. */
+	if (strlen(p->name) != base || strncmp(p->name, file, base) != 0)
+		return fascia_profile_fail(
+			err, "name",
+			"\"%s\" differs from the file's "
+			"name; profile %s belongs in %s.json",
+			p->name, p->name, p->name);
 	return 0;
+}
+
+/* Log a refused file with what to do, and keep it in the set. */
+static void note_refused(struct fd_profiles *set,
+			 const struct fascia_profile_error *err)
+{
+	char buf[700];
+
+	log_warnx("%s (%s)", fascia_profile_error_format(err, buf, sizeof(buf)),
+		  REFUSED_WHAT_TO_DO);
+	if (set->nrefused < FD_MAX_REFUSED)
+		set->refused[set->nrefused] = *err;
+	set->nrefused++;
 }
 
 int fd_profiles_load(const char *dir, const struct fascia_profile_limits *lim,
 		     struct fd_profiles *out)
 {
+	struct fascia_profile_error err;
 	struct fd_profiles *set;
 	char **names;
-	int n, bad = 0;
+	int n;
 
 	if (strlen(dir) >= sizeof(out->dir)) {
 		log_warnx("%s: profile directory name too long", dir);
 		return -1;
 	}
 	if ((names = list_json(dir, &n)) == NULL) {
-		log_warn("%s", dir);
+		log_warn("%s: cannot read the profile directory", dir);
 		return -1;
 	}
 	set = xcalloc(1, sizeof(*set));
 	snprintf(set->dir, sizeof(set->dir), "%s", dir);
 	for (int i = 0; i < n; i++) {
-		if (load_one(dir, names[i], lim, set) < 0)
-			bad++;
-		free(names[i]);
+		if (load_one(dir, names[i], lim, set, &err) == 0)
+			set->n++;
+		else
+			note_refused(set, &err);
 	}
-	free(names);
-	if (bad == 0) {
-		*out = *set;
-		log_info("%s: %d profiles", dir, set->n);
-	} else {
-		log_warnx("%s: %d profile files refused; nothing loaded", dir,
-			  bad);
-	}
+	free_names(names, n);
+	if (set->nrefused > 0)
+		log_warnx("%s: %d %s loaded, %d %s refused", dir, set->n,
+			  set->n == 1 ? "profile" : "profiles", set->nrefused,
+			  set->nrefused == 1 ? "file" : "files");
+	else
+		log_info("%s: %d %s", dir, set->n,
+			 set->n == 1 ? "profile" : "profiles");
+	/* Not fatal: a device can still be vented, acknowledged and
+	 * watched, and profile.put can store a profile. */
+	if (set->n == 0)
+		log_warnx("%s: no profile loaded: no session can start until "
+			  "one is stored (profile.put) or the directory is "
+			  "fixed and reloaded (SIGHUP)",
+			  dir);
+	*out = *set;
 	free(set);
-	return bad ? -1 : 0;
+	return 0;
 }
 
 const struct fascia_profile *fd_profiles_find(const struct fd_profiles *ps,

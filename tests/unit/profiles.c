@@ -1,9 +1,13 @@
 /*
- * The profile directory: a load takes every *.json sorted by name, refuses
- * a file whose name differs from its profile's and keeps the old set on
- * any failure; a put (check, text through the store, add) stores a file
- * that reloads to the profile and adds or replaces it in name order; the
- * limits are those of the largest device.
+ * The profile directory: a load takes every *.json sorted by name and
+ * refuses a file alone (one that does not validate, one whose name
+ * differs from its profile's), loading the others and naming each refused
+ * one; only a directory that cannot be read fails it and keeps the old
+ * set.  A load checks what holds for every device, so a profile wider than
+ * a small device loads and fd_profiles_fits() says why it does not fit
+ * there.  A put (check, text through the store, add) stores a file that
+ * reloads to the profile and adds or replaces it in name order, checked
+ * against the largest device.
  */
 #include <dirent.h>
 #include <setjmp.h>
@@ -86,22 +90,158 @@ static void test_load_sorted(void **state)
 	assert_null(fd_profiles_find(set, "c"));
 }
 
-static void test_refused_keeps_old(void **state)
+/* An 8-chamber profile whose maximum is maxp. */
+static void put_wide(const char *file, const char *name, int maxp)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	assert_non_null(f = fopen(path, "w"));
+	fprintf(f,
+		"{\"name\":\"%s\",\"chambers\":8,\"max_pressure_mmhg\":%d,"
+		"\"max_ramp_mmhg_s\":10,\"steps\":[{\"set\":{\"8\":30},"
+		"\"ramp_s\":3,\"hold_s\":2}]}",
+		name, maxp);
+	fclose(f);
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), m = strlen(tail);
+
+	return n >= m && strcmp(s + n - m, tail) == 0;
+}
+
+static void test_a_bad_file_is_refused_alone(void **state)
+{
+	(void)state;
+	put_file("a.json", "a", 40);
+	put_file("b.json", "b", 500);
+	put_file("c.json", "d", 40);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
+	assert_int_equal(set->n, 1);
+	assert_string_equal(set->p[0].name, "a");
+	assert_int_equal(set->nrefused, 2);
+	assert_true(ends_with(set->refused[0].file, "/b.json"));
+	assert_string_equal(set->refused[0].field, "max_pressure_mmhg");
+	assert_non_null(strstr(set->refused[0].message, "ceiling"));
+	assert_true(ends_with(set->refused[1].file, "/c.json"));
+	assert_string_equal(set->refused[1].field, "name");
+	/* each refused file and the summary */
+	assert_true(stub_warnings >= 3);
+}
+
+static void test_a_name_other_than_the_files_is_refused(void **state)
+{
+	(void)state;
+	/* a copy of a.json left as copy.json: a second "a" */
+	put_file("a.json", "a", 40);
+	put_file("copy.json", "a", 45);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
+	assert_int_equal(set->n, 1);
+	assert_true(set->p[0].max_pressure_mmhg == 40);
+	assert_int_equal(set->nrefused, 1);
+	assert_true(ends_with(set->refused[0].file, "/copy.json"));
+	assert_string_equal(set->refused[0].field, "name");
+	assert_non_null(strstr(set->refused[0].message, "a.json"));
+}
+
+static void test_nothing_valid_is_an_empty_set(void **state)
 {
 	(void)state;
 	put_file("a.json", "a", 40);
 	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
-	/* a file named for another profile */
-	put_file("c.json", "d", 40);
-	assert_int_equal(fd_profiles_load(dir, &lim, set), -1);
 	assert_int_equal(set->n, 1);
-	assert_true(stub_warnings > 0);
-	/* an invalid one */
-	put_file("c.json", "c", 500);
-	assert_int_equal(fd_profiles_load(dir, &lim, set), -1);
+	put_file("a.json", "a", 500);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
+	assert_int_equal(set->n, 0);
+	assert_int_equal(set->nrefused, 1);
+	assert_null(fd_profiles_find(set, "a"));
+}
+
+static void test_many_refused_are_counted(void **state)
+{
+	char file[32];
+
+	(void)state;
+	for (int i = 0; i < FD_MAX_REFUSED + 8; i++) {
+		snprintf(file, sizeof(file), "bad%02d.json", i);
+		put_file(file, "other", 40);
+	}
+	put_file("good.json", "good", 40);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
 	assert_int_equal(set->n, 1);
+	assert_int_equal(set->nrefused, FD_MAX_REFUSED + 8);
+	assert_true(ends_with(set->refused[FD_MAX_REFUSED - 1].file,
+			      "/bad31.json"));
+}
+
+static void test_past_a_full_set_each_file_is_refused(void **state)
+{
+	char file[48], name[16];
+
+	(void)state;
+	for (int i = 0; i < FD_MAX_PROFILES + 2; i++) {
+		snprintf(name, sizeof(name), "p%03d", i);
+		snprintf(file, sizeof(file), "%s.json", name);
+		put_file(file, name, 40);
+	}
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
+	assert_int_equal(set->n, FD_MAX_PROFILES);
+	assert_int_equal(set->nrefused, 2);
+	assert_true(ends_with(set->refused[0].file, "/p128.json"));
+	assert_non_null(strstr(set->refused[0].message, "more than"));
+}
+
+static void test_an_unreadable_directory_keeps_the_old_set(void **state)
+{
+	char file[128];
+
+	(void)state;
+	put_file("a.json", "a", 40);
+	assert_int_equal(fd_profiles_load(dir, &lim, set), 0);
 	assert_int_equal(fd_profiles_load("/nonexistent/x", &lim, set), -1);
 	assert_int_equal(set->n, 1);
+	snprintf(file, sizeof(file), "%s/a.json", dir);
+	assert_int_equal(fd_profiles_load(file, &lim, set), -1);
+	assert_int_equal(set->n, 1);
+	assert_string_equal(set->dir, dir);
+}
+
+static void test_a_profile_wider_than_a_small_device_loads(void **state)
+{
+	struct fd_conf *c = xcalloc(1, sizeof(*c));
+	struct fascia_profile_limits l;
+	char why[256];
+
+	(void)state;
+	c->max_session_s = 1800;
+	c->ndev = 1;
+	snprintf(c->dev[0].name, sizeof(c->dev[0].name), "small");
+	c->dev[0].chambers = 4;
+	c->dev[0].limit_mmhg = 40;
+	fd_profiles_load_limits(c, &l);
+	put_wide("wide.json", "wide", 60);
+	put_file("narrow.json", "narrow", 40);
+	assert_int_equal(fd_profiles_load(dir, &l, set), 0);
+	assert_int_equal(set->n, 2);
+	assert_int_equal(set->nrefused, 0);
+	assert_false(fd_profiles_fits(fd_profiles_find(set, "wide"), &c->dev[0],
+				      why, sizeof(why)));
+	assert_non_null(strstr(why, "8 chambers, the device 4"));
+	assert_non_null(strstr(why, "60.0 mmHg is above the device limit "
+				    "40.0 mmHg"));
+	assert_true(fd_profiles_fits(fd_profiles_find(set, "narrow"),
+				     &c->dev[0], why, sizeof(why)));
+	assert_string_equal(why, "");
+	/* still the build's ceiling and the session maximum */
+	put_wide("high.json", "high", 90);
+	assert_int_equal(fd_profiles_load(dir, &l, set), 0);
+	assert_int_equal(set->n, 2);
+	assert_int_equal(set->nrefused, 1);
+	assert_string_equal(set->refused[0].field, "max_pressure_mmhg");
+	free(c);
 }
 
 static void stored_cb(int err, void *arg)
@@ -283,9 +423,15 @@ static void test_limits(void **state)
 	c->dev[0].limit_mmhg = 60;
 	c->dev[1].chambers = 8;
 	c->dev[1].limit_mmhg = 50;
+	/* a put: the largest device */
 	fd_profiles_limits(c, &l);
 	assert_int_equal(l.device_chambers, 8);
 	assert_true(l.device_limit_mmhg == 60);
+	assert_true(l.max_session_s == 1800);
+	/* a load: every device */
+	fd_profiles_load_limits(c, &l);
+	assert_int_equal(l.device_chambers, FASCIA_MAX_CHAMBERS);
+	assert_true(l.device_limit_mmhg == FASCIA_CEILING_MMHG);
 	assert_true(l.max_session_s == 1800);
 	free(c);
 }
@@ -295,8 +441,24 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_load_sorted, setup,
 						teardown),
-		cmocka_unit_test_setup_teardown(test_refused_keeps_old, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_bad_file_is_refused_alone, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_name_other_than_the_files_is_refused, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_nothing_valid_is_an_empty_set, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_many_refused_are_counted,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_past_a_full_set_each_file_is_refused, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_an_unreadable_directory_keeps_the_old_set, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(
+			test_a_profile_wider_than_a_small_device_loads, setup,
+			teardown),
 		cmocka_unit_test_setup_teardown(test_put, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_add_sorted, setup,
