@@ -3,8 +3,11 @@
  * the log's writer thread and the store's (disk work), opens the ZeroMQ
  * sockets, starts one control thread per device, and runs the main
  * libevent loop until SIGTERM or SIGINT, when it vents every device (for
- * at most SHUTDOWN_VENT_S) before it exits.  SIGHUP reloads the profiles,
- * keeping the old set if the new one does not load.
+ * at most SHUTDOWN_VENT_S) before it exits.  A refused profile file does
+ * not stop it: the others load (profiles.c); only a configuration that
+ * does not parse or a profile directory that cannot be read does.  SIGHUP
+ * reloads the profiles by the same rule, keeping the old set only when
+ * the directory cannot be read.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -72,29 +75,70 @@ static int load_conf(struct fd_daemon *d)
 	return -1;
 }
 
+/* The profile directory, loaded against what holds for every device. */
+static int load_profiles(const struct fd_daemon *d, struct fd_profiles *out)
+{
+	struct fascia_profile_limits lim;
+
+	fd_profiles_load_limits(&d->conf, &lim);
+	return fd_profiles_load(d->conf.profiles, &lim, out);
+}
+
+/* Each loaded profile a device cannot run: start refuses it there. */
+static void report_misfits(const struct fd_daemon *d)
+{
+	char why[256];
+
+	for (int i = 0; i < d->profiles.n; i++)
+		for (int j = 0; j < d->conf.ndev; j++)
+			if (!fd_profiles_fits(&d->profiles.p[i],
+					      &d->conf.dev[j], why,
+					      sizeof(why)))
+				log_warnx("profile %s does not fit device %s, "
+					  "start refuses it there: %s",
+					  d->profiles.p[i].name,
+					  d->conf.dev[j].name, why);
+}
+
+/* SIGHUP: the profiles again.  A session keeps the copy it started
+ * with, so a profile that goes away does not end one. */
+static void reload(struct fd_daemon *d)
+{
+	struct fd_profiles *fresh = xcalloc(1, sizeof(*fresh));
+
+	if (load_profiles(d, fresh) == -1) {
+		log_warnx("SIGHUP: %s cannot be read; keeping the %d %s "
+			  "loaded before",
+			  d->conf.profiles, d->profiles.n,
+			  noun(d->profiles.n, "profile", "profiles"));
+		free(fresh);
+		return;
+	}
+	for (int i = 0; i < d->profiles.n; i++)
+		if (fd_profiles_find(fresh, d->profiles.p[i].name) == NULL)
+			log_warnx("SIGHUP: profile %s is no longer served: "
+				  "its file is gone or was refused",
+				  d->profiles.p[i].name);
+	d->profiles = *fresh;
+	free(fresh);
+	log_info("SIGHUP: %d %s loaded from %s, %d %s refused", d->profiles.n,
+		 noun(d->profiles.n, "profile", "profiles"), d->conf.profiles,
+		 d->profiles.nrefused,
+		 noun(d->profiles.nrefused, "file", "files"));
+	report_misfits(d);
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct fd_daemon *d = arg;
-	struct fd_profiles *fresh;
 
 	(void)what;
-	if (sig != SIGHUP) {
-		log_info("%s: venting and stopping", strsignal((int)sig));
-		event_base_loopbreak(d->base);
+	if (sig == SIGHUP) {
+		reload(d);
 		return;
 	}
-	fresh = xcalloc(1, sizeof(*fresh));
-	if (fd_profiles_load(d->conf.profiles, &d->limits, fresh) == 0) {
-		d->profiles = *fresh;
-		log_info("SIGHUP: %d %s loaded from %s", d->profiles.n,
-			 noun(d->profiles.n, "profile", "profiles"),
-			 d->conf.profiles);
-	} else {
-		log_warnx("SIGHUP: the profiles did not load; keeping the %d "
-			  "loaded before",
-			  d->profiles.n);
-	}
-	free(fresh);
+	log_info("%s: venting and stopping", strsignal((int)sig));
+	event_base_loopbreak(d->base);
 }
 
 /*
@@ -192,16 +236,25 @@ int main(int argc, char **argv)
 		return 1;
 	d->conf.bench_unthrottled = unthrottled;
 	log_init(!check, verbose);
-	fd_profiles_limits(&d->conf, &d->limits);
-	if (fd_profiles_load(d->conf.profiles, &d->limits, &d->profiles)) {
-		log_warnx("the profiles in %s did not load", d->conf.profiles);
+	fd_profiles_limits(&d->conf, &d->limits); /* profile.put's */
+	if (load_profiles(d, &d->profiles) == -1) {
+		log_warnx("cannot start without the profile directory: point "
+			  "`profiles =` in %s at a readable directory of "
+			  "NAME.json files",
+			  d->conf_path ? d->conf_path
+				       : "a configuration file (-c)");
 		return 1;
 	}
+	report_misfits(d);
 	if (check) {
-		printf("%s: configuration OK, %d %s, %d %s\n",
+		printf("%s: configuration OK, %d %s, %d %s",
 		       d->conf_path ? d->conf_path : "built-in", d->conf.ndev,
 		       noun(d->conf.ndev, "device", "devices"), d->profiles.n,
 		       noun(d->profiles.n, "profile", "profiles"));
+		if (d->profiles.nrefused > 0)
+			printf("; %d profile %s refused", d->profiles.nrefused,
+			       noun(d->profiles.nrefused, "file", "files"));
+		printf("\n");
 		return 0;
 	}
 	if (!foreground && daemon(0, 0) == -1)
