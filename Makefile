@@ -240,7 +240,27 @@ safety-report: deps all
 demo: deps all
 	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) clients/demo.py
 
-install: all
+# The installed layout, which the daemon's built-in default must match:
+# the programs in bin, the profiles in share/fascia/profiles, an example
+# configuration in etc/fascia naming those profiles.  config.o is the one
+# object that knows PROFILES_DIR (-D), and $(B)/profiles-dir, rewritten
+# only when the directory changes, rebuilds it when PREFIX does: a build
+# for one PREFIX installed under another would look for its profiles
+# where none are.
+PROFILES_DIR = $(PREFIX)/share/fascia/profiles
+SYSCONF_DIR = $(PREFIX)/etc/fascia
+
+$(B)/obj/daemon/config.o: ALL_CFLAGS += \
+	-DFASCIA_PROFILES_DIR='"$(PROFILES_DIR)"'
+$(B)/obj/daemon/config.o: $(B)/profiles-dir
+$(B)/profiles-dir: FORCE
+	@mkdir -p $(@D)
+	@echo '$(PROFILES_DIR)' | cmp -s - $@ || echo '$(PROFILES_DIR)' > $@
+# Always out of date: $(B)/profiles-dir's recipe runs every time.
+FORCE:
+
+# What it installs, not the tests and benches of `all`.
+install: $(B)/libfascia.a $(B)/libfascia.so $(PROGRAMS)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib \
 		$(DESTDIR)$(PREFIX)/include/fascia
 	install -m 755 $(PROGRAMS) $(DESTDIR)$(PREFIX)/bin
@@ -250,11 +270,14 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)$(PREFIX)/share/man/man8 \
-		$(DESTDIR)$(PREFIX)/share/fascia/profiles
+		$(DESTDIR)$(PROFILES_DIR) $(DESTDIR)$(SYSCONF_DIR)
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 docs/man/*.5 $(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 644 docs/man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 644 etc/profiles/*.json $(DESTDIR)$(PREFIX)/share/fascia/profiles
+	install -m 644 etc/profiles/*.json $(DESTDIR)$(PROFILES_DIR)
+	sed 's|^profiles = .*|profiles = $(PROFILES_DIR)|' \
+		etc/fasciad.conf.example > $(DESTDIR)$(SYSCONF_DIR)/fasciad.conf.example
+	chmod 644 $(DESTDIR)$(SYSCONF_DIR)/fasciad.conf.example
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

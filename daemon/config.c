@@ -18,6 +18,17 @@
 
 #include "fasciad.h"
 
+/*
+ * The profiles directory without a `profiles` key.  The Makefile passes the
+ * one `make install` fills, under its PREFIX, so that an installed fasciad
+ * started without -c finds its profiles wherever it is started; a relative
+ * default would depend on the current directory.  This fallback is the
+ * Makefile's own default, for the tests that #include this file.
+ */
+#ifndef FASCIA_PROFILES_DIR
+#define FASCIA_PROFILES_DIR "/usr/local/share/fascia/profiles"
+#endif
+
 /* Counts lines for the handler: inih does not pass them in this build. */
 struct parse {
 	struct fd_conf *conf;
@@ -63,7 +74,7 @@ void conf_default(struct fd_conf *c)
 	memset(c, 0, sizeof(*c));
 	snprintf(c->control, sizeof(c->control), "tcp://127.0.0.1:7410");
 	snprintf(c->publish, sizeof(c->publish), "tcp://127.0.0.1:7411");
-	snprintf(c->profiles, sizeof(c->profiles), "etc/profiles");
+	snprintf(c->profiles, sizeof(c->profiles), "%s", FASCIA_PROFILES_DIR);
 	c->tick_hz = 50;
 	c->publish_hz = 10;
 	c->max_session_s = FASCIA_DEFAULT_SESSION_S;

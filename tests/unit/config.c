@@ -58,6 +58,10 @@ static void test_builtin(void **state)
 	assert_int_equal(conf.publish_hz, 10);
 	assert_true(conf.dev[0].limit_mmhg <= FASCIA_CEILING_MMHG);
 	assert_true(conf.ilk.v[ILK_OVERPRESSURE][0] == 5);
+	/* Where `make install` puts them, not a path that depends on the
+	 * directory the daemon starts in. */
+	assert_true(conf.profiles[0] == '/');
+	assert_non_null(strstr(conf.profiles, "/share/fascia/profiles"));
 }
 
 /* The example of fasciad.conf(5), inline comments and all. */
@@ -178,6 +182,19 @@ static void test_file_level_errors(void **state)
 	assert_error(0, "cannot open");
 }
 
+/* The file the README starts the daemon with, from the repository's root. */
+static void test_shipped_example(void **state)
+{
+	(void)state;
+	assert_int_equal(conf_load("etc/fasciad.conf.example", &conf, &errs),
+			 0);
+	assert_string_equal(conf.profiles, "etc/profiles");
+	assert_int_equal(conf.ndev, 1);
+	assert_string_equal(conf.dev[0].name, "sim");
+	assert_string_equal(conf.dev[0].host, "127.0.0.1");
+	assert_int_equal(conf.dev[0].port, 1502);
+}
+
 /* More errors than are kept: they are counted, not lost silently. */
 static void test_many_errors(void **state)
 {
@@ -199,6 +216,7 @@ int main(void)
 		cmocka_unit_test(test_rtu_and_thresholds),
 		cmocka_unit_test(test_errors_with_lines),
 		cmocka_unit_test(test_file_level_errors),
+		cmocka_unit_test(test_shipped_example),
 		cmocka_unit_test(test_many_errors),
 	};
 
