@@ -1,5 +1,6 @@
 """fasciad as an operator runs it: the configuration check, a SIGTERM that
-vents, two clients racing, storing profiles, and SIGHUP reloading them."""
+vents, two clients racing, storing profiles.  SIGHUP's reload is
+tests/system/test_profile_loading.py's."""
 import json
 import os
 import signal
@@ -7,7 +8,6 @@ import threading
 
 import zmq
 
-from conftest import wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
 from conftest_daemon import sim_max_pressure, start_session
 import subprocess
@@ -41,11 +41,12 @@ def test_check_mode_names_each_error_with_its_line_and_exits_1(tmp_path):
     r = run_check(good)
     assert r.returncode == 0, (r.returncode, r.stderr)
 
-    # a broken profile in the directory fails the check, naming the file
+    # a broken profile in the directory is refused alone: the check names
+    # the file and passes (tests/system/test_profile_loading.py has more)
     with open(os.path.join(str(tmp_path), "profiles", "broken.json"), "w") as f:
         f.write('{"name": "broken", "chambers": 4,')
     r = run_check(good)
-    assert r.returncode == 1 and "broken.json" in r.stderr, (r.returncode, r.stderr)
+    assert r.returncode == 0 and "broken.json" in r.stderr, (r.returncode, r.stderr)
 
 
 def test_help_prints_the_usage_and_exits_0():
@@ -159,25 +160,3 @@ def test_a_stored_profile_is_listed_and_written_atomically(rig):
     # the stored profile runs
     start_session(rig, "stored-wave")
     d.ok("stop", device="sim")
-
-
-def test_sighup_with_a_broken_profile_keeps_the_old_set(rig):
-    d = rig.d
-    before = d.ok("profiles")["profiles"]
-    # a valid new file and a broken one: the reload fails as a whole
-    good = json.loads(json.dumps(PROFILES["wave"]))
-    good["name"] = "newcomer"
-    with open(os.path.join(rig.profiles_dir, "newcomer.json"), "w") as f:
-        json.dump(good, f)
-    with open(os.path.join(rig.profiles_dir, "zz-broken.json"), "w") as f:
-        f.write('{"name": "zz-broken", "chambers": 4, "max_pressure_mmhg": 40,')
-    d.signal(signal.SIGHUP)
-    wait_until(lambda: "zz-broken.json" in d.log(), 3.0, interval=0.02,
-               what="the log naming zz-broken.json; log:\n%s" % d.log()[-1500:])
-    assert d.alive()
-    assert d.ok("profiles")["profiles"] == before, "the profile set changed on a failed reload"
-    # once the broken file is gone, SIGHUP loads the new set
-    os.unlink(os.path.join(rig.profiles_dir, "zz-broken.json"))
-    d.signal(signal.SIGHUP)
-    wait_until(lambda: "newcomer" in [p["name"] for p in d.ok("profiles")["profiles"]], 3.0,
-               interval=0.05, what="newcomer loaded by the second SIGHUP")
