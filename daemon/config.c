@@ -2,8 +2,10 @@
  * fasciad's configuration: an INI file parsed with libinih into a fresh
  * struct.  Every error is reported with its line, and nothing is accepted
  * beyond the compiled-in bounds, so `fasciad -n` can tell an operator all
- * that is wrong with a file at once.  Without a file the daemon runs the
- * built-in default: one device `sim` at 127.0.0.1:1502.
+ * that is wrong with a file at once: a key given twice, a device that
+ * shares another's address, a watchdog the tick cannot keep fed.  Without a
+ * file the daemon runs the built-in default: one device `sim` at
+ * 127.0.0.1:1502.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -29,14 +32,58 @@
 #define FASCIA_PROFILES_DIR "/usr/local/share/fascia/profiles"
 #endif
 
-/* Counts lines for the handler: inih does not pass them in this build. */
+/*
+ * The firmware's watchdog (watchdog_ms) must outlast the comms interlock
+ * (comms_ticks missed exchanges) by this many tick periods: one for a tick
+ * that runs late, one for the exchange that times out.  With fewer, the
+ * firmware, not the daemon, is the first to see a link that drops, and a
+ * watchdog of a tick or two trips on a healthy link's jitter (at tick_hz
+ * 10, watchdog_ms 50 faults the device after every ack).
+ */
+#define WATCHDOG_SPARE_TICKS 2
+
+/* [daemon] keys, in the order of struct parse's daemon_line. */
+static const char *const daemon_keys[] = {
+	"control", "publish",    "profiles",
+	"tick_hz", "publish_hz", "max_session_s",
+};
+#define DAEMON_KEYS (sizeof(daemon_keys) / sizeof(daemon_keys[0]))
+
+/* [device NAME] keys, in the order of its dev_line[i]. */
+enum {
+	DK_TRANSPORT,
+	DK_ADDRESS,
+	DK_BAUD,
+	DK_PARITY,
+	DK_UNIT,
+	DK_CHAMBERS,
+	DK_LIMIT,
+	DK_WATCHDOG,
+	DK_COUNT
+};
+static const char *const device_keys[DK_COUNT] = {
+	"transport", "address",  "baud",       "parity",
+	"unit",      "chambers", "limit_mmhg", "watchdog_ms",
+};
+
+/*
+ * Counts lines for the handler (inih does not pass them in this build) and
+ * keeps the line of each key given, 0 for one not given: a key given twice
+ * names the first, and the checks of the whole file name the line of the
+ * key they refuse.
+ */
 struct parse {
 	struct fd_conf *conf;
 	struct conf_errors *errs;
 	FILE *fp;
 	int line;
+	bool indented;              /* the line starts with a blank */
 	struct fd_device_conf *dev; /* the [device NAME] being read */
-	unsigned seen;              /* daemon keys seen, for duplicates */
+	/* Its address, read once its section ends: transport may follow it. */
+	char address[256];
+	int daemon_line[DAEMON_KEYS];
+	int ilk_line[ILK_COUNT][2];
+	int dev_line[FD_MAX_DEVICES][DK_COUNT];
 };
 
 void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
@@ -91,8 +138,8 @@ void conf_builtin(struct fd_conf *c)
 }
 
 /* Numbers: the whole value must parse, and lie within [lo, hi]. */
-static int get_long(struct parse *p, const char *key, const char *v, long lo,
-		    long hi, long *out)
+static int get_long_at(struct parse *p, int line, const char *key,
+		       const char *v, long lo, long hi, long *out)
 {
 	char *end;
 	long n;
@@ -100,17 +147,23 @@ static int get_long(struct parse *p, const char *key, const char *v, long lo,
 	errno = 0;
 	n = strtol(v, &end, 10);
 	if (errno || end == v || *end != '\0') {
-		conf_error(p->errs, p->line, "%s: '%s' is not a whole number",
-			   key, v);
+		conf_error(p->errs, line, "%s: '%s' is not a whole number", key,
+			   v);
 		return -1;
 	}
 	if (n < lo || n > hi) {
-		conf_error(p->errs, p->line, "%s: %ld is outside %ld..%ld", key,
-			   n, lo, hi);
+		conf_error(p->errs, line, "%s: %ld is outside %ld..%ld", key, n,
+			   lo, hi);
 		return -1;
 	}
 	*out = n;
 	return 0;
+}
+
+static int get_long(struct parse *p, const char *key, const char *v, long lo,
+		    long hi, long *out)
+{
+	return get_long_at(p, p->line, key, v, lo, hi, out);
 }
 
 static int get_int(struct parse *p, const char *key, const char *v, long lo,
@@ -171,29 +224,66 @@ static int get_endpoint(struct parse *p, const char *key, const char *v,
 	return get_string(p, key, v, out, size);
 }
 
-/* "HOST:PORT" for tcp. */
-static int get_address(struct parse *p, struct fd_device_conf *d, const char *v)
+/*
+ * A tcp device's address, HOST:PORT, given at line.  A path is the
+ * address of an rtu device, and saying so tells the operator which of the
+ * two lines is wrong.  Refused, the host is cleared: check_shared()
+ * compares only the addresses that parsed.
+ */
+static void tcp_address(struct parse *p, struct fd_device_conf *d, int line)
 {
-	const char *colon = strrchr(v, ':');
+	const char *v = p->address, *colon = strrchr(v, ':');
 	size_t hlen;
+	long port;
 
-	if (d->transport == TRANSPORT_RTU)
-		return get_string(p, "address", v, d->path, sizeof(d->path));
+	d->host[0] = '\0';
+	if (v[0] == '/') {
+		conf_error(p->errs, line,
+			   "address: '%s' is a serial device, but device %s "
+			   "is tcp: give HOST:PORT, or transport = rtu",
+			   v, d->name);
+		return;
+	}
 	if (colon == NULL || colon == v) {
-		conf_error(p->errs, p->line, "address: '%s' is not HOST:PORT",
-			   v);
-		return -1;
+		conf_error(p->errs, line, "address: '%s' is not HOST:PORT", v);
+		return;
 	}
 	hlen = (size_t)(colon - v);
 	if (hlen >= sizeof(d->host)) {
-		conf_error(p->errs, p->line, "address: host too long");
-		return -1;
+		conf_error(p->errs, line,
+			   "address: host too long (%zu at most)",
+			   sizeof(d->host) - 1);
+		return;
 	}
-	if (get_int(p, "address port", colon + 1, 1, 65535, &d->port) == -1)
-		return -1;
+	if (get_long_at(p, line, "address port", colon + 1, 1, 65535, &port) ==
+	    -1)
+		return;
+	d->port = (int)port;
 	memcpy(d->host, v, hlen);
 	d->host[hlen] = '\0';
-	return 0;
+}
+
+/* An rtu device's address: the path of its serial device. */
+static void rtu_address(struct parse *p, struct fd_device_conf *d, int line)
+{
+	const char *v = p->address;
+
+	d->path[0] = '\0';
+	if (v[0] != '/') {
+		conf_error(p->errs, line,
+			   "address: '%s' is not a serial device, but device "
+			   "%s is rtu: give its path (/dev/ttyUSB0), or "
+			   "transport = tcp",
+			   v, d->name);
+		return;
+	}
+	if (strlen(v) >= sizeof(d->path)) {
+		conf_error(p->errs, line,
+			   "address: path too long (%zu at most)",
+			   sizeof(d->path) - 1);
+		return;
+	}
+	memcpy(d->path, v, strlen(v) + 1);
 }
 
 static const long bauds[] = {1200,  2400,  4800,   9600,   19200,
@@ -215,11 +305,37 @@ static int get_baud(struct parse *p, const char *v, int *out)
 	return -1;
 }
 
-/* [daemon] keys, in the order of the bit that marks each as seen. */
-static const char *const daemon_keys[] = {
-	"control", "publish",    "profiles",
-	"tick_hz", "publish_hz", "max_session_s",
-};
+/*
+ * A key is given once in its section.  *line is where it was first given
+ * (0: not yet); a second is refused, naming both lines, and its value is
+ * not read: which of the two was meant is the operator's to say.  inih
+ * hands an indented line on as more of the key above it, a second value
+ * too, told apart because the fix differs.
+ */
+static bool given_once(struct parse *p, int *line, const char *key)
+{
+	char section[48];
+
+	if (*line == 0) {
+		*line = p->line;
+		return true;
+	}
+	if (p->dev != NULL)
+		snprintf(section, sizeof(section), "[device %s]", p->dev->name);
+	else
+		snprintf(section, sizeof(section), "[daemon]");
+	if (p->indented)
+		conf_error(p->errs, p->line,
+			   "%s: an indented line is read as more of line %d: "
+			   "start each key at the line's beginning",
+			   key, *line);
+	else
+		conf_error(p->errs, p->line,
+			   "%s: given twice in %s, first at line %d: keep "
+			   "one",
+			   key, section, *line);
+	return false;
+}
 
 /* Interlock thresholds: the keys and bounds of the table's rows. */
 static int interlock_key(struct parse *p, const char *name, const char *v)
@@ -228,9 +344,12 @@ static int interlock_key(struct parse *p, const char *name, const char *v)
 		for (int j = 0; j < 2; j++) {
 			const struct ilk_param *k = &ilk_rows[i].param[j];
 
-			if (k->key && strcmp(k->key, name) == 0)
-				return get_double(p, name, v, k->lo, k->hi,
-						  &p->conf->ilk.v[i][j]);
+			if (k->key == NULL || strcmp(k->key, name) != 0)
+				continue;
+			if (!given_once(p, &p->ilk_line[i][j], name))
+				return -1;
+			return get_double(p, name, v, k->lo, k->hi,
+					  &p->conf->ilk.v[i][j]);
 		}
 	conf_error(p->errs, p->line, "unknown key '%s' in [daemon]", name);
 	return -1;
@@ -241,16 +360,13 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 	struct fd_conf *c = p->conf;
 	size_t i;
 
-	for (i = 0; i < sizeof(daemon_keys) / sizeof(daemon_keys[0]); i++)
+	for (i = 0; i < DAEMON_KEYS; i++)
 		if (strcmp(name, daemon_keys[i]) == 0)
 			break;
-	if (i == sizeof(daemon_keys) / sizeof(daemon_keys[0]))
+	if (i == DAEMON_KEYS)
 		return interlock_key(p, name, v);
-	if (p->seen & (1u << i)) {
-		conf_error(p->errs, p->line, "%s: given twice", name);
+	if (!given_once(p, &p->daemon_line[i], name))
 		return -1;
-	}
-	p->seen |= 1u << i;
 	switch (i) {
 	case 0:
 		return get_endpoint(p, name, v, c->control, sizeof(c->control));
@@ -271,8 +387,20 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 static int device_key(struct parse *p, const char *name, const char *v)
 {
 	struct fd_device_conf *d = p->dev;
+	int k;
 
-	if (strcmp(name, "transport") == 0) {
+	for (k = 0; k < DK_COUNT; k++)
+		if (strcmp(name, device_keys[k]) == 0)
+			break;
+	if (k == DK_COUNT) {
+		conf_error(p->errs, p->line, "unknown key '%s' in [device %s]",
+			   name, d->name);
+		return -1;
+	}
+	if (!given_once(p, &p->dev_line[d - p->conf->dev][k], name))
+		return -1;
+	switch (k) {
+	case DK_TRANSPORT:
 		if (strcmp(v, "tcp") == 0)
 			d->transport = TRANSPORT_TCP;
 		else if (strcmp(v, "rtu") == 0)
@@ -283,12 +411,11 @@ static int device_key(struct parse *p, const char *name, const char *v)
 			return -1;
 		}
 		return 0;
-	}
-	if (strcmp(name, "address") == 0)
-		return get_address(p, d, v);
-	if (strcmp(name, "baud") == 0)
+	case DK_ADDRESS:
+		return get_string(p, name, v, p->address, sizeof(p->address));
+	case DK_BAUD:
 		return get_baud(p, v, &d->baud);
-	if (strcmp(name, "parity") == 0) {
+	case DK_PARITY:
 		if (strlen(v) != 1 || strchr("NEO", toupper(*v)) == NULL) {
 			conf_error(p->errs, p->line,
 				   "parity: '%s' is not N, E or O", v);
@@ -296,21 +423,57 @@ static int device_key(struct parse *p, const char *name, const char *v)
 		}
 		d->parity = (char)toupper(*v);
 		return 0;
-	}
-	if (strcmp(name, "unit") == 0)
+	case DK_UNIT:
 		return get_int(p, name, v, 1, 247, &d->unit);
-	if (strcmp(name, "chambers") == 0)
+	case DK_CHAMBERS:
 		return get_int(p, name, v, 1, FASCIA_MAX_CHAMBERS,
 			       &d->chambers);
-	if (strcmp(name, "limit_mmhg") == 0)
+	case DK_LIMIT:
 		return get_double(p, name, v, 10, FASCIA_CEILING_MMHG,
 				  &d->limit_mmhg);
-	if (strcmp(name, "watchdog_ms") == 0)
+	default:
 		return get_int(p, name, v, FASCIA_WATCHDOG_MS_MIN,
 			       FASCIA_WATCHDOG_MS_MAX, &d->watchdog_ms);
-	conf_error(p->errs, p->line, "unknown key '%s' in [device %s]", name,
-		   d->name);
-	return -1;
+	}
+}
+
+/*
+ * The end of a [device NAME] section, when its transport is known
+ * whichever line gave it: the address is read for that transport, and the
+ * serial line's keys are refused on a tcp device, where they would be
+ * ignored.
+ */
+static void end_device(struct parse *p)
+{
+	struct fd_device_conf *d = p->dev;
+	const int *at;
+
+	if (d == NULL)
+		return;
+	at = p->dev_line[d - p->conf->dev];
+	if (d->transport == TRANSPORT_TCP)
+		for (int k = DK_BAUD; k <= DK_PARITY; k++)
+			if (at[k])
+				conf_error(p->errs, at[k],
+					   "%s: device %s is tcp; baud and "
+					   "parity are for rtu: remove the "
+					   "line, or transport = rtu",
+					   device_keys[k], d->name);
+	if (at[DK_ADDRESS] == 0) {
+		/* tcp has a default (the simulator's), rtu none. */
+		if (d->transport == TRANSPORT_RTU)
+			conf_error(p->errs, d->line,
+				   "device %s: rtu needs address = /dev/...",
+				   d->name);
+	} else if (p->address[0] == '\0') {
+		/* Refused as it was read: compare it with no other. */
+		d->host[0] = '\0';
+	} else if (d->transport == TRANSPORT_TCP)
+		tcp_address(p, d, at[DK_ADDRESS]);
+	else
+		rtu_address(p, d, at[DK_ADDRESS]);
+	p->address[0] = '\0';
+	p->dev = NULL;
 }
 
 static bool valid_name(const char *s)
@@ -332,7 +495,7 @@ static void new_section(struct parse *p, const char *section)
 	const char *name;
 	int i;
 
-	p->dev = NULL;
+	end_device(p);
 	if (strcmp(section, "daemon") == 0)
 		return;
 	if (strncmp(section, "device ", 7) != 0) {
@@ -392,6 +555,7 @@ static char *reader(char *str, int num, void *stream)
 	if (s == NULL)
 		return NULL;
 	p->line++;
+	p->indented = isspace((unsigned char)*s);
 	for (start = s; isspace((unsigned char)*start); start++)
 		;
 	if (*start == '[' && (end = strchr(start, ']')) != NULL &&
@@ -403,6 +567,72 @@ static char *reader(char *str, int num, void *stream)
 	return s;
 }
 
+/* Where device i's key k was given, else where its section starts. */
+static int key_line(const struct parse *p, int i, int k)
+{
+	return p->dev_line[i][k] ? p->dev_line[i][k] : p->conf->dev[i].line;
+}
+
+/*
+ * The watchdog against the tick, which [daemon] may set after the devices:
+ * at least comms_ticks + WATCHDOG_SPARE_TICKS tick periods.
+ */
+static void check_watchdog(struct parse *p, int i)
+{
+	const struct fd_conf *c = p->conf;
+	const struct fd_device_conf *d = &c->dev[i];
+	double ticks = c->ilk.v[ILK_COMMS][0] + WATCHDOG_SPARE_TICKS;
+	double min_ms = ceil(ticks * 1000.0 / c->tick_hz);
+
+	if (d->watchdog_ms < min_ms)
+		conf_error(p->errs, key_line(p, i, DK_WATCHDOG),
+			   "watchdog_ms: %d is under %g ticks at tick_hz %d "
+			   "(comms_ticks + %d): give %.0f or more, or raise "
+			   "tick_hz",
+			   d->watchdog_ms, ticks, c->tick_hz,
+			   WATCHDOG_SPARE_TICKS, min_ms);
+}
+
+/*
+ * Two devices at one address would be one controller driven by two
+ * control threads.  tcp: the same host (as written) and port and unit;
+ * other units behind one gateway are other controllers.  rtu: the same
+ * path, whatever the units, since each device's thread opens the port
+ * itself (link.c) and two masters' frames would interleave on the bus.
+ */
+static void check_shared(struct parse *p, int i)
+{
+	const struct fd_conf *c = p->conf;
+	const struct fd_device_conf *d = &c->dev[i], *o;
+	int j;
+
+	for (j = 0; j < i; j++) {
+		o = &c->dev[j];
+		if (o->transport != d->transport)
+			continue;
+		if (d->transport == TRANSPORT_TCP && d->host[0] != '\0' &&
+		    strcasecmp(d->host, o->host) == 0 && d->port == o->port &&
+		    d->unit == o->unit) {
+			conf_error(p->errs, key_line(p, i, DK_ADDRESS),
+				   "device %s: %s:%d unit %d is device %s's "
+				   "(line %d): give each its own address or "
+				   "unit",
+				   d->name, d->host, d->port, d->unit, o->name,
+				   o->line);
+			return;
+		}
+		if (d->transport == TRANSPORT_RTU && d->path[0] != '\0' &&
+		    strcmp(d->path, o->path) == 0) {
+			conf_error(p->errs, key_line(p, i, DK_ADDRESS),
+				   "device %s: %s is device %s's (line %d): "
+				   "one device a serial port, even with "
+				   "other units",
+				   d->name, d->path, o->name, o->line);
+			return;
+		}
+	}
+}
+
 /* Checks that need the whole file. */
 static void check_whole(struct parse *p)
 {
@@ -412,12 +642,8 @@ static void check_whole(struct parse *p)
 	if (c->ndev == 0)
 		conf_error(p->errs, 0, "no [device NAME] section");
 	for (i = 0; i < c->ndev; i++) {
-		struct fd_device_conf *d = &c->dev[i];
-
-		if (d->transport == TRANSPORT_RTU && d->path[0] == '\0')
-			conf_error(p->errs, d->line,
-				   "device %s: rtu needs address = /dev/...",
-				   d->name);
+		check_watchdog(p, i);
+		check_shared(p, i);
 	}
 	/* "tcp://host:*" binds a fresh port each time: no clash. */
 	if (strcmp(c->control, c->publish) == 0 && !strchr(c->control, '*'))
@@ -434,6 +660,7 @@ int conf_load_stream(FILE *fp, const char *name, struct fd_conf *c,
 	memset(errs, 0, sizeof(*errs));
 	conf_default(c);
 	rc = ini_parse_stream(reader, &p, handler, &p);
+	end_device(&p);
 	if (rc > 0)
 		conf_error(errs, rc, "not a key = value line nor a [section]");
 	else if (rc < 0)

@@ -1,6 +1,8 @@
 /*
  * fasciad's configuration file: the keys of fasciad.conf(5), the bounds, and
- * each error reported with its line.
+ * each error reported with its line: a key given twice in any section, and
+ * the files that parse but cannot work (a watchdog the tick cannot feed,
+ * two devices at one address, the keys of one transport on the other).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -78,7 +80,7 @@ static void test_design_example(void **state)
 			      "[device sim]\n"
 			      "transport = tcp            ; or rtu\n"
 			      "address = 127.0.0.1:1502   ; or /dev/ttyUSB0\n"
-			      "baud = 115200              ; rtu only\n"
+			      "; baud = 115200 is for rtu: refused here\n"
 			      "unit = 1\n"
 			      "chambers = 8\n"
 			      "limit_mmhg = 80\n"
@@ -151,7 +153,7 @@ static void test_errors_with_lines(void **state)
 	assert_error(4, "not a ZeroMQ endpoint");
 	assert_error(5, "unknown key 'colour'");
 	assert_error(6, "overpressure_margin_mmhg: 20 is outside 0..10");
-	assert_error(7, "tick_hz: given twice");
+	assert_error(7, "tick_hz: given twice in [daemon], first at line 2");
 	assert_error(9, "limit_mmhg: 90 is outside 10..80");
 	assert_error(10, "watchdog_ms: 10 is outside 50..5000");
 	assert_error(11, "not HOST:PORT");
@@ -195,6 +197,209 @@ static void test_shipped_example(void **state)
 	assert_int_equal(conf.dev[0].port, 1502);
 }
 
+/* A key given twice is refused in every section, naming both lines, and
+ * neither value is taken for the other. */
+static void test_a_key_given_twice_in_any_section(void **state)
+{
+	const char *dev[][2] = {
+		{"transport", "tcp"}, {"address", "127.0.0.1:1502"},
+		{"unit", "2"},        {"chambers", "4"},
+		{"limit_mmhg", "40"}, {"watchdog_ms", "500"},
+	};
+	char text[2048] = "[daemon]\n"                     /* 1 */
+			  "tick_hz = 50\n"                 /* 2 */
+			  "overpressure_margin_mmhg = 5\n" /* 3 */
+			  "profiles = a\n"                 /* 4 */
+			  "tick_hz = 100\n"                /* 5 */
+			  "overpressure_margin_mmhg = 2\n" /* 6 */
+			  "[device a]\n"                   /* 7 */
+			  "limit_mmhg = 40\n"              /* 8 */
+			  "limit_mmhg = 80\n"              /* 9 */
+			  "[daemon]\n"                     /* 10 */
+			  "profiles = b\n"                 /* 11 */
+			  "[device b]\n";                  /* 12 */
+	char what[96];
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) { /* 13.. */
+		snprintf(what, sizeof(what), "%s = %s\n%s = %s\n", dev[i][0],
+			 dev[i][1], dev[i][0], dev[i][1]);
+		strcat(text, what);
+	}
+	strcat(text, "[device r]\ntransport = rtu\naddress = /dev/ttyS0\n"
+		     "baud = 9600\nbaud = 9600\nparity = E\nparity = E\n");
+	assert_int_equal(load(text), -1);
+	assert_error(5, "tick_hz: given twice in [daemon], first at line 2");
+	assert_error(6, "overpressure_margin_mmhg: given twice in [daemon], "
+			"first at line 3");
+	assert_error(9, "limit_mmhg: given twice in [device a], first at "
+			"line 8: keep one");
+	assert_error(11, "profiles: given twice in [daemon], first at line 4");
+	for (i = 0; i < sizeof(dev) / sizeof(dev[0]); i++) {
+		snprintf(what, sizeof(what),
+			 "%s: given twice in [device b], first at line %zu",
+			 dev[i][0], 13 + 2 * i);
+		assert_error(14 + 2 * (int)i, what);
+	}
+	assert_error(29, "baud: given twice in [device r], first at line 28");
+	assert_error(31, "parity: given twice in [device r], first at line 30");
+	/* The first value stands; the second was not read. */
+	assert_int_equal(conf.tick_hz, 50);
+	assert_true(conf.dev[0].limit_mmhg == 40);
+	assert_true(conf.ilk.v[ILK_OVERPRESSURE][0] == 5);
+
+	/* The same key in two devices is no repetition. */
+	assert_int_equal(load("[device a]\nlimit_mmhg = 40\n"
+			      "[device b]\nlimit_mmhg = 40\n"
+			      "address = 127.0.0.1:1503\n"),
+			 0);
+}
+
+/* inih reads an indented line as more of the key above: a second value,
+ * refused with what to do about the indent. */
+static void test_an_indented_line_is_not_a_new_key(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[device a]\n"
+			      "limit_mmhg = 40\n"
+			      "  unit = 2\n"),
+			 -1);
+	assert_error(3, "limit_mmhg: an indented line is read as more of "
+			"line 2: start each key at the line's beginning");
+}
+
+/* watchdog_ms: at least comms_ticks + 2 tick periods, whichever section
+ * comes first. */
+static void test_a_watchdog_shorter_than_the_tick_can_feed(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[daemon]\n"
+			      "tick_hz = 10\n"
+			      "[device a]\n"
+			      "watchdog_ms = 50\n"),
+			 -1);
+	assert_error(4, "watchdog_ms: 50 is under 5 ticks at tick_hz 10 "
+			"(comms_ticks + 2): give 500 or more, or raise "
+			"tick_hz");
+	assert_int_equal(errs.n, 1);
+
+	/* [daemon] after the device, and the bound exactly. */
+	assert_int_equal(load("[device a]\n"
+			      "watchdog_ms = 500\n"
+			      "[daemon]\n"
+			      "tick_hz = 10\n"),
+			 0);
+	assert_int_equal(load("[device a]\n"
+			      "watchdog_ms = 99\n"
+			      "[device b]\n"
+			      "address = 127.0.0.1:1503\n"
+			      "watchdog_ms = 100\n"),
+			 -1);
+	assert_error(2, "give 100 or more");
+	assert_int_equal(errs.n, 1);
+
+	/* A slower comms interlock needs a longer watchdog: the default
+	 * 500 ms, not given, is refused at the device's section. */
+	assert_int_equal(load("[daemon]\n"
+			      "tick_hz = 10\n"
+			      "comms_ticks = 10\n"
+			      "[device a]\n"),
+			 -1);
+	assert_error(4, "watchdog_ms: 500 is under 12 ticks at tick_hz 10");
+	assert_error(4, "give 1200 or more");
+}
+
+/* One controller, one device: the same tcp host, port and unit, or the
+ * same serial port whatever the units. */
+static void test_two_devices_at_one_address(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[device a]\n"             /* 1 */
+			      "address = box:1502\n"     /* 2 */
+			      "unit = 3\n"               /* 3 */
+			      "[device b]\n"             /* 4 */
+			      "unit = 3\n"               /* 5 */
+			      "address = BOX:1502\n"     /* 6 */
+			      "[device c]\n"             /* 7 */
+			      "[device d]\n"             /* 8 */
+			      "[device r1]\n"            /* 9 */
+			      "transport = rtu\n"        /* 10 */
+			      "address = /dev/ttyUSB0\n" /* 11 */
+			      "[device r2]\n"            /* 12 */
+			      "transport = rtu\n"        /* 13 */
+			      "address = /dev/ttyUSB0\n" /* 14 */
+			      "unit = 2\n"),             /* 15 */
+			 -1);
+	assert_error(6, "device b: BOX:1502 unit 3 is device a's (line 1): "
+			"give each its own address or unit");
+	/* Both at the default address: the second section is the line. */
+	assert_error(8, "device d: 127.0.0.1:1502 unit 1 is device c's "
+			"(line 7)");
+	assert_error(14, "device r2: /dev/ttyUSB0 is device r1's (line 9): "
+			 "one device a serial port, even with other units");
+	assert_int_equal(errs.n, 3);
+
+	/* Other units behind one tcp gateway, other ports, other paths. */
+	assert_int_equal(load("[device a]\n"
+			      "address = box:1502\n"
+			      "[device b]\n"
+			      "address = box:1502\n"
+			      "unit = 2\n"
+			      "[device c]\n"
+			      "address = box:1503\n"
+			      "[device r1]\n"
+			      "transport = rtu\n"
+			      "address = /dev/ttyUSB0\n"
+			      "[device r2]\n"
+			      "transport = rtu\n"
+			      "address = /dev/ttyUSB1\n"),
+			 0);
+
+	/* An address refused as it was read clashes with nothing. */
+	assert_int_equal(load("[device a]\n"
+			      "[device b]\n"
+			      "address = 127.0.0.1:0\n"),
+			 -1);
+	assert_error(3, "address port: 0 is outside 1..65535");
+	assert_int_equal(errs.n, 1);
+}
+
+/* The keys of one transport on a device of the other, in either order. */
+static void test_the_other_transports_keys(void **state)
+{
+	(void)state;
+	assert_int_equal(load("[device t]\n"               /* 1 */
+			      "baud = 9600\n"              /* 2 */
+			      "parity = E\n"               /* 3 */
+			      "[device p]\n"               /* 4 */
+			      "address = /dev/ttyUSB0\n"   /* 5 */
+			      "[device r]\n"               /* 6 */
+			      "address = 127.0.0.1:1502\n" /* 7 */
+			      "transport = rtu\n"),        /* 8 */
+			 -1);
+	assert_error(2, "baud: device t is tcp; baud and parity are for rtu: "
+			"remove the line, or transport = rtu");
+	assert_error(3, "parity: device t is tcp");
+	assert_error(5, "address: '/dev/ttyUSB0' is a serial device, but "
+			"device p is tcp: give HOST:PORT, or transport = rtu");
+	assert_error(7, "address: '127.0.0.1:1502' is not a serial device, "
+			"but device r is rtu: give its path (/dev/ttyUSB0), or "
+			"transport = tcp");
+	assert_int_equal(errs.n, 4);
+
+	/* transport may come after the keys it decides. */
+	assert_int_equal(load("[device r]\n"
+			      "address = /dev/ttyUSB0\n"
+			      "baud = 9600\n"
+			      "parity = o\n"
+			      "transport = rtu\n"),
+			 0);
+	assert_string_equal(conf.dev[0].path, "/dev/ttyUSB0");
+	assert_int_equal(conf.dev[0].baud, 9600);
+	assert_int_equal(conf.dev[0].parity, 'O');
+}
+
 /* More errors than are kept: they are counted, not lost silently. */
 static void test_many_errors(void **state)
 {
@@ -217,6 +422,12 @@ int main(void)
 		cmocka_unit_test(test_errors_with_lines),
 		cmocka_unit_test(test_file_level_errors),
 		cmocka_unit_test(test_shipped_example),
+		cmocka_unit_test(test_a_key_given_twice_in_any_section),
+		cmocka_unit_test(test_an_indented_line_is_not_a_new_key),
+		cmocka_unit_test(
+			test_a_watchdog_shorter_than_the_tick_can_feed),
+		cmocka_unit_test(test_two_devices_at_one_address),
+		cmocka_unit_test(test_the_other_transports_keys),
 		cmocka_unit_test(test_many_errors),
 	};
 
