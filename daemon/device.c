@@ -153,7 +153,7 @@ static void log_event(struct fd_device *dev, const struct fd_snapshot *sn,
 				 sn->link.fc23 ? "FC23"
 					       : "no FC23: FC16 + FC03");
 		else
-			log_warnx("device %s: link %s (last error: %s)", name,
+			log_warnx("device %s: link %s; last error: %s", name,
 				  e->text, sn->link.last_error);
 		/* said: not again as the reason it cannot be reached */
 		snprintf(dev->error_told, sizeof(dev->error_told), "%s",
