@@ -39,7 +39,7 @@ void fascia_profile_limits_default(struct fascia_profile_limits *lim)
 {
 	lim->device_chambers = FASCIA_MAX_CHAMBERS;
 	lim->device_limit_mmhg = FASCIA_CEILING_MMHG;
-	lim->max_session_s = FASCIA_MAX_SESSION_S;
+	lim->max_session_s = FASCIA_DEFAULT_SESSION_S;
 }
 
 /* A key from the document, made safe to print: printable ASCII only, at

@@ -309,14 +309,17 @@ static int check_limits(const struct fascia_profile_limits *lim,
 {
 	if (lim->device_chambers < 1 ||
 	    lim->device_chambers > FASCIA_MAX_CHAMBERS ||
-	    !(lim->device_limit_mmhg > 0) || !(lim->max_session_s > 0) ||
-	    !isfinite(lim->max_session_s))
+	    !(lim->device_limit_mmhg > 0) ||
+	    !(lim->max_session_s >= FASCIA_MIN_SESSION_S) ||
+	    !(lim->max_session_s <= FASCIA_MAX_SESSION_S))
 		return fascia_profile_fail(
 			err, "",
-			"invalid limits: %d chambers, %g mmHg, "
-			"%g s",
-			lim->device_chambers, lim->device_limit_mmhg,
-			lim->max_session_s);
+			"invalid limits: %d chambers (1..%d), %g mmHg (above "
+			"0), a session of %g s (%g..%g, fasciad's "
+			"max_session_s)",
+			lim->device_chambers, FASCIA_MAX_CHAMBERS,
+			lim->device_limit_mmhg, lim->max_session_s,
+			FASCIA_MIN_SESSION_S, FASCIA_MAX_SESSION_S);
 	return 0;
 }
 

@@ -147,9 +147,15 @@ static bool take_option(struct ctl *ctl, int c, const char *arg)
 				       arg),
 			false);
 	case OPT_MAX_SESSION:
-		return parse_double(arg, &ctl->limits.max_session_s) ||
-		       (ctl_usage_hint("--max-session: \"%s\" is not seconds",
-				       arg),
+		/* fasciad's own bounds of max_session_s: a maximum it would
+		 * not start with is no device's */
+		return (parse_double(arg, &ctl->limits.max_session_s) &&
+			ctl->limits.max_session_s >= FASCIA_MIN_SESSION_S &&
+			ctl->limits.max_session_s <= FASCIA_MAX_SESSION_S) ||
+		       (ctl_usage_hint("--max-session: \"%s\" is not %g..%g "
+				       "seconds (fasciad's max_session_s)",
+				       arg, FASCIA_MIN_SESSION_S,
+				       FASCIA_MAX_SESSION_S),
 			false);
 	}
 	ctl_usage_hint("%s: \"%s\" is out of range",

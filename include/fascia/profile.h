@@ -67,7 +67,7 @@ struct fascia_profile {
 struct fascia_profile_limits {
 	int device_chambers;      /* 1..16 */
 	double device_limit_mmhg; /* the device's LIMIT; > 0 */
-	double max_session_s;     /* > 0 */
+	double max_session_s;     /* FASCIA_MIN_SESSION_S..FASCIA_MAX_SESSION_S */
 };
 
 /*
@@ -100,7 +100,11 @@ struct fascia_profile_pos {
 	bool done;             /* t >= duration: every target is 0 */
 };
 
-/* The defaults: 16 chambers, FASCIA_CEILING_MMHG, FASCIA_MAX_SESSION_S. */
+/*
+ * The defaults: 16 chambers, FASCIA_CEILING_MMHG, and the session maximum
+ * of a fasciad left at its default, FASCIA_DEFAULT_SESSION_S, so that a
+ * profile checked against them is one that daemon accepts.
+ */
 void fascia_profile_limits_default(struct fascia_profile_limits *lim);
 
 /*

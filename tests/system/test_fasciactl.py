@@ -194,10 +194,50 @@ def test_profile_check_against_a_device_with_options(tmp_path):
     assert r.returncode == 1 and "chambers:" in r.stderr
     r = run_ctl("profile", "check", "--limit", "30", path)
     assert r.returncode == 1 and "max_pressure_mmhg:" in r.stderr
-    r = run_ctl("profile", "check", "--max-session", "5", path)
-    assert r.returncode == 1, r.stderr
     r = run_ctl("profile", "check", "--chambers", "4", "--limit", "60", path)
     assert r.returncode == 0, r.stderr
+
+
+def long_profile(seconds):
+    """Chamber 1 held at 20 mmHg in two steps: `seconds` long with its 2 s
+    ramp and 4 s release."""
+    hold = (seconds - 6) / 2.0
+    return {"name": "long-hold", "description": "a long hold", "chambers": 4,
+            "max_pressure_mmhg": 40, "max_ramp_mmhg_s": 10, "gradient": "none",
+            "repeat": 1, "steps": [{"set": {"1": 20}, "ramp_s": 2, "hold_s": hold},
+                                   {"set": {"1": 20}, "ramp_s": 0, "hold_s": hold}]}
+
+
+def test_profile_check_refuses_what_the_default_daemon_refuses(ctl, tmp_path):
+    """4400 s is over the default max_session_s (3600 s): the daemon (its
+    configuration leaves max_session_s alone) and the offline check agree."""
+    path = write_json(tmp_path / "long.json", long_profile(4400))
+    r = run_ctl("profile", "check", path)
+    assert r.returncode == 1, r.stdout
+    assert "long.json: steps: the session lasts 4400 s" in r.stderr, r.stderr
+    assert "longer than the maximum 3600 s" in r.stderr, r.stderr
+    up = ctl("profile", "upload", path)
+    assert up.returncode == 1 and "invalid_profile" in up.stderr, up.stderr
+    # a daemon allowing 7200 s would take it: so does the check told so
+    r = run_ctl("profile", "check", "--max-session", "7200", path)
+    assert r.returncode == 0, r.stderr
+    ok = write_json(tmp_path / "ok.json", long_profile(3600))
+    assert run_ctl("profile", "check", ok).returncode == 0
+
+
+@pytest.mark.parametrize("value", ["59", "7201", "0", "5", "nan", "1e9"])
+def test_max_session_outside_the_daemons_bounds_is_a_usage_error(tmp_path, value):
+    path = write_json(tmp_path / "wave.json", PROFILES["wave"])
+    r = run_ctl("profile", "check", "--max-session", value, path)
+    assert r.returncode == 2, (value, r.stdout, r.stderr)
+    assert "60..7200" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("value", ["60", "7200"])
+def test_max_session_at_the_daemons_bounds_is_accepted(tmp_path, value):
+    path = write_json(tmp_path / "wave.json", PROFILES["wave"])
+    r = run_ctl("profile", "check", "--max-session", value, path)
+    assert r.returncode == 0, (value, r.stderr)
 
 
 # ---- the operator's commands ------------------------------------------
