@@ -7,6 +7,13 @@
  * still answer it later; that late reply then sits in front of the next
  * one.  Every request therefore carries an id of its own, and a reply
  * whose id is not the one awaited is read and thrown away.
+ *
+ * Except one with "id": null: the daemon's answer to a request it could
+ * not parse, so could not read the id of.  It comes back over this
+ * socket, so it is the answer to one of this client's requests: to the
+ * call in progress when no earlier call is still unanswered, else
+ * (counted as the oldest such call's) thrown away too.  A wrong guess
+ * then costs a timeout, never another call's answer.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -32,6 +39,8 @@ struct fascia_client {
 	void *sock;
 	int timeout_ms;
 	json_int_t next_id;
+	/* calls that timed out and whose reply has not come since */
+	unsigned long unanswered;
 };
 
 struct seq_track {
@@ -179,7 +188,26 @@ static int recv_message(void *sock, char **payload, size_t *len, int *nframes)
 }
 
 /*
- * Wait until the deadline for the reply whose id equals id.  Returns the
+ * Whether a reply with id got is the answer to the call awaiting want; a
+ * reply that is not counts against the calls left unanswered.
+ */
+static bool is_answer(struct fascia_client *c, const json_t *got,
+		      const json_t *want)
+{
+	if (json_equal(got, want))
+		return true;
+	if (c->unanswered > 0) {
+		c->unanswered--;
+		return false;
+	}
+	/* nothing earlier is outstanding: a reply to a request the daemon
+	 * could not parse is this call's */
+	return json_is_null(got) || got == NULL;
+}
+
+/*
+ * Wait until the deadline for the reply whose id equals id (or the answer
+ * to a request the daemon could not parse, see is_answer()).  Returns the
  * reply or NULL with errno ETIMEDOUT, EPROTO, or libzmq's.
  */
 static json_t *await_reply(struct fascia_client *c, const json_t *id,
@@ -215,7 +243,7 @@ static json_t *await_reply(struct fascia_client *c, const json_t *id,
 			errno = EPROTO;
 			return NULL;
 		}
-		if (json_equal(json_object_get(reply, "id"), id))
+		if (is_answer(c, json_object_get(reply, "id"), id))
 			return reply;
 		json_decref(reply); /* a late reply to an earlier call */
 	}
@@ -258,8 +286,13 @@ json_t *fascia_client_call(struct fascia_client *c, json_t *request)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (send_request(c, text) == 0)
+	if (send_request(c, text) == 0) {
 		reply = await_reply(c, json_object_get(req, "id"), deadline);
+		/* unless what came was not the protocol's, its reply may
+		 * still come */
+		if (reply == NULL && errno != EPROTO)
+			c->unanswered++;
+	}
 	saved = errno;
 	free(text);
 	json_decref(req);

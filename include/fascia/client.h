@@ -35,7 +35,10 @@ void fascia_client_destroy(struct fascia_client **c);
  * are filled in when absent) and wait for the reply with the same id.
  * Returns the whole reply object ({"v","id","ok",...}, a new reference),
  * or NULL with errno ETIMEDOUT or EPROTO.  A late reply to an earlier call
- * that timed out is skipped, never taken for this one.
+ * that timed out is skipped, never taken for this one.  A reply with
+ * "id": null (the daemon could not parse a request, so could not read its
+ * id) is this call's when no earlier call is still unanswered, and is
+ * skipped otherwise.
  */
 json_t *fascia_client_call(struct fascia_client *c, json_t *request);
 

@@ -10,9 +10,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
+import zmq
 
 from conftest import BUILD, REPO, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures: rig, start_sim, ...)
@@ -63,6 +65,71 @@ def write_json(path, doc):
     with open(path, "w") as f:
         json.dump(doc, f)
     return str(path)
+
+
+class FakeDaemon:
+    """A stand-in for fasciad on loopback ports, for what a real one cannot
+    be made to send: a ROUTER whose replies come from answer(request) (a
+    dict; its "id" is the request's unless it sets one), and a PUB that
+    sends state(seq) as "state.sim" every 100 ms while state is given.
+    Also used by test_fascia_top.py."""
+
+    def __init__(self, answer, state=None):
+        ctx = zmq.Context.instance()
+        self.router = ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.control = "tcp://127.0.0.1:%d" % self.router.bind_to_random_port(
+            "tcp://127.0.0.1")
+        self.pub = ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.publish = "tcp://127.0.0.1:%d" % self.pub.bind_to_random_port(
+            "tcp://127.0.0.1")
+        self.answer, self.state = answer, state
+        self.requests = []
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        seq, next_pub = 0, 0.0
+        while not self.stop:
+            if self.state is not None and time.monotonic() >= next_pub:
+                seq += 1
+                self.pub.send_multipart([b"state.sim", json.dumps(self.state(seq)).encode()])
+                next_pub = time.monotonic() + 0.1
+            if not self.router.poll(20):
+                continue
+            frames = self.router.recv_multipart()
+            try:
+                req = json.loads(frames[-1])
+            except ValueError:
+                req = None
+            self.requests.append(req)
+            reply = dict(self.answer(req))
+            reply.setdefault("v", 1)
+            if "id" not in reply:
+                reply["id"] = req.get("id") if isinstance(req, dict) else None
+            self.router.send_multipart(frames[:-1] + [json.dumps(reply).encode()])
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.router.close(linger=0)
+        self.pub.close(linger=0)
+
+
+@pytest.fixture
+def fake_daemon():
+    """fake_daemon(answer, state=None) -> FakeDaemon, closed at teardown."""
+    made = []
+
+    def make(answer, state=None):
+        f = FakeDaemon(answer, state)
+        made.append(f)
+        return f
+    yield make
+    for f in made:
+        f.close()
 
 
 def bad_profile(name="too-high"):
@@ -320,6 +387,18 @@ def test_an_endpoint_where_nothing_listens_exits_3_within_the_timeout(args):
     assert r.returncode == 3, (args, r.stderr)
     assert "no reply from %s within 300 ms" % ep in r.stderr
     assert took < 0.3 + 1.0, took
+
+
+def test_a_refusal_of_a_request_the_daemon_could_not_parse_reaches_fasciactl(fake_daemon):
+    """fasciad answers a request it cannot parse with "id": null: that
+    reply came back on fasciactl's own connection and is its answer."""
+    f = fake_daemon(lambda req: {"id": None, "ok": False, "error": {
+        "code": "bad_request", "message": "not JSON (UTF-8): invalid token at byte 3"}})
+    t0 = time.monotonic()
+    r = run_ctl("--endpoint", f.control, "--timeout", "3000", "devices")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "fasciactl: bad_request: not JSON" in r.stderr, r.stderr
+    assert time.monotonic() - t0 < 2.5, "waited for the timeout instead"
 
 
 def test_the_environment_gives_the_endpoints(rig):

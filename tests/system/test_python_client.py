@@ -2,6 +2,7 @@
 and fascia-sim: results, one exception class per error code, the monitor's
 messages and its gap count.  SeqTracker and the late-reply rule are also
 checked without the daemon (a synthetic sequence, a fake ROUTER)."""
+import json
 import os
 import socket
 import sys
@@ -104,6 +105,23 @@ def test_bad_request_for_a_malformed_argument(rig, client):
         client.call("status", device=5)
     assert e.value.code == "bad_request" and e.value.field == "device"
     assert e.value.reply["ok"] is False and isinstance(e.value.message, str)
+
+
+def test_profile_put_with_a_nan_pressure_raises_bad_request(rig, client):
+    """json.dumps writes NaN, which is not JSON: fasciad cannot parse the
+    request, so its refusal has "id": null, and still reaches the caller."""
+    doc = json.loads(json.dumps(PROFILES["wave"]))
+    doc["name"] = "nan-wave"
+    doc["steps"][0]["set"]["1"] = float("nan")
+    t0 = time.monotonic()
+    with pytest.raises(fascia.BadRequest) as e:
+        client.profile_put(doc)
+    assert time.monotonic() - t0 < 2.0, "waited for the timeout"
+    assert e.value.code == "bad_request" and "JSON" in e.value.message, e.value
+    assert e.value.reply["id"] is None
+    assert "nan-wave" not in [p["name"] for p in client.profiles()]
+    # the client goes on as before: the next reply is matched by its id
+    assert client.hello()["devices"] == ["sim"]
 
 
 def test_unknown_command(rig, client):
@@ -237,6 +255,76 @@ class FakeDaemon:
         self.stop = True
         self.thread.join(2)
         self.sock.close(linger=0)
+
+
+class NullIdDaemon:
+    """A ROUTER that answers every request as fasciad answers one it cannot
+    parse: "id": null.  hold=True keeps the first request's answer back
+    until the second request comes."""
+
+    def __init__(self, hold=False):
+        self.sock = zmq.Context.instance().socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = "tcp://127.0.0.1:%d" % port
+        self.hold = hold
+        self.stop = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        n = 0
+        while not self.stop:
+            if not self.sock.poll(20):
+                continue
+            ident, delim, payload = self.sock.recv_multipart()
+            n += 1
+            reply = {"v": 1, "id": None, "ok": False,
+                     "error": {"code": "bad_request", "message": "reply %d" % n}}
+            if self.hold and n == 1:
+                held = reply
+                continue
+            for r in ([held] if self.hold and n == 2 else []) + [reply]:
+                self.sock.send_multipart([ident, delim, json.dumps(r).encode()])
+
+    def close(self):
+        self.stop = True
+        self.thread.join(2)
+        self.sock.close(linger=0)
+
+
+def test_a_null_id_reply_answers_the_call_in_progress():
+    fake = NullIdDaemon()
+    try:
+        with fascia.Client(fake.endpoint, timeout=2.0) as c:
+            t0 = time.monotonic()
+            with pytest.raises(fascia.BadRequest) as e:
+                c.call("hello")
+            assert time.monotonic() - t0 < 1.5
+            assert e.value.message == "reply 1"
+            with pytest.raises(fascia.BadRequest) as e:
+                c.call("hello")
+            assert e.value.message == "reply 2" and c.skipped == 0
+    finally:
+        fake.close()
+
+
+def test_a_null_id_reply_while_an_earlier_call_is_unanswered_is_not_taken():
+    """After a timeout, a null-id reply may be the earlier call's: it is
+    counted as that one's, and the call in progress waits for its own."""
+    fake = NullIdDaemon(hold=True)
+    try:
+        with fascia.Client(fake.endpoint, timeout=0.3) as c:
+            with pytest.raises(fascia.Unreachable):
+                c.call("first")
+            assert c.unanswered == 1
+            # "reply 1" (the first call's) comes, then "reply 2" (this one's)
+            with pytest.raises(fascia.BadRequest) as e:
+                c.call("second")
+            assert e.value.message == "reply 2", e.value
+            assert c.skipped == 1 and c.unanswered == 0
+    finally:
+        fake.close()
 
 
 def test_late_reply_of_a_timed_out_call_is_skipped():

@@ -4,6 +4,13 @@ A DEALER socket that sends [empty delimiter][JSON] (the envelope a REQ
 socket would use, so replies come back the same way) and matches replies to
 requests by id.  A call that times out leaves its request's id behind; a
 late reply to it is skipped when it arrives, never taken for a later call.
+
+A reply with "id": null is the daemon's answer to a request it could not
+parse (so could not read the id of), such as one with a NaN in it.  It came
+back over this socket, so it answers one of this client's requests: the
+call in progress when no earlier call is still unanswered; otherwise it is
+counted as the oldest unanswered one's and skipped.  A wrong guess costs a
+timeout (Unreachable), never another call's answer.
 """
 import json
 import os
@@ -35,6 +42,7 @@ class Client(SocketOwner):
         self.timeout = timeout
         self.next_id = 1
         self.skipped = 0          # late or unmatched replies dropped
+        self.unanswered = 0       # calls that timed out, their reply not come
         ctx = context or zmq.Context.instance()
         self.sock = ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
@@ -71,14 +79,25 @@ class Client(SocketOwner):
         while True:
             left = _remaining_ms(deadline)
             if left <= 0 or not self.poller.poll(left):
+                self.unanswered += 1          # its reply may still come
                 raise Unreachable("unreachable", "no reply from %s within %.1f s to %s"
                                   % (self.endpoint, limit, req.get("cmd")))
             frames = self.sock.recv_multipart()
             reply = self._parse(frames)
-            if reply is None or reply.get("id") != rid:
-                self.skipped += 1
-                continue
-            return reply
+            if reply is not None and self._answers(reply, rid):
+                return reply
+            self.skipped += 1
+
+    def _answers(self, reply, rid):
+        """Whether reply answers the call awaiting id rid; one that does
+        not counts against the calls left unanswered."""
+        got = reply.get("id")
+        if got == rid and not isinstance(got, bool):
+            return True
+        if self.unanswered > 0:
+            self.unanswered -= 1
+            return False
+        return got is None
 
     def _parse(self, frames):
         """The reply object, or None for one to skip."""
