@@ -135,10 +135,16 @@ def state_line(msg, t):
     if s:
         parts.append("step %s cycle %s remaining %5.1fs" % (
             s.get("step"), s.get("cycle"), s.get("remaining_s") or 0.0))
+    # before the first reading there are no chambers and no supply: that
+    # is unknown, and never shown as 0
     chambers = d.get("chambers") or []
-    pressures = " ".join("%5.1f" % c["pressure"] if isinstance(c.get("pressure"), (int, float))
-                         else "  ?  " for c in chambers[:4])
-    parts.append("chambers 1-4 %s mmHg" % pressures)
+    if chambers:
+        pressures = " ".join("%5.1f" % c["pressure"]
+                             if isinstance(c.get("pressure"), (int, float))
+                             else "  ?  " for c in chambers[:4])
+        parts.append("chambers 1-4 %s mmHg" % pressures)
+    else:
+        parts.append("chambers: no reading yet")
     if isinstance(d.get("supply"), (int, float)):
         parts.append("supply %.0f" % d["supply"])
     alarms = d.get("alarms") or []

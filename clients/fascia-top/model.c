@@ -4,6 +4,8 @@
  * an unknown device shows up, from the "devices" and "status" requests.
  * Every state message is complete (docs/protocol.md), so each one replaces
  * what the model held for its device; nothing depends on an earlier one.
+ * A value the daemon does not know (no reading yet: no chambers, a null
+ * supply) stays unknown here, never 0.
  */
 #include <stdio.h>
 #include <string.h>
@@ -135,6 +137,8 @@ static void take_link(struct top_device *d, json_t *link)
 	d->errors = count(link, "errors");
 	d->exceptions = count(link, "exceptions");
 	d->reconnects = count(link, "reconnects");
+	copy_str(d->link_error, sizeof(d->link_error),
+		 json_object_get(link, "last_error"), "");
 }
 
 /* A state message or one device's status result. */

@@ -52,7 +52,8 @@ void plain_format(const struct top *t, const struct top_device *d, char *buf,
 			 "remaining_s=%.1f",
 			 d->profile, d->step, d->cycle, d->elapsed_s,
 			 d->remaining_s);
-	at = add(buf, len, at, " pressures=");
+	/* "?" is unknown: no reading yet, or one that is not a number */
+	at = add(buf, len, at, " pressures=%s", d->nchambers ? "" : "?");
 	for (i = 0; i < d->nchambers; i++) {
 		const struct top_chamber *c = &d->chambers[i];
 
@@ -61,10 +62,15 @@ void plain_format(const struct top *t, const struct top_device *d, char *buf,
 			at = add(buf, len, at, "%.1f", c->pressure);
 		else
 			at = add(buf, len, at, "?");
-		at = add(buf, len, at, "/%.1f", c->setpoint);
+		if (c->setpoint_known)
+			at = add(buf, len, at, "/%.1f", c->setpoint);
+		else
+			at = add(buf, len, at, "/?");
 	}
 	if (d->supply_known)
 		at = add(buf, len, at, " supply=%.1f", d->supply);
+	else
+		at = add(buf, len, at, " supply=?");
 	at = add(buf, len, at, " alarms=");
 	if (d->nalarms == 0)
 		at = add(buf, len, at, "none");

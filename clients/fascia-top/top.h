@@ -55,6 +55,7 @@ struct top_device {
 	double elapsed_s;
 	double remaining_s;
 
+	/* 0 before the device's first reading: unknown, not empty */
 	int nchambers;
 	struct top_chamber chambers[TOP_MAX_CHAMBERS];
 	double supply;
@@ -70,6 +71,7 @@ struct top_device {
 	long long errors;
 	long long exceptions;
 	long long reconnects;
+	char link_error[96]; /* the link's last_error, "" when none */
 
 	char last_event[96];
 };

@@ -221,6 +221,8 @@ static int draw_link(const struct top *t, const struct top_device *d, int row)
 	if (d->supply_known)
 		put(row, 62, stale ? A_DIM : A_NORMAL, "supply %.1f",
 		    d->supply);
+	else
+		put(row, 62, stale ? A_DIM : A_NORMAL, "supply ?");
 	return row + 1;
 }
 
@@ -232,6 +234,7 @@ static void draw_chamber(const struct top_device *d, int i, int row, int col,
 	double scale = top_device_scale(d);
 	int bw = w - 22, fill, mark, x;
 	char v = c->valve[0] == 'i' ? '+' : c->valve[0] == 'd' ? '-' : '=';
+	char p[16] = "  ?  ", sp[16] = "  ?  "; /* unknown: never 0.0 */
 
 	if (bw < 4)
 		bw = 4;
@@ -250,10 +253,10 @@ static void draw_chamber(const struct top_device *d, int i, int row, int col,
 			    x < fill ? '#' : '.');
 	}
 	if (c->pressure_known)
-		put(row, col + 4 + bw, dim, "] %5.1f/%5.1f %c", c->pressure,
-		    c->setpoint, v);
-	else
-		put(row, col + 4 + bw, dim, "]   ?  /%5.1f %c", c->setpoint, v);
+		snprintf(p, sizeof(p), "%5.1f", c->pressure);
+	if (c->setpoint_known)
+		snprintf(sp, sizeof(sp), "%5.1f", c->setpoint);
+	put(row, col + 4 + bw, dim, "] %s/%s %c", p, sp, v);
 }
 
 /* The bars, in two columns when one does not fit in rows. */
@@ -264,7 +267,12 @@ static int draw_chambers(const struct top *t, const struct top_device *d,
 	int n = d->nchambers, cols = 1, per, i;
 
 	if (n == 0) {
-		put(row, 0, A_DIM, "no chamber readings");
+		/* before the first reading: say why, never draw zeros */
+		if (d->link_error[0])
+			put(row, 0, A_BOLD, "no reading yet (%s)",
+			    d->link_error);
+		else
+			put(row, 0, A_BOLD, "no reading yet");
 		return row + 1;
 	}
 	if (n > rows && COLS >= 56)

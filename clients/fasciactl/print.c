@@ -2,7 +2,9 @@
  * fasciactl's human-readable output: the lists, one device's status, and
  * the one-line forms of published messages that `watch` prints.  Every
  * member is read defensively: a field missing from an older or newer
- * daemon prints as "-", never crashes.
+ * daemon prints as "-", never crashes.  Unknown is never printed as 0:
+ * before a device's first reading its chambers list is empty and its
+ * supply null (docs/protocol.md), which prints as "no reading yet".
  */
 #include <math.h>
 #include <stdio.h>
@@ -77,6 +79,14 @@ static void print_session(const json_t *s)
 	       num(s, "remaining_s", rem, sizeof(rem), "%.1f"));
 }
 
+#define NO_READING "no reading yet"
+
+/* Whether the state holds a reading of the device: chambers, at least. */
+static bool have_reading(const json_t *st)
+{
+	return json_array_size(json_object_get(st, "chambers")) > 0;
+}
+
 static void print_chambers(const json_t *chambers)
 {
 	const json_t *c;
@@ -84,7 +94,7 @@ static void print_chambers(const json_t *chambers)
 	size_t i;
 
 	if (json_array_size(chambers) == 0) {
-		puts("  chambers  none reported");
+		puts("  chambers  " NO_READING);
 		return;
 	}
 	printf("  %-8s %9s %9s  %s\n", "CHAMBER", "PRESSURE", "SETPOINT",
@@ -128,8 +138,12 @@ void print_status(const json_t *st)
 
 	printf("%s: %s\n", str(st, "device"), str(st, "state"));
 	print_session(json_object_get(st, "session"));
-	printf("  supply    %s mmHg\n",
-	       num(st, "supply", supply, sizeof(supply), "%.1f"));
+	if (json_is_number(json_object_get(st, "supply")))
+		printf("  supply    %s mmHg\n",
+		       num(st, "supply", supply, sizeof(supply), "%.1f"));
+	else
+		printf("  supply    %s\n",
+		       have_reading(st) ? "unknown" : NO_READING);
 	print_chambers(json_object_get(st, "chambers"));
 	print_alarms(json_object_get(st, "alarms"));
 	printf("  link      %s, rtt %lld us, %lld timeouts, %lld errors, "
@@ -213,7 +227,7 @@ void print_clock(FILE *f, json_int_t time_ms)
 
 void print_state_line(FILE *f, const json_t *st)
 {
-	const json_t *s = json_object_get(st, "session"), *c, *a;
+	const json_t *s = json_object_get(st, "session"), *c, *a, *link;
 	char b1[32], b2[32];
 	size_t i;
 
@@ -224,7 +238,10 @@ void print_state_line(FILE *f, const json_t *st)
 			str(s, "profile"), (long long)integer(s, "step"),
 			(long long)integer(s, "cycle"),
 			num(s, "remaining_s", b1, sizeof(b1), "%.1f"));
-	fputs(" mmHg", f);
+	if (have_reading(st))
+		fputs(" mmHg", f);
+	else
+		fputs(" " NO_READING, f);
 	json_array_foreach(json_object_get(st, "chambers"), i, c)
 	{
 		fprintf(f, " %s/%s", num(c, "pressure", b1, sizeof(b1), "%.1f"),
@@ -234,8 +251,12 @@ void print_state_line(FILE *f, const json_t *st)
 	{
 		fprintf(f, "%s%s", i ? "," : " alarms ", str(a, "id"));
 	}
-	if (!json_is_true(json_object_get(json_object_get(st, "link"), "up")))
+	link = json_object_get(st, "link");
+	if (!json_is_true(json_object_get(link, "up"))) {
 		fputs(" link down", f);
+		if (json_string_length(json_object_get(link, "last_error")))
+			fprintf(f, " (%s)", str(link, "last_error"));
+	}
 	fputc('\n', f);
 }
 

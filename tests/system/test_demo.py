@@ -1,6 +1,8 @@
 """make demo (clients/demo.py), run as CI would: DEMO_SECONDS=10, stdout a
 pipe.  It must end by itself with status 0, show the session running with
-its pressures rising, and leave neither of the programs it started behind."""
+its pressures rising, and leave neither of the programs it started behind.
+Its state line is also checked alone: unknown readings are never 0."""
+import importlib.util
 import os
 import re
 import signal
@@ -8,6 +10,7 @@ import subprocess
 import sys
 
 from conftest import BUILD, REPO
+import fascia  # noqa: E402  (on the path conftest set)
 
 DEMO = os.path.join(REPO, "clients", "demo.py")
 DEMO_SECONDS = 10
@@ -53,3 +56,25 @@ def test_demo_runs_a_session_and_leaves_nothing_running():
     assert max(float(p) for p in running) > 20.0, "chamber 1 never above 20 mmHg:\n" + out
     assert "demo: end: DEMO_SECONDS elapsed" in out, out
     assert re.search(r"^demo: stopped .*nothing left running$", out, re.M), out
+
+
+def load_demo():
+    spec = importlib.util.spec_from_file_location("demo", DEMO)
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    return demo
+
+
+def test_demo_shows_a_device_never_read_as_no_reading_yet():
+    """No chambers and a null supply (before the first reading) is
+    unknown: the demo's line says so and shows no pressure at all."""
+    demo = load_demo()
+    data = {"v": 1, "device": "sim", "seq": 3, "state": "offline", "session": None,
+            "chambers": [], "supply": None, "alarms": [], "link": {"up": False}}
+    line = demo.state_line(fascia.Message("state.sim", "state", "sim", 3, data), 1.0)
+    assert "no reading yet" in line, line
+    assert "mmHg" not in line and "supply" not in line, line
+    data = dict(data, state="idle", chambers=[{"pressure": None, "setpoint": 0.0}] * 8,
+                supply=250.0)
+    line = demo.state_line(fascia.Message("state.sim", "state", "sim", 4, data), 2.0)
+    assert "chambers 1-4   ?  " in line and "supply 250" in line, line

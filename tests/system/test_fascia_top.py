@@ -18,6 +18,7 @@ import pytest
 from conftest import BUILD, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures: rig, start_daemon, start_sim)
 from conftest_daemon import start_session
+from test_fasciactl import FakeDaemon, answer_never_read, never_read_state
 
 TOP_BIN = os.path.join(BUILD, "fascia-top")
 SCREEN_TIMEOUT_S = 5.0
@@ -231,6 +232,41 @@ def test_top_shows_daemon_unreachable_when_the_daemon_dies(rig, top):
     t.keys("q")
     assert t.wait_exit() == 0
     assert time.monotonic() - t0 < 2.0
+
+
+@pytest.fixture
+def never_read():
+    """A stand-in daemon whose one device "sim" has never answered."""
+    f = FakeDaemon(answer_never_read, never_read_state)
+    yield f
+    f.close()
+
+
+def test_top_shows_a_device_never_read_as_no_reading_yet(never_read, tmp_path):
+    t = Tmux([TOP_BIN, "--endpoint", never_read.control, "--publish", never_read.publish],
+             str(tmp_path))
+    try:
+        screen = t.wait_text("no reading yet (connect: Connection refused)")
+        assert "supply ?" in screen, screen
+        # no zero reading anywhere (the endpoints' "127.0.0.1" aside)
+        assert not re.search(r"(?<![\d.])0\.0(?![\d.])", screen), screen
+        assert not bars(screen), screen
+        assert "offline" in screen, screen
+        t.keys("q")
+        assert t.wait_exit() == 0
+    finally:
+        t.kill()
+
+
+def test_plain_mode_shows_a_device_never_read_as_unknown(never_read):
+    p = subprocess.run([TOP_BIN, "--endpoint", never_read.control, "--publish",
+                        never_read.publish, "--count", "1"], capture_output=True,
+                       text=True, timeout=15)
+    assert p.returncode == 0, p
+    line = p.stdout.strip()
+    assert " sim state=offline " in line, line
+    assert " pressures=? supply=? " in line, line
+    assert "0.0" not in line, line
 
 
 def test_top_quits_on_q(rig, top):

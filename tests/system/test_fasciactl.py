@@ -18,7 +18,7 @@ import zmq
 
 from conftest import BUILD, REPO, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures: rig, start_sim, ...)
-from daemon_rig import PROFILES
+from daemon_rig import PROFILES, write_config
 
 CTL_BIN = os.path.join(BUILD, "fasciactl")
 RUN_TIMEOUT_S = 15
@@ -118,6 +118,37 @@ class FakeDaemon:
         self.pub.close(linger=0)
 
 
+def never_read_state(seq=1):
+    """A device's state before its first reading (docs/protocol.md): no
+    chambers, supply null, the link down with its reason."""
+    return {"v": 1, "device": "sim", "seq": seq, "time": int(time.time() * 1000),
+            "state": "offline", "session": None, "chambers": [], "supply": None,
+            "alarms": [],
+            "link": {"up": False, "rtt_us": 0, "timeouts": 0, "exceptions": 0,
+                     "errors": 3, "reconnects": 3, "exchanges": 0, "fc23": False,
+                     "last_error": "connect: Connection refused"},
+            "device_status": {"status": 0, "fault": 0}}
+
+
+def answer_never_read(req):
+    """fasciad's answers for one device "sim" that never answered."""
+    cmd = req.get("cmd") if isinstance(req, dict) else None
+    if cmd == "hello":
+        result = {"protocol": 1, "version": "0.1", "devices": ["sim"], "tick_hz": 50,
+                  "publish_hz": 10}
+    elif cmd == "devices":
+        result = {"devices": [{"name": "sim", "state": "offline", "chambers": 8,
+                               "transport": "tcp", "address": "127.0.0.1:1",
+                               "unit": 1, "limit_mmhg": 60.0, "link": {"up": False}}]}
+    elif cmd == "status" and "device" in req:
+        result = never_read_state()
+    elif cmd == "status":
+        result = {"devices": [never_read_state()]}
+    else:
+        return {"ok": False, "error": {"code": "unknown_command", "message": str(cmd)}}
+    return {"ok": True, "result": result}
+
+
 @pytest.fixture
 def fake_daemon():
     """fake_daemon(answer, state=None) -> FakeDaemon, closed at teardown."""
@@ -204,6 +235,38 @@ def test_history_is_empty_for_now(ctl):
     assert r.returncode == 0, r.stderr
     assert "no sessions recorded" in r.stdout
     assert ctl("history", "sim").returncode == 0
+
+
+# ---- a device that has never answered: unknown, not zero ----------------
+
+def test_status_and_watch_show_a_device_never_read_as_no_reading_yet(fake_daemon):
+    f = fake_daemon(answer_never_read, never_read_state)
+    for args in (("status", "sim"), ("status",)):
+        r = run_ctl("--endpoint", f.control, *args)
+        assert r.returncode == 0, r.stderr
+        assert "supply    no reading yet" in r.stdout, r.stdout
+        assert "chambers  no reading yet" in r.stdout, r.stdout
+        assert "0.0" not in r.stdout, r.stdout
+        assert "last error connect: Connection refused" in r.stdout, r.stdout
+    r = run_ctl("--endpoint", f.control, "--publish", f.publish, "watch", "--count", "1",
+                "sim")
+    assert r.returncode == 0, r.stderr
+    line = r.stdout.strip()
+    assert " sim state offline no reading yet link down (connect: Connection refused)" \
+        in line, line
+    assert "0.0" not in line and "mmHg" not in line, line
+
+
+def test_status_of_a_device_nobody_listens_for_says_no_reading_yet(start_daemon, tmp_path):
+    d = start_daemon(write_config(str(tmp_path), free_port()))
+    st = d.wait_status(lambda st: st["link"].get("last_error"), 5.0,
+                       what="the link's reason for being down")
+    assert st["chambers"] == [] and st["supply"] is None, st
+    r = run_ctl("--endpoint", d.control, "status", "sim")
+    assert r.returncode == 0, r.stderr
+    assert "supply    no reading yet" in r.stdout, r.stdout
+    assert "chambers  no reading yet" in r.stdout, r.stdout
+    assert "0.0" not in r.stdout, r.stdout
 
 
 # ---- profiles: upload and offline check -------------------------------

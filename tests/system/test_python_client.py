@@ -14,7 +14,7 @@ import zmq
 
 from conftest import REPO, wait_until
 from conftest_daemon import *  # noqa: F401,F403  (fixtures)
-from daemon_rig import PROFILES
+from daemon_rig import PROFILES, write_config
 
 sys.path.insert(0, os.path.join(REPO, "clients", "python"))
 import fascia  # noqa: E402
@@ -353,6 +353,19 @@ def test_monitor_yields_state_messages_with_pressures(rig, client, monitor):
     assert msg.topic == "state.sim" and msg.device == "sim" and isinstance(msg.seq, int)
     assert msg.seq > ev.seq and msg.data["session"]["profile"] == "wave"
     client.stop("sim")
+
+
+def test_a_device_never_read_has_no_chambers_and_no_supply(start_daemon, tmp_path):
+    """Unknown is None, never 0.0: in status and in the state messages."""
+    d = start_daemon(write_config(str(tmp_path), free_port()))
+    with fascia.Client(d.control, timeout=4.0) as c, \
+            fascia.Monitor(d.publish, topics=("state.sim",), timeout=3.0) as m:
+        st = wait_until(lambda: (lambda st: st if st["link"].get("last_error") else None)(
+            c.status("sim")), 5.0, interval=0.05, what="the link's reason for being down")
+        assert st["chambers"] == [] and st["supply"] is None, st
+        msg = m.next()
+        assert msg is not None, "no state message within 3 s"
+        assert msg.data["chambers"] == [] and msg.data["supply"] is None, msg.data
 
 
 def test_monitor_iteration_ends_on_timeout(rig):
