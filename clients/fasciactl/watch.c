@@ -3,6 +3,10 @@
  * line each.  State messages come at publish_hz (10 a second); a person
  * reads one a second, so a device's state line is printed at most once a
  * second unless its state changed.  --json prints every message.
+ *
+ * fasciad publishes every device's state at least once a second, so a few
+ * seconds of silence mean a wrong publish endpoint or a daemon gone: watch
+ * says so on stderr, once for each silence, and keeps waiting.
  */
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +19,7 @@
 #define WATCH_POLL_MS 200 /* how soon a signal is noticed at the latest */
 #define WATCH_DEVICES_MAX 256
 #define WATCH_STATE_PERIOD_MS 1000
+#define WATCH_QUIET_MS 3000 /* silence worth a word on stderr */
 
 struct shown {
 	char device[128];
@@ -28,6 +33,9 @@ struct watch {
 	int nshown;
 	long lines;
 	uint64_t gaps;
+	int64_t heard_ms;  /* monotonic time of the last message for us */
+	bool heard_any;    /* a message for us has come since the start */
+	bool quiet_said;   /* this silence has been reported */
 };
 
 static volatile sig_atomic_t watch_stop;
@@ -75,6 +83,16 @@ static bool state_due(struct watch *w, const json_t *st)
 	return true;
 }
 
+/* Whether a message of topic is about the device watched (any, without
+ * one). */
+static bool for_us(const struct watch *w, const char *topic)
+{
+	const char *dot = strchr(topic, '.');
+
+	return w->device == NULL ||
+	       (dot != NULL && strcmp(dot + 1, w->device) == 0);
+}
+
 /* Print one message, if it is for us; returns whether a line went out. */
 static bool show(struct ctl *ctl, struct watch *w, const char *topic,
 		 const json_t *msg)
@@ -82,7 +100,7 @@ static bool show(struct ctl *ctl, struct watch *w, const char *topic,
 	const char *dot = strchr(topic, '.');
 	size_t kind = dot != NULL ? (size_t)(dot - topic) : strlen(topic);
 
-	if (w->device != NULL && (dot == NULL || strcmp(dot + 1, w->device)))
+	if (!for_us(w, topic))
 		return false;
 	if (ctl->json) {
 		json_t *o =
@@ -136,6 +154,27 @@ static int watch_precheck(struct ctl *ctl, const char *device)
 	return rc;
 }
 
+/* After WATCH_QUIET_MS without a message for us: one line on stderr. */
+static void note_silence(struct ctl *ctl, struct watch *w)
+{
+	int64_t quiet = mono_ms() - w->heard_ms;
+
+	if (w->quiet_said || quiet < WATCH_QUIET_MS)
+		return;
+	w->quiet_said = true;
+	if (!w->heard_any)
+		fprintf(stderr,
+			"fasciactl: nothing received from %s in %lld s: is it "
+			"fasciad's publish endpoint (--publish, "
+			"FASCIA_PUBLISH)? still waiting\n",
+			ctl->publish, (long long)(quiet / 1000));
+	else
+		fprintf(stderr,
+			"fasciactl: nothing received from %s for %lld s (has "
+			"fasciad stopped?); still waiting\n",
+			ctl->publish, (long long)(quiet / 1000));
+}
+
 static int watch_loop(struct ctl *ctl, struct watch *w,
 		      struct fascia_monitor *m)
 {
@@ -143,7 +182,9 @@ static int watch_loop(struct ctl *ctl, struct watch *w,
 	json_t *msg;
 	int rc;
 
+	w->heard_ms = mono_ms();
 	while (!watch_stop && (ctl->count == 0 || w->lines < ctl->count)) {
+		note_silence(ctl, w);
 		rc = fascia_monitor_next(m, WATCH_POLL_MS, topic, sizeof(topic),
 					 &msg);
 		if (rc < 0 && errno == EINTR)
@@ -162,6 +203,11 @@ static int watch_loop(struct ctl *ctl, struct watch *w,
 		}
 		if (rc == 0)
 			continue;
+		if (for_us(w, topic)) {
+			w->heard_ms = mono_ms();
+			w->heard_any = true;
+			w->quiet_said = false;
+		}
 		if (fascia_monitor_gaps(m) != w->gaps) {
 			fprintf(stderr, "fasciactl: %llu messages missed\n",
 				(unsigned long long)(fascia_monitor_gaps(m) -

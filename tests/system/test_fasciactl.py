@@ -553,20 +553,43 @@ def test_watch_exits_0_on_ctrl_c(ctl):
         w.stderr.close()
 
 
-def test_watch_without_messages_keeps_waiting(ctl, tmp_path):
+WATCH_QUIET_S = 3.0   # watch.c's WATCH_QUIET_MS
+
+
+def test_watch_on_a_silent_publish_endpoint_says_so_once_and_keeps_waiting(ctl):
     # the control endpoint answers; the publish one has nothing to say
     ep = "tcp://127.0.0.1:%d" % free_port()
+    t0 = time.monotonic()
     w = subprocess.Popen([CTL_BIN, "--endpoint", ctl.rig.d.control, "--publish", ep,
                           "--timeout", "300", "watch"], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
+        err = []
+        reader = threading.Thread(target=lambda: err.extend(w.stderr), daemon=True)
+        reader.start()
+        wait_until(lambda: err, WATCH_QUIET_S + 3.0, interval=0.05,
+                   what="a word on stderr about the silence")
+        took = time.monotonic() - t0
+        assert WATCH_QUIET_S - 0.5 < took < WATCH_QUIET_S + 3.0, took
+        assert "nothing received from %s" % ep in err[0], err
+        assert "still waiting" in err[0], err
+        # it keeps waiting, and does not say it again for the same silence
         with pytest.raises(subprocess.TimeoutExpired):
-            w.wait(timeout=1.0)
+            w.wait(timeout=WATCH_QUIET_S + 0.5)
+        assert len(err) == 1, err
         w.send_signal(signal.SIGTERM)
         assert w.wait(timeout=3) == 0
+        reader.join(2)
+        assert w.stdout.read() == ""
     finally:
         if w.poll() is None:
             os.kill(w.pid, signal.SIGKILL)
             w.wait()
         w.stdout.close()
         w.stderr.close()
+
+
+def test_watch_of_a_live_daemon_says_nothing_on_stderr(ctl):
+    r = ctl("watch", "--count", "4", "sim")     # about 3 s of state lines
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr
