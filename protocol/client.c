@@ -119,9 +119,14 @@ struct fascia_client *fascia_client_new(const char *endpoint, int timeout_ms)
 	 */
 	if (zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &timeout_ms,
 			   sizeof(timeout_ms)) < 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
-	    zmq_connect(c->sock, endpoint) < 0)
+	    zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0)
 		goto fail;
+	if (zmq_connect(c->sock, endpoint) < 0) {
+		/* one errno for "not an endpoint", whatever part is wrong */
+		if (errno == EPROTONOSUPPORT || errno == ENOCOMPATPROTO)
+			errno = EINVAL;
+		goto fail;
+	}
 	return c;
 fail:
 	close_zmq(&c->sock, &c->ctx);
@@ -337,6 +342,8 @@ struct fascia_monitor *fascia_monitor_new(const char *endpoint,
 	    zmq_setsockopt(m->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix)) <
 		    0 ||
 	    zmq_connect(m->sock, endpoint) < 0) {
+		if (errno == EPROTONOSUPPORT || errno == ENOCOMPATPROTO)
+			errno = EINVAL;
 		close_zmq(&m->sock, &m->ctx);
 		free(m);
 		return NULL;

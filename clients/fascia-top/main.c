@@ -6,8 +6,8 @@
  * plain lines (plain.c) otherwise.
  *
  * Exit status: 0 on q (or --count lines printed), 1 on a runtime failure,
- * 2 on a usage error, 3 when the daemon is unreachable at the start
- * (plain mode).
+ * 2 on a usage error (an endpoint that is not one included), 3 when the
+ * daemon is unreachable at the start (plain mode).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -106,20 +106,32 @@ static int parse_args(int argc, char **argv, struct top *t, long *count)
 	return 0;
 }
 
+/* After a failed fascia_client_new or fascia_monitor_new: 2 for an
+ * endpoint that is not one (the command line's mistake), else -1. */
+static int endpoint_failed(const char *what, const char *endpoint)
+{
+	if (errno == EINVAL) {
+		fprintf(stderr,
+			"fascia-top: %s endpoint \"%s\" is not a ZeroMQ "
+			"endpoint (such as %s)\n",
+			what, endpoint, FASCIA_CONTROL_DEFAULT);
+		usage(stderr);
+		return 2;
+	}
+	fprintf(stderr, "fascia-top: %s %s: %s\n", what, endpoint,
+		strerror(errno));
+	return -1;
+}
+
+/* Returns 0, 2 (a bad endpoint) or -1. */
 static int connect_daemon(struct top *t)
 {
 	t->client = fascia_client_new(t->control, TOP_QUERY_TIMEOUT_MS);
-	if (!t->client) {
-		fprintf(stderr, "fascia-top: control %s: %s\n", t->control,
-			strerror(errno));
-		return -1;
-	}
+	if (!t->client)
+		return endpoint_failed("control", t->control);
 	t->monitor = fascia_monitor_new(t->publish, "");
-	if (!t->monitor) {
-		fprintf(stderr, "fascia-top: publish %s: %s\n", t->publish,
-			strerror(errno));
-		return -1;
-	}
+	if (!t->monitor)
+		return endpoint_failed("publish", t->publish);
 	return 0;
 }
 
@@ -135,7 +147,10 @@ int main(int argc, char **argv)
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;
 	t.started_ms = top_now_ms();
-	if (connect_daemon(&t) < 0) {
+	rc = connect_daemon(&t);
+	if (rc == 2) {
+		/* a usage error */
+	} else if (rc < 0) {
 		rc = isatty(STDOUT_FILENO) ? 1 : 3;
 	} else if (isatty(STDOUT_FILENO)) {
 		rc = ui_run(&t);

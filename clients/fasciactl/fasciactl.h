@@ -28,8 +28,10 @@ enum {
 };
 
 struct ctl {
-	const char *control; /* control endpoint */
-	const char *publish; /* publish endpoint */
+	const char *control;     /* control endpoint */
+	const char *publish;     /* publish endpoint */
+	const char *control_src; /* where it came from: "--endpoint" ... */
+	const char *publish_src;
 	int timeout_ms;      /* bounds every request */
 	bool json;           /* raw replies, one JSON object a line */
 	long count;          /* watch: lines before exiting, 0 for ever */
@@ -45,6 +47,7 @@ int ctl_call(struct ctl *ctl, json_t *req, json_t **result);
 int ctl_call_quiet(struct ctl *ctl, json_t *req, json_t **reply);
 int ctl_device_names(struct ctl *ctl, json_t **names);
 int ctl_default_device(struct ctl *ctl, const char **device, json_t **keep);
+int ctl_endpoint_error(const char *endpoint, const char *src);
 void ctl_print_json(const json_t *v);
 void ctl_list_devices(FILE *f, const json_t *names);
 

@@ -120,9 +120,11 @@ static bool take_option(struct ctl *ctl, int c, const char *arg)
 	switch (c) {
 	case 'e':
 		ctl->control = arg;
+		ctl->control_src = "--endpoint";
 		return true;
 	case 'p':
 		ctl->publish = arg;
+		ctl->publish_src = "--publish";
 		return true;
 	case 't':
 		if (!parse_long(arg, 1, 3600000, &v))
@@ -218,8 +220,10 @@ static void ctl_init(struct ctl *ctl)
 	memset(ctl, 0, sizeof(*ctl));
 	env = getenv("FASCIA_CONTROL");
 	ctl->control = env != NULL && *env ? env : FASCIA_CONTROL_DEFAULT;
+	ctl->control_src = env != NULL && *env ? "FASCIA_CONTROL" : "default";
 	env = getenv("FASCIA_PUBLISH");
 	ctl->publish = env != NULL && *env ? env : FASCIA_PUBLISH_DEFAULT;
+	ctl->publish_src = env != NULL && *env ? "FASCIA_PUBLISH" : "default";
 	ctl->timeout_ms = CTL_TIMEOUT_DEFAULT_MS;
 	fascia_profile_limits_default(&ctl->limits);
 }

@@ -51,10 +51,8 @@ int ctl_call_quiet(struct ctl *ctl, json_t *req, json_t **reply)
 	if (ctl->client == NULL &&
 	    (ctl->client = fascia_client_new(ctl->control, ctl->timeout_ms)) ==
 		    NULL) {
-		fprintf(stderr, "fasciactl: %s: %s\n", ctl->control,
-			strerror(errno));
 		json_decref(req);
-		return CTL_UNREACHABLE;
+		return ctl_endpoint_error(ctl->control, ctl->control_src);
 	}
 	*reply = fascia_client_call(ctl->client, req);
 	json_decref(req);
@@ -72,6 +70,23 @@ int ctl_call_quiet(struct ctl *ctl, json_t *req, json_t **reply)
 	else
 		fprintf(stderr, "fasciactl: %s: %s\n", ctl->control,
 			strerror(errno));
+	return CTL_UNREACHABLE;
+}
+
+/*
+ * After fascia_client_new() or fascia_monitor_new() failed on endpoint
+ * (given by src): an endpoint ZeroMQ cannot parse is the command line's
+ * mistake, a usage error; anything else is a failure to reach the daemon.
+ */
+int ctl_endpoint_error(const char *endpoint, const char *src)
+{
+	if (errno == EINVAL) {
+		ctl_usage_hint("%s: \"%s\" is not a ZeroMQ endpoint (such as "
+			       "%s)",
+			       src, endpoint, FASCIA_CONTROL_DEFAULT);
+		return CTL_USAGE;
+	}
+	fprintf(stderr, "fasciactl: %s: %s\n", endpoint, strerror(errno));
 	return CTL_UNREACHABLE;
 }
 

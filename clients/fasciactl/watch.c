@@ -238,11 +238,8 @@ int cmd_watch(struct ctl *ctl, int argc, char **argv)
 	w.device = argc == 1 ? argv[0] : NULL;
 	if ((rc = watch_precheck(ctl, w.device)) != CTL_OK)
 		return rc;
-	if ((m = fascia_monitor_new(ctl->publish, "")) == NULL) {
-		fprintf(stderr, "fasciactl: %s: %s\n", ctl->publish,
-			strerror(errno));
-		return CTL_UNREACHABLE;
-	}
+	if ((m = fascia_monitor_new(ctl->publish, "")) == NULL)
+		return ctl_endpoint_error(ctl->publish, ctl->publish_src);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: the wait returns EINTR */
 	sigemptyset(&sa.sa_mask);

@@ -5,7 +5,8 @@
  *
  * Errors: -1 or NULL with errno set: ETIMEDOUT (no reply within the
  * timeout: the daemon is unreachable), EPROTO (a reply that is not the
- * protocol's), EINVAL (a bad argument), or an errno of libzmq.
+ * protocol's), EINVAL (a bad argument, an endpoint ZeroMQ cannot parse
+ * among them), or an errno of libzmq.
  */
 #ifndef FASCIA_CLIENT_H
 #define FASCIA_CLIENT_H
@@ -24,7 +25,9 @@ struct fascia_monitor;
 
 /*
  * A client of the control endpoint (a DEALER socket).  timeout_ms bounds
- * every call.  Returns NULL with errno on failure.
+ * every call.  Returns NULL with errno on failure: EINVAL for an endpoint
+ * that is not one ("bogus", "tcp://host" without a port, an unknown
+ * transport).
  */
 struct fascia_client *fascia_client_new(const char *endpoint, int timeout_ms);
 /* NULL-safe; clears *c. */
@@ -47,7 +50,8 @@ json_t *fascia_client_call_text(struct fascia_client *c, const char *text);
 
 /*
  * A subscriber to the publish endpoint.  prefix selects topics ("" for
- * all, "state.", "alarm.sim" ...).  Returns NULL with errno on failure.
+ * all, "state.", "alarm.sim" ...).  Returns NULL with errno on failure
+ * (EINVAL for an endpoint that is not one).
  */
 struct fascia_monitor *fascia_monitor_new(const char *endpoint,
 					  const char *prefix);

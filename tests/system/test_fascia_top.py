@@ -337,7 +337,8 @@ def test_plain_mode_takes_endpoints_from_the_environment(rig):
 
 
 @pytest.mark.parametrize("args", [["--count", "0"], ["--count", "x"], ["--bogus"],
-                                  ["extra"]])
+                                  ["extra"], ["--endpoint", "bogus"],
+                                  ["--publish", "tcp://127.0.0.1"]])
 def test_usage_errors_exit_2(args):
     p = subprocess.run([TOP_BIN] + args, capture_output=True, text=True, timeout=5)
     assert p.returncode == 2, p

@@ -433,6 +433,27 @@ def test_usage_errors_exit_2(args):
     assert "fasciactl" in r.stderr
 
 
+@pytest.mark.parametrize("args,env", [
+    (("--endpoint", "bogus", "devices"), {}),
+    (("--endpoint", "tcp://127.0.0.1", "status"), {}),
+    (("--endpoint", "nosuch://x", "pause", "sim"), {}),
+    (("devices",), {"FASCIA_CONTROL": "bogus"}),
+])
+def test_an_endpoint_that_is_not_one_is_a_usage_error(args, env):
+    r = run_ctl(*args, env_extra=env)
+    assert r.returncode == 2, (args, r.stdout, r.stderr)
+    assert "is not a ZeroMQ endpoint" in r.stderr, r.stderr
+    source = "FASCIA_CONTROL" if env else "--endpoint"
+    assert r.stderr.startswith("fasciactl: %s: " % source), r.stderr
+
+
+def test_a_publish_endpoint_that_is_not_one_is_a_usage_error(fake_daemon):
+    f = fake_daemon(answer_never_read)
+    r = run_ctl("--endpoint", f.control, "--publish", "bogus", "watch")
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert "fasciactl: --publish: \"bogus\" is not a ZeroMQ endpoint" in r.stderr, r.stderr
+
+
 def test_help_and_version():
     r = run_ctl("--help")
     assert r.returncode == 0 and "profile check FILE" in r.stdout
