@@ -3,11 +3,9 @@
  * lists, status, profiles (show, upload, and an offline check that needs
  * no daemon), and the operator's commands.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "fasciactl.h"
 
@@ -99,30 +97,37 @@ static int profile_show(struct ctl *ctl, const char *name)
 	return rc;
 }
 
-/* The file as a JSON object, or NULL with the reason printed. */
+/*
+ * The file as a JSON object, or NULL with the reason printed.  libfascia
+ * reads it first, as profile check does, so that a file that cannot be
+ * read, is too large, is not JSON or not an object is refused in the same
+ * words (a parse error with its line and column); whether the profile is
+ * valid is the daemon's to say, against its own devices.
+ */
 static json_t *read_profile_json(const char *path)
 {
-	struct stat sb;
+	static struct fascia_profile p; /* ~8 KiB: not on the stack */
+	struct fascia_profile_limits widest = {
+		.device_chambers = FASCIA_MAX_CHAMBERS,
+		.device_limit_mmhg = FASCIA_CEILING_MMHG,
+		.max_session_s = FASCIA_MAX_SESSION_S,
+	};
+	struct fascia_profile_error err;
 	json_error_t jerr;
+	char buf[768];
 	json_t *doc;
 
-	if (stat(path, &sb) < 0) {
-		fprintf(stderr, "fasciactl: %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	if (sb.st_size > FASCIA_PROFILE_JSON_MAX) {
-		fprintf(stderr, "fasciactl: %s: over %d bytes\n", path,
-			FASCIA_PROFILE_JSON_MAX);
+	memset(&err, 0, sizeof(err));
+	if (fascia_profile_load_file(path, &widest, &p, &err) < 0 &&
+	    err.field[0] == '\0') {
+		fprintf(stderr, "fasciactl: %s\n",
+			fascia_profile_error_format(&err, buf, sizeof(buf)));
 		return NULL;
 	}
 	doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-	if (doc == NULL) {
-		fprintf(stderr, "fasciactl: %s: not JSON: %s at line %d\n",
-			path, jerr.text, jerr.line);
-		return NULL;
-	}
 	if (!json_is_object(doc)) {
-		fprintf(stderr, "fasciactl: %s: not a JSON object\n", path);
+		fprintf(stderr, "fasciactl: %s: changed while it was read\n",
+			path);
 		json_decref(doc);
 		return NULL;
 	}

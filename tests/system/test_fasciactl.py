@@ -370,6 +370,18 @@ def test_max_session_at_the_daemons_bounds_is_accepted(tmp_path, value):
     assert r.returncode == 0, (value, r.stderr)
 
 
+@pytest.mark.parametrize("text", ['{"name": "x",\n "chambers": nope}', "[1, 2]", ""])
+def test_upload_and_check_refuse_a_broken_file_in_the_same_words(ctl, tmp_path, text):
+    path = tmp_path / "broken.json"
+    path.write_text(text)
+    check = run_ctl("profile", "check", str(path))
+    upload = ctl("profile", "upload", str(path))
+    assert check.returncode == upload.returncode == 1, (check, upload)
+    assert check.stderr == upload.stderr, (check.stderr, upload.stderr)
+    if "nope" in text:
+        assert "at line 2 column" in check.stderr, check.stderr
+
+
 # ---- the operator's commands ------------------------------------------
 
 def test_start_pause_resume_stop_and_vent(ctl, rig):
