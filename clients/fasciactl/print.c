@@ -179,8 +179,13 @@ void print_profiles(const json_t *result)
 	}
 }
 
-/* History entries are not defined yet (docs/protocol.md): print what is
- * there, member by member. */
+/*
+ * History entries are not defined yet (docs/protocol.md): print what is
+ * there, member by member.  No entries means "nothing recorded" only from
+ * a daemon that says it keeps the journal ("journal": true); fasciad does
+ * not write one yet, and an empty list from it says nothing about the
+ * sessions that ran.
+ */
 void print_history(const json_t *result, const char *device)
 {
 	const json_t *e, *v;
@@ -207,8 +212,11 @@ void print_history(const json_t *result, const char *device)
 		}
 		putchar('\n');
 	}
-	if (n == 0)
+	if (n == 0 && json_is_true(json_object_get(result, "journal")))
 		puts("no sessions recorded");
+	else if (n == 0)
+		puts("sessions are not recorded yet: fasciad keeps no session "
+		     "journal");
 }
 
 /* Local wall-clock time of a message, HH:MM:SS.mmm. */
