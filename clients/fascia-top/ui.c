@@ -5,7 +5,11 @@
  * the operator's commands, bounded by TOP_COMMAND_TIMEOUT_MS and not sent
  * at all while the daemon is unreachable.  Every command asks for
  * confirmation first, and its reply shows in the status line.
+ *
+ * Letters are read regardless of case: with Caps Lock on, S and Y still
+ * stop a session (a stop or a vent must never fail for a shift state).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <locale.h>
 #include <poll.h>
@@ -123,7 +127,7 @@ static void answer_prompt(struct ui *ui, int ch)
 	const struct command *c = ui->pending;
 
 	ui->pending = NULL;
-	if (ch == 'y' || ch == 'Y')
+	if (ch == 'y')
 		send_command(ui, c, ui->pending_device);
 	else
 		set_status(ui, "%s %s: cancelled%s", c->cmd, ui->pending_device,
@@ -154,13 +158,14 @@ static void handle_key(struct ui *ui, int ch)
 		ui->dirty = true;
 		return;
 	}
+	if (ch >= 'A' && ch <= 'Z')
+		ch = tolower(ch);
 	if (ui->pending) {
 		answer_prompt(ui, ch);
 		return;
 	}
 	switch (ch) {
 	case 'q':
-	case 'Q':
 		ui->quit = true;
 		return;
 	case '\t':

@@ -234,6 +234,18 @@ def test_top_shows_daemon_unreachable_when_the_daemon_dies(rig, top):
     assert time.monotonic() - t0 < 2.0
 
 
+def test_top_stop_and_its_confirmation_work_with_caps_lock(rig, top):
+    """Letters are read regardless of case: S asks, Y confirms."""
+    start_session(rig, "long")
+    t = top()
+    t.wait_text("running")
+    t.keys("S")
+    t.wait_text("Stop session on sim? [y/N]")
+    t.keys("Y")
+    t.wait_text("stop sim: ok")
+    assert rig.d.status()["state"] in ("releasing", "idle")
+
+
 @pytest.fixture
 def never_read():
     """A stand-in daemon whose one device "sim" has never answered."""
