@@ -45,6 +45,9 @@ struct ui {
 	struct top *top;
 	struct fascia_client *commander; /* longer timeout than queries */
 	char status[200];
+	/* the status line is still the start-up one, which holds only as
+	 * long as the daemon stays as it was found */
+	enum { HELLO_NONE, HELLO_CONNECTED, HELLO_NO_REPLY } hello;
 	const struct command *pending; /* awaiting y/N */
 	char pending_device[TOP_NAME_MAX];
 	bool quit;
@@ -62,7 +65,24 @@ static void set_status(struct ui *ui, const char *fmt, const char *a,
 		       const char *b, const char *c)
 {
 	snprintf(ui->status, sizeof(ui->status), fmt, a, b, c);
+	ui->hello = HELLO_NONE;
 	ui->dirty = true;
+}
+
+/* The start-up status goes once it is no longer true: "connected to"
+ * under the unreachable banner would contradict it, and "no reply" once
+ * the daemon is heard. */
+static void check_hello(struct ui *ui)
+{
+	bool unreachable = top_daemon_unreachable(ui->top);
+
+	if ((ui->hello == HELLO_CONNECTED && unreachable) ||
+	    (ui->hello == HELLO_NO_REPLY && !unreachable &&
+	     ui->top->last_state_ms != 0)) {
+		ui->status[0] = '\0';
+		ui->hello = HELLO_NONE;
+		ui->dirty = true;
+	}
 }
 
 static void show_reply(struct ui *ui, const char *cmd, const char *dev,
@@ -73,6 +93,7 @@ static void show_reply(struct ui *ui, const char *cmd, const char *dev,
 	const char *code = json_string_value(json_object_get(err, "code"));
 	const char *msg = json_string_value(json_object_get(err, "message"));
 
+	ui->hello = HELLO_NONE;
 	if (!rep) {
 		snprintf(ui->status, sizeof(ui->status),
 			 "%s %s: no reply within %d ms (daemon unreachable?)",
@@ -248,6 +269,7 @@ static void loop(struct ui *ui)
 		if (top_model_drain(t, DRAIN_MAX) > 0)
 			ui->dirty = true;
 		top_model_maybe_requery(t);
+		check_hello(ui);
 		while (!ui->quit && (ch = getch()) != ERR)
 			handle_key(ui, ch);
 		if (ui->dirty || top_now_ms() - drawn >= REDRAW_MS) {
@@ -272,12 +294,15 @@ int ui_run(struct top *t)
 			strerror(errno));
 		return 1;
 	}
-	if (top_model_query(t) < 0)
+	if (top_model_query(t) < 0) {
 		snprintf(ui.status, sizeof(ui.status),
 			 "no reply from %s: daemon unreachable", t->control);
-	else
+		ui.hello = HELLO_NO_REPLY;
+	} else {
 		snprintf(ui.status, sizeof(ui.status), "connected to %s",
 			 t->control);
+		ui.hello = HELLO_CONNECTED;
+	}
 	screen = setup_curses();
 	if (!screen) {
 		fprintf(stderr,

@@ -246,6 +246,23 @@ def test_top_stop_and_its_confirmation_work_with_caps_lock(rig, top):
     assert rig.d.status()["state"] in ("releasing", "idle")
 
 
+def test_top_on_a_silent_publisher_does_not_claim_to_be_connected(rig, tmp_path):
+    """The control endpoint answers, the publish one is wrong: the banner
+    says the daemon is unreachable, and no "connected to" contradicts it."""
+    argv = [TOP_BIN, "--endpoint", rig.d.control, "--publish",
+            "tcp://127.0.0.1:%d" % free_port()]
+    t = Tmux(argv, str(tmp_path))
+    try:
+        t.wait_text("daemon unreachable", timeout=6.0)
+        screen = t.wait_screen(lambda s: "connected to" not in s, timeout=1.0,
+                               what="the banner without \"connected to\"")
+        assert "daemon unreachable" in screen, screen
+        t.keys("q")
+        assert t.wait_exit() == 0
+    finally:
+        t.kill()
+
+
 @pytest.fixture
 def never_read():
     """A stand-in daemon whose one device "sim" has never answered."""
