@@ -31,10 +31,10 @@ struct ctl {
 	const char *control;     /* control endpoint */
 	const char *publish;     /* publish endpoint */
 	const char *control_src; /* where it came from: "--endpoint" ... */
-	const char *publish_src;
-	int timeout_ms;      /* bounds every request */
-	bool json;           /* raw replies, one JSON object a line */
-	long count;          /* watch: lines before exiting, 0 for ever */
+	const char *publish_src; /* "--publish", "FASCIA_PUBLISH", "default" */
+	int timeout_ms;          /* bounds every request */
+	bool json;               /* raw replies, one JSON object a line */
+	long count;              /* watch: lines before exiting, 0 for ever */
 	struct fascia_profile_limits limits; /* profile check */
 	struct fascia_client *client;        /* opened on the first call */
 };

@@ -33,9 +33,9 @@ struct watch {
 	int nshown;
 	long lines;
 	uint64_t gaps;
-	int64_t heard_ms;  /* monotonic time of the last message for us */
-	bool heard_any;    /* a message for us has come since the start */
-	bool quiet_said;   /* this silence has been reported */
+	int64_t heard_ms; /* monotonic time of the last message for us */
+	bool heard_any;   /* a message for us has come since the start */
+	bool quiet_said;  /* this silence has been reported */
 };
 
 static volatile sig_atomic_t watch_stop;

@@ -67,7 +67,7 @@ struct fascia_profile {
 struct fascia_profile_limits {
 	int device_chambers;      /* 1..16 */
 	double device_limit_mmhg; /* the device's LIMIT; > 0 */
-	double max_session_s;     /* FASCIA_MIN_SESSION_S..FASCIA_MAX_SESSION_S */
+	double max_session_s; /* FASCIA_MIN_SESSION_S..FASCIA_MAX_SESSION_S */
 };
 
 /*
