@@ -22,7 +22,6 @@ copy of a command or an example), then:
   ports, their endpoints given through FASCIA_CONTROL and FASCIA_PUBLISH.
 """
 import fcntl
-import json
 import os
 import re
 import shlex
@@ -32,7 +31,6 @@ import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -162,7 +160,6 @@ class QuickStart:
         self.root = root
         self.background = []            # (argv, Popen, stderr file)
         self.acks = 0
-        self.log = []
 
     def say(self, text):
         print("quick start: " + text, flush=True)
@@ -222,9 +219,9 @@ class QuickStart:
             return
         if argv[1:] == ["devices"]:
             # "idle?": the daemon vents and checks the device first
-            r = wait_until(lambda: (lambda r: r if r.returncode == 0 and " idle " in r.stdout
-                                    else None)(self.run(argv)), 15.0, interval=0.2,
-                           what="%s to show sim idle" % name)
+            wait_until(lambda: (lambda r: r if r.returncode == 0 and " idle " in r.stdout
+                                else None)(self.run(argv)), 15.0, interval=0.2,
+                       what="%s to show sim idle" % name)
             return
         if argv[1:] == ["ack", "sim"]:
             self.acks += 1
