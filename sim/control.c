@@ -610,14 +610,13 @@ static json_t *stats_result(struct sim *s, struct sim_device *d)
 			lat = rec->vented_us > rec->cause_us
 				      ? (double)(rec->vented_us -
 						 rec->cause_us) /
-					    1000.0
+						1000.0
 				      : 0.0;
 			json_object_set_new(o, "cause_to_vent_ms",
 					    jnum(lat, 1000.0));
 		} else {
 			json_object_set_new(o, "latency_ms", json_null());
-			json_object_set_new(o, "cause_to_vent_ms",
-					    json_null());
+			json_object_set_new(o, "cause_to_vent_ms", json_null());
 		}
 		json_array_append_new(list, o);
 	}
@@ -909,8 +908,15 @@ int sim_control_open(struct sim *s, const char *endpoint, char *bound,
 	    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger)) != 0)
 		goto zfail;
 	if (zmq_bind(c->sock, endpoint) != 0) {
-		fprintf(stderr, "fascia-sim: control %s: cannot bind: %s\n",
-			endpoint, zmq_strerror(errno));
+		int err = errno;
+
+		fprintf(stderr, "fascia-sim: control %s: cannot bind: %s%s\n",
+			endpoint, zmq_strerror(err),
+			err == EADDRINUSE
+				? " (another fascia-sim? give each one its "
+				  "own control endpoint with -c, e.g. -c "
+				  "tcp://127.0.0.1:7413)"
+				: "");
 		goto fail;
 	}
 	sz = sizeof(last);

@@ -410,8 +410,11 @@ static int listen_on(const char *addr, int port, int *bound)
 	}
 	freeaddrinfo(res);
 	if (fd < 0) {
-		fprintf(stderr, "fascia-sim: cannot listen on %s:%d: %s\n",
-			addr, port, strerror(err));
+		fprintf(stderr, "fascia-sim: cannot listen on %s:%d: %s%s\n",
+			addr, port, strerror(err),
+			err == EADDRINUSE ? " (another fascia-sim? give each "
+					    "one its own port with -p)"
+					  : "");
 		return -1;
 	}
 	*bound = port;
