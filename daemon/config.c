@@ -355,14 +355,21 @@ static int interlock_key(struct parse *p, const char *name, const char *v)
 	return -1;
 }
 
+/* name's place in a section's key table, or n when it is not there. */
+static int key_index(const char *const *keys, int n, const char *name)
+{
+	int i = 0;
+
+	while (i < n && strcmp(name, keys[i]) != 0)
+		i++;
+	return i;
+}
+
 static int daemon_key(struct parse *p, const char *name, const char *v)
 {
 	struct fd_conf *c = p->conf;
-	size_t i;
+	int i = key_index(daemon_keys, DAEMON_KEYS, name);
 
-	for (i = 0; i < DAEMON_KEYS; i++)
-		if (strcmp(name, daemon_keys[i]) == 0)
-			break;
 	if (i == DAEMON_KEYS)
 		return interlock_key(p, name, v);
 	if (!given_once(p, &p->daemon_line[i], name))
@@ -387,11 +394,8 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 static int device_key(struct parse *p, const char *name, const char *v)
 {
 	struct fd_device_conf *d = p->dev;
-	int k;
+	int k = key_index(device_keys, DK_COUNT, name);
 
-	for (k = 0; k < DK_COUNT; k++)
-		if (strcmp(name, device_keys[k]) == 0)
-			break;
 	if (k == DK_COUNT) {
 		conf_error(p->errs, p->line, "unknown key '%s' in [device %s]",
 			   name, d->name);
