@@ -171,8 +171,8 @@ static void prepare_memory(void)
 		log_info("heap trimming left on; the RSS may follow the heap");
 	for (int i = 0; i < n; i++) {
 		piece[i] = xcalloc(1, HEAP_PIECE);
-		explicit_bzero(piece[i],
-			       HEAP_PIECE); /* touch: calloc may not */
+		/* touch: calloc may not */
+		explicit_bzero(piece[i], HEAP_PIECE);
 	}
 	for (int i = n - 1; i >= 0; i--)
 		free(piece[i]);

@@ -436,9 +436,9 @@ static enum fd_verdict command(struct fd_session *s,
 	bool had_session = in_session(s);
 	enum fd_verdict v;
 
-	if (in->cmd == FD_CMD_NONE)
-		return FD_OK;
-	if (in->cmd != FD_CMD_ACK && (v = unsafe_now(s, in->cmd)) != FD_OK)
+	/* ack has its own rules (ack()) */
+	if (in->cmd != FD_CMD_NONE && in->cmd != FD_CMD_ACK &&
+	    (v = unsafe_now(s, in->cmd)) != FD_OK)
 		return v;
 	switch (in->cmd) {
 	case FD_CMD_NONE:

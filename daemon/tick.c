@@ -123,7 +123,6 @@ static void fill_snapshot(struct fd_ctl *c, double now)
 	sn->command = s->command;
 	memcpy(sn->alarm, s->alarm, sizeof(sn->alarm));
 	sn->nalarm = s->nalarm;
-	sn->events_lost = c->events_lost + s->ev_lost;
 	sn->link = c->st;
 	c->out.have_snap = true;
 }
@@ -150,6 +149,8 @@ static void queue_events(struct fd_ctl *c)
 		e->ctx.pos = sn->pos;
 	}
 	c->s.nev = 0;
+	/* what could not be queued, here or in the session: the snapshot
+	 * always goes over, so the count does */
 	c->out.snap.events_lost = c->events_lost + c->s.ev_lost;
 	if (!c->told_any || fd_tick_changed(&c->told, &c->out.snap)) {
 		c->told = c->out.snap;
