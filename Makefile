@@ -27,9 +27,11 @@ LIB_SYS = -lm
 #   fascia-sim: event_*, zmq_*, json_*; its Modbus server is its own.
 SIM_PKGS = libevent $(LIB_PKGS)
 SIM_SYS = -lm
-#   fasciad: modbus_*, event_*, zmq_*, json_*, ini_*; threads, libm.
-#   (Nothing calls evthread_*: add libevent_pthreads when something does.)
-DAEMON_PKGS = libmodbus libevent libzmq jansson inih
+#   fasciad: modbus_*, event_*, zmq_*, json_*, ini_*, sqlite3_* (the
+#   journal), crypto_hash_sha256 (libsodium: a profile's hash); threads,
+#   libm.  (Nothing calls evthread_*: add libevent_pthreads when something
+#   does.)
+DAEMON_PKGS = libmodbus libevent libzmq jansson inih sqlite3 libsodium
 DAEMON_SYS = -lpthread -lm
 #   fasciactl: json_*, and libfascia's client (zmq_*).
 CTL_PKGS = $(LIB_PKGS)
@@ -39,7 +41,7 @@ TOP_PKGS = ncursesw $(LIB_PKGS)
 TOP_SYS = $(LIB_SYS)
 #   The unit tests, the benches and the fuzzers #include modules of every
 #   part (tests/unit/*.c the daemon's .c files): the whole list.
-TEST_PKGS = libmodbus libevent libzmq jansson inih
+TEST_PKGS = libmodbus libevent libzmq jansson inih sqlite3 libsodium
 TEST_SYS = -lpthread -lm
 UNIT_PKGS = $(TEST_PKGS) cmocka
 
@@ -63,7 +65,7 @@ ALL_LDFLAGS = $(LDFLAGS) $(if $(SAN),$(SAN_LDFLAGS))
 DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
 	libzmq3-dev libjansson-dev libinih-dev libcmocka-dev libncurses-dev \
 	python3 python3-zmq python3-pytest python3-pymodbus mbpoll tmux \
-	python3-serial-asyncio \
+	python3-serial-asyncio libsqlite3-dev libsodium-dev sqlite3 \
 	clang libclang-rt-14-dev valgrind
 
 # Before anything is compiled, pkg-check asks pkg-config for every module
@@ -83,6 +85,8 @@ DEB_OF_jansson = libjansson-dev
 DEB_OF_inih = libinih-dev
 DEB_OF_cmocka = libcmocka-dev
 DEB_OF_ncursesw = libncurses-dev
+DEB_OF_sqlite3 = libsqlite3-dev
+DEB_OF_libsodium = libsodium-dev
 MISSING_MODULES = $(shell for m in $(CHECK_PKGS); do \
 	$(PKG_CONFIG) --exists $$m || echo $$m; done)
 MISSING_DEBS = $(if $(shell command -v $(firstword $(PKG_CONFIG)) 2>/dev/null),\

@@ -48,6 +48,7 @@ CONFIG = """# written by clients/demo.py
 control = tcp://127.0.0.1:*
 publish = tcp://127.0.0.1:*
 profiles = {profiles}
+journal = {journal}
 tick_hz = 50
 publish_hz = 10
 
@@ -288,6 +289,7 @@ def run(procs, workdir, seconds):
     conf = os.path.join(workdir, "fasciad.conf")
     with open(conf, "w") as f:
         f.write(CONFIG.format(profiles=os.path.join(REPO, "etc", "profiles"),
+                              journal=os.path.join(workdir, "journal.db"),
                               device=DEVICE, port=port))
     d_log = os.path.join(workdir, "fasciad.log")
     daemon = procs.start("fasciad", [os.path.join(BUILD, "fasciad"), "-f", "-c", conf], d_log)

@@ -123,7 +123,8 @@ static json_t *dev_state(struct fd_device *dev)
 	json_t *o;
 
 	o = fd_publish_state_json(dev->conf.name,
-				  fd_device_peek(dev, sn) ? sn : NULL, dev->seq,
+				  fd_device_peek(dev, sn) ? sn : NULL,
+				  &dev->daemon->journal_alarm, dev->seq,
 				  fd_clock_unix_ms(), true);
 	free(sn);
 	return o;
@@ -207,7 +208,7 @@ struct put {
 static void put_done(int err, void *arg)
 {
 	struct put *put = arg;
-	json_t *reply;
+	json_t *reply, *what;
 
 	if (err == 0 && fd_profiles_add(&put->d->profiles, &put->p) < 0)
 		err = errno;
@@ -221,6 +222,9 @@ static void put_done(int err, void *arg)
 					"profile %s not stored: %s",
 					put->p.name, strerror(err));
 	}
+	what = fd_must(json_pack("{s:s}", "profile", put->p.name));
+	fd_record_command(put->d, "profile.put", what, reply);
+	json_decref(what);
 	fd_server_send(put->d, &put->env, reply);
 	json_decref(put->id);
 	free(put);
@@ -278,13 +282,54 @@ static json_t *cmd_profile_put(struct fd_daemon *d, json_t *req,
 	return NULL;
 }
 
-static json_t *cmd_history(struct fd_daemon *d, json_t *req,
-			   const struct fd_envelope *env)
+/* A query of the record, waiting for the reader thread. */
+struct query_wait {
+	struct fd_daemon *d;
+	struct fd_envelope env;
+	json_t *id;
+};
+
+static void query_done(json_t *result, const char *code, const char *field,
+		       const char *msg, void *arg)
 {
-	(void)d;
-	(void)env;
-	return fd_server_ok(json_object_get(req, "id"),
-			    fd_must(json_pack("{s:[]}", "entries")));
+	struct query_wait *w = arg;
+	json_t *reply;
+
+	if (result != NULL)
+		reply = fd_server_ok(w->id, result);
+	else
+		reply = fd_server_error(w->id, code,
+					field && field[0] ? field : NULL, "%s",
+					msg);
+	fd_server_send(w->d, &w->env, reply);
+	json_decref(w->id);
+	free(w);
+}
+
+/* history, session.get and log: answered by the reader thread. */
+static json_t *cmd_query(struct fd_daemon *d, json_t *req,
+			 const struct fd_envelope *env)
+{
+	json_t *id = json_object_get(req, "id"), *reply = NULL;
+	struct query_wait *w;
+
+	if (d->query == NULL)
+		return fd_server_error(id, "internal", NULL,
+				       "no treatment record is kept here: "
+				       "journal = off in the configuration");
+	w = xcalloc(1, sizeof(*w));
+	w->d = d;
+	w->id = id ? json_incref(id) : NULL;
+	if (env != NULL)
+		w->env = *env;
+	if (fd_query_submit(d->query,
+			    json_string_value(json_object_get(req, "cmd")), req,
+			    query_done, w, &reply) < 0) {
+		json_decref(w->id);
+		free(w);
+		return reply;
+	}
+	return NULL;
 }
 
 /* ---- device commands ---- */
@@ -294,6 +339,8 @@ static void pending_clear(struct fd_pending *pd)
 	pd->active = false;
 	json_decref(pd->id);
 	pd->id = NULL;
+	json_decref(pd->req);
+	pd->req = NULL;
 	if (pd->timer != NULL)
 		evtimer_del(pd->timer);
 }
@@ -326,21 +373,26 @@ static void verdict_timeout(evutil_socket_t fd, short what, void *arg)
 	reply = fd_server_error(pd->id, "internal", NULL,
 				"no verdict from %s within %.0f s",
 				dev->conf.name, FD_VERDICT_TIMEOUT_S);
+	fd_record_command(dev->daemon, fd_cmd_name(pd->cmd), pd->req, reply);
 	pending_clear(pd);
 	fd_server_send(dev->daemon, &pd->env, reply);
 }
 
 /* Hold the request until the verdict with token comes back. */
-static void pending_set(struct fd_device *dev, uint64_t token, json_t *id,
+static void pending_set(struct fd_device *dev, uint64_t token,
+			enum fd_cmd cmd, json_t *req,
 			const struct fd_envelope *env)
 {
+	json_t *id = json_object_get(req, "id");
 	struct fd_pending *pd = &dev->pending;
 	struct event_base *base = dev->daemon ? dev->daemon->base : NULL;
 	struct timeval tv = {(time_t)FD_VERDICT_TIMEOUT_S, 0};
 
 	pd->active = true;
 	pd->token = token;
+	pd->cmd = cmd;
 	pd->id = id ? json_incref(id) : NULL;
+	pd->req = json_incref(req);
 	if (env != NULL)
 		pd->env = *env;
 	else
@@ -359,6 +411,7 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 	struct fd_device *dev;
 	struct fd_command *c;
 	const char *pname;
+	char why[200];
 
 	if ((dev = arg_device(d, req, &reply)) == NULL)
 		return reply;
@@ -373,18 +426,33 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 		return fd_server_error(id, "busy", NULL,
 				       "another command is being applied to %s",
 				       dev->conf.name);
+	/* An ack is answered once its alarm is in the record: while the
+	 * record cannot be written, the alarm stays unacknowledged. */
+	if (cmd == FD_CMD_ACK && d->conf.journal_required &&
+	    !fd_record_writable(d, why, sizeof(why)))
+		return fd_server_error(id, "interlock", NULL,
+				       "cannot ack: the alarm cannot be "
+				       "recorded as acknowledged (%s); the "
+				       "device stays vented meanwhile",
+				       why);
 	c = xcalloc(1, sizeof(*c));
 	c->cmd = cmd;
 	c->token = ++d->next_token;
-	if (p != NULL)
+	if (p != NULL) {
 		c->profile = *p;
+		if (fd_record_start(d, dev, req, p, c, &reply) < 0) {
+			free(c);
+			return reply;
+		}
+	}
 	if (fd_device_submit(dev, c) < 0) {
 		free(c);
+		fd_record_start_refused(dev);
 		return fd_server_error(id, "busy", NULL,
 				       "another command is being applied to %s",
 				       dev->conf.name);
 	}
-	pending_set(dev, c->token, id, env);
+	pending_set(dev, c->token, cmd, req, env);
 	free(c);
 	return NULL;
 }
@@ -402,23 +470,28 @@ DEVICE_CMD(cmd_stop, FD_CMD_STOP)
 DEVICE_CMD(cmd_vent, FD_CMD_VENT)
 DEVICE_CMD(cmd_ack, FD_CMD_ACK)
 
+/* The commands; `recorded` ones change something, and their outcome
+ * goes into the record's log (refusals too). */
 static const struct command {
 	const char *name;
 	json_t *(*fn)(struct fd_daemon *, json_t *, const struct fd_envelope *);
+	bool recorded;
 } commands[] = {
-	{"hello", cmd_hello},
-	{"devices", cmd_devices},
-	{"status", cmd_status},
-	{"profiles", cmd_profiles},
-	{"profile.get", cmd_profile_get},
-	{"profile.put", cmd_profile_put},
-	{"start", cmd_start},
-	{"pause", cmd_pause},
-	{"resume", cmd_resume},
-	{"stop", cmd_stop},
-	{"vent", cmd_vent},
-	{"ack", cmd_ack},
-	{"history", cmd_history},
+	{"hello", cmd_hello, false},
+	{"devices", cmd_devices, false},
+	{"status", cmd_status, false},
+	{"profiles", cmd_profiles, false},
+	{"profile.get", cmd_profile_get, false},
+	{"profile.put", cmd_profile_put, true},
+	{"start", cmd_start, true},
+	{"pause", cmd_pause, true},
+	{"resume", cmd_resume, true},
+	{"stop", cmd_stop, true},
+	{"vent", cmd_vent, true},
+	{"ack", cmd_ack, true},
+	{"history", cmd_query, false},
+	{"session.get", cmd_query, false},
+	{"log", cmd_query, false},
 };
 
 json_t *fd_commands_dispatch(struct fd_daemon *d, json_t *req,
@@ -427,9 +500,16 @@ json_t *fd_commands_dispatch(struct fd_daemon *d, json_t *req,
 	const char *name = json_string_value(json_object_get(req, "cmd"));
 	size_t i;
 
+	json_t *reply;
+
 	for (i = 0; name && i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(commands[i].name, name) == 0)
-			return commands[i].fn(d, req, env);
+		if (strcmp(commands[i].name, name) == 0) {
+			reply = commands[i].fn(d, req, env);
+			/* deferred ones are recorded when answered */
+			if (reply != NULL && commands[i].recorded)
+				fd_record_command(d, name, req, reply);
+			return reply;
+		}
 	return fd_server_error(json_object_get(req, "id"), "unknown_command",
 			       "cmd", "no command \"%.64s\"", name ? name : "");
 }
@@ -471,6 +551,14 @@ void fd_commands_news(struct fd_daemon *d, struct fd_device *dev,
 	    news->verdict.token != pd->token)
 		return; /* none, or answered already (timed out) */
 	reply = verdict_reply(dev, news);
+	fd_record_command(d, fd_cmd_name(pd->cmd), pd->req, reply);
+	if (pd->cmd == FD_CMD_START && news->verdict.verdict != FD_OK)
+		fd_record_start_refused(dev);
+	if (pd->cmd == FD_CMD_ACK && news->verdict.verdict == FD_OK) {
+		pending_clear(pd);
+		fd_record_send_committed(d, &pd->env, reply);
+		return;
+	}
 	pending_clear(pd);
 	fd_server_send(d, &pd->env, reply);
 }

@@ -43,11 +43,39 @@
 #define WATCHDOG_SPARE_TICKS 2
 
 /* [daemon] keys, in the order of struct parse's daemon_line. */
-static const char *const daemon_keys[] = {
-	"control", "publish",    "profiles",
-	"tick_hz", "publish_hz", "max_session_s",
+enum {
+	DAK_CONTROL,
+	DAK_PUBLISH,
+	DAK_PROFILES,
+	DAK_TICK_HZ,
+	DAK_PUBLISH_HZ,
+	DAK_MAX_SESSION,
+	DAK_JOURNAL,
+	DAK_JOURNAL_REQUIRED,
+	DAK_TRACE_HZ,
+	DAK_TRACE_KEEP,
+	DAEMON_KEYS
 };
-#define DAEMON_KEYS (sizeof(daemon_keys) / sizeof(daemon_keys[0]))
+static const char *const daemon_keys[DAEMON_KEYS] = {
+	"control",	    "publish",	       "profiles",
+	"tick_hz",	    "publish_hz",      "max_session_s",
+	"journal",	    "journal_required", "trace_hz",
+	"trace_keep_days",
+};
+
+/* Where the journal is when `journal =` is not given: systemd's
+ * StateDirectory= when it set one, else FD_JOURNAL_DEFAULT. */
+static void journal_default(char *out, size_t len)
+{
+	const char *dir = getenv("STATE_DIRECTORY");
+
+	/* StateDirectory= may list several, ':'-separated: the first */
+	if (dir != NULL && dir[0] == '/')
+		snprintf(out, len, "%.*s/journal.db", (int)strcspn(dir, ":"),
+			 dir);
+	else
+		snprintf(out, len, "%s", FD_JOURNAL_DEFAULT);
+}
 
 /* [device NAME] keys, in the order of its dev_line[i]. */
 enum {
@@ -125,6 +153,10 @@ void conf_default(struct fd_conf *c)
 	c->tick_hz = 50;
 	c->publish_hz = 10;
 	c->max_session_s = FASCIA_DEFAULT_SESSION_S;
+	journal_default(c->journal, sizeof(c->journal));
+	c->journal_required = true;
+	c->trace_hz = 1;
+	c->trace_keep_days = 365;
 	ilk_config_default(&c->ilk);
 }
 
@@ -197,6 +229,17 @@ static int get_double(struct parse *p, const char *key, const char *v,
 	}
 	*out = d;
 	return 0;
+}
+
+static int get_bool(struct parse *p, const char *key, const char *v,
+		    bool *out)
+{
+	if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
+		*out = v[0] == 'y';
+		return 0;
+	}
+	conf_error(p->errs, p->line, "%s: '%s' is neither yes nor no", key, v);
+	return -1;
 }
 
 static int get_string(struct parse *p, const char *key, const char *v,
@@ -375,19 +418,34 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 	if (!given_once(p, &p->daemon_line[i], name))
 		return -1;
 	switch (i) {
-	case 0:
+	case DAK_CONTROL:
 		return get_endpoint(p, name, v, c->control, sizeof(c->control));
-	case 1:
+	case DAK_PUBLISH:
 		return get_endpoint(p, name, v, c->publish, sizeof(c->publish));
-	case 2:
+	case DAK_PROFILES:
 		return get_string(p, name, v, c->profiles, sizeof(c->profiles));
-	case 3:
+	case DAK_TICK_HZ:
 		return get_int(p, name, v, 10, 200, &c->tick_hz);
-	case 4:
+	case DAK_PUBLISH_HZ:
 		return get_int(p, name, v, 1, 50, &c->publish_hz);
-	default:
+	case DAK_MAX_SESSION:
 		return get_double(p, name, v, FASCIA_MIN_SESSION_S,
 				  FASCIA_MAX_SESSION_S, &c->max_session_s);
+	case DAK_JOURNAL:
+		if (v[0] != '/' && strcmp(v, "off") != 0) {
+			conf_error(p->errs, p->line,
+				   "journal: '%s' is neither an absolute path "
+				   "nor off",
+				   v);
+			return -1;
+		}
+		return get_string(p, name, v, c->journal, sizeof(c->journal));
+	case DAK_JOURNAL_REQUIRED:
+		return get_bool(p, name, v, &c->journal_required);
+	case DAK_TRACE_HZ:
+		return get_int(p, name, v, 0, 10, &c->trace_hz);
+	default:
+		return get_int(p, name, v, 1, 36500, &c->trace_keep_days);
 	}
 }
 

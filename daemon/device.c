@@ -201,11 +201,13 @@ static void log_news(struct fd_daemon *d, struct fd_device *dev,
 	}
 }
 
-/* Who gets a device's news, in order: subscribers first, then the client
+/* Who gets a device's news, in order: subscribers first, then the record
+ * (queued: an ack's answer waits for its alarm's record), then the client
  * waiting for a verdict, then the log (a write or two per line). */
 static void (*const consumers[])(struct fd_daemon *, struct fd_device *,
 				 const struct fd_outbox *) = {
 	fd_publish_news,
+	fd_record_news,
 	fd_commands_news,
 	log_news,
 };
@@ -307,9 +309,16 @@ void fd_device_stop(struct fd_device *dev, double timeout_s)
 			  dev->conf.name);
 		return;
 	}
+	/* What the thread handed over last, which no wake-up took. */
+	fd_device_take(dev, &dev->daemon->news);
+	fd_device_news(dev->daemon, dev, &dev->daemon->news);
 	log_info("device %s: %s", dev->conf.name,
 		 fd_tick_vented(dev->ctl) ? "vented"
 					  : "NOT confirmed vented at shutdown");
+	fd_record_daemon(dev->daemon, "stop", "device %s: %s", dev->conf.name,
+			 fd_tick_vented(dev->ctl)
+				 ? "vented"
+				 : "NOT confirmed vented at shutdown");
 	dev->started = false;
 	fd_tick_free(&dev->ctl);
 	event_free(dev->wake_ev);

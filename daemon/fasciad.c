@@ -125,6 +125,11 @@ static void reload(struct fd_daemon *d)
 		 noun(d->profiles.n, "profile", "profiles"), d->conf.profiles,
 		 d->profiles.nrefused,
 		 noun(d->profiles.nrefused, "file", "files"));
+	fd_record_daemon(d, "reload", "%d %s loaded from %s, %d %s refused",
+			 d->profiles.n,
+			 noun(d->profiles.n, "profile", "profiles"),
+			 d->conf.profiles, d->profiles.nrefused,
+			 noun(d->profiles.nrefused, "file", "files"));
 	report_misfits(d);
 }
 
@@ -187,6 +192,20 @@ static void stop_devices(struct fd_daemon *d)
 		fd_device_stop(&d->dev[i], SHUTDOWN_VENT_S);
 }
 
+/* -n: whether the journal can be written where the configuration says. */
+static int check_journal(const struct fd_daemon *d)
+{
+	char why[300];
+
+	if (strcmp(d->conf.journal, "off") == 0)
+		return 0;
+	if (fd_journal_check(d->conf.journal, why, sizeof(why)) == 0)
+		return 0;
+	fprintf(stderr, "%s: journal: %s\n",
+		d->conf_path ? d->conf_path : "built-in", why);
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	static struct fd_daemon daemon_state;
@@ -246,6 +265,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	report_misfits(d);
+	if (check && check_journal(d) == -1)
+		return 1;
 	if (check) {
 		printf("%s: configuration OK, %d %s, %d %s",
 		       d->conf_path ? d->conf_path : "built-in", d->conf.ndev,
@@ -265,6 +286,7 @@ int main(int argc, char **argv)
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new");
 	d->store = fd_store_new(d->base);
+	fd_record_open(d);
 	for (int i = 0; i < 3; i++) {
 		sigs[i] = evsignal_new(d->base, signos[i], on_signal, d);
 		if (sigs[i] == NULL || event_add(sigs[i], NULL) == -1)
@@ -289,6 +311,11 @@ int main(int argc, char **argv)
 		 VERSION, d->ndev, noun(d->ndev, "device", "devices"),
 		 d->profiles.n, noun(d->profiles.n, "profile", "profiles"),
 		 d->conf.tick_hz, d->control_bound, d->publish_bound);
+	fd_record_daemon(d, "start", "fasciad %s: %d %s, %d %s, journal %s",
+			 VERSION, d->ndev, noun(d->ndev, "device", "devices"),
+			 d->profiles.n,
+			 noun(d->profiles.n, "profile", "profiles"),
+			 d->conf.journal);
 	if (foreground) {
 		printf("ready control=%s publish=%s\n", d->control_bound,
 		       d->publish_bound);
@@ -296,6 +323,8 @@ int main(int argc, char **argv)
 	}
 	event_base_dispatch(d->base);
 	stop_devices(d);
+	fd_record_daemon(d, "stop", "stopped");
+	fd_record_close(d);
 	fd_store_destroy(&d->store); /* its answers go out before the close */
 	fd_commands_close(d);
 	fd_server_close(d);

@@ -25,6 +25,7 @@
 /* ---- config.c: the INI file ---- */
 
 #define FD_MAX_DEVICES 256
+#define FD_JOURNAL_DEFAULT "/var/lib/fascia/journal.db"
 #define CONF_MAX_ERRORS 32
 
 enum transport { TRANSPORT_TCP, TRANSPORT_RTU };
@@ -51,6 +52,10 @@ struct fd_conf {
 	int tick_hz;
 	int publish_hz;
 	double max_session_s;
+	char journal[512]; /* a path, or "off" */
+	bool journal_required; /* start refused while it cannot be written */
+	int trace_hz;          /* trace samples a second, 0-10 */
+	int trace_keep_days;
 	struct ilk_config ilk;
 	struct fd_device_conf dev[FD_MAX_DEVICES];
 	int ndev;
@@ -191,8 +196,11 @@ struct fd_snapshot {
 			      was read, not zero for want of a reading */
 	bool have_session;
 	int session_seq;
+	char session_id[FD_SESSION_ID_MAX];
 	char profile[FASCIA_PROFILE_NAME_MAX + 1];
 	struct fascia_profile_pos pos;
+	struct fd_dose dose[2]; /* the session's (session_seq & 1) and the
+				   one before */
 	int chambers;
 	double pressure[FASCIA_MAX_CHAMBERS];
 	double setpoint[FASCIA_MAX_CHAMBERS];
@@ -210,6 +218,7 @@ struct fd_snapshot {
 struct fd_command {
 	enum fd_cmd cmd;
 	struct fascia_profile profile; /* FD_CMD_START */
+	char session_id[FD_SESSION_ID_MAX]; /* FD_CMD_START */
 	uint64_t token;                /* the main thread's, returned with the
 					  verdict */
 };
@@ -231,6 +240,11 @@ struct fd_verdict_rec {
  * and what the main thread takes out of it: fd_device_move() is the one
  * hand-over, each way.  Each event carries its own tick's context, so the
  * snapshot may be later than an event, never earlier.
+ *
+ * One command crosses per hand-over (the next is taken once the main
+ * thread has taken this one's verdict), so one box holds at most the end
+ * of one session and the start of the next: the snapshot's two doses are
+ * enough for the main thread to have every session's final dose.
  */
 struct fd_outbox {
 	bool have_snap;
@@ -260,6 +274,7 @@ bool fd_tick_changed(const struct fd_snapshot *a, const struct fd_snapshot *b);
 
 struct fd_daemon;
 struct json_t; /* jansson's */
+typedef struct json_t json_t;
 
 #define FD_IDENTITY_MAX 255 /* a ROUTER peer's identity, bytes */
 
@@ -277,7 +292,25 @@ struct fd_pending {
 	uint64_t token;
 	struct fd_envelope env;
 	struct json_t *id; /* the request's id, or NULL */
+	struct json_t *req; /* the request (what it named, for the record) */
+	enum fd_cmd cmd;
 	struct event *timer;
+};
+
+/* What record.c keeps of a device's session, for its record (the main
+ * thread's alone). */
+struct fd_record_dev {
+	bool open;                   /* a session record is open */
+	char id[FD_SESSION_ID_MAX];  /* its id */
+	int session_seq;             /* the control thread's number for it */
+	const char *end_reason;      /* what ended it, as seen so far */
+	int alarm;                   /* the alarm that ended it, or -1 */
+	/* From the start command until the session's "started" event. */
+	bool starting;
+	char start_id[FD_SESSION_ID_MAX];
+	json_t *start_rec;           /* FD_J_SESSION_OPEN, held */
+	/* The session each latched alarm was raised in, for its ack. */
+	char alarm_session[ILK_COUNT][FD_SESSION_ID_MAX];
 };
 
 struct fd_device {
@@ -306,6 +339,7 @@ struct fd_device {
 	uint64_t events_lost_told; /* the snapshot's events_lost, logged */
 	char error_told[96];       /* the link's last error, logged */
 	struct fd_pending pending;
+	struct fd_record_dev rec;
 };
 
 static inline unsigned fd_late_bucket(uint64_t us)
@@ -462,6 +496,143 @@ void fd_store_destroy(struct fd_store **s);
 int fd_store_write(struct fd_store *s, const char *dir, const char *name,
 		   const void *data, size_t len, fd_store_done done, void *arg);
 
+/* ---- journal.c: the treatment record's writer (docs/records.md) ---- */
+
+/*
+ * One SQLite file (WAL, synchronous=FULL) owned by a writer thread of its
+ * own, fed by a bounded queue from the main thread.  The main thread never
+ * waits for the disk: fd_journal_put() queues and returns.  What a record
+ * holds is a JSON object (the contract is docs/records.md, "What reaches
+ * the writer"); the object is the writer's once queued.
+ */
+enum fd_jkind {
+	FD_J_LOG,           /* one log entry; the writer gives it its seq */
+	FD_J_PROFILE,       /* a profile document as run, once per sha256 */
+	FD_J_SESSION_OPEN,  /* a session started */
+	FD_J_SAMPLE,        /* a trace sample and the dose so far */
+	FD_J_SESSION_CLOSE, /* a session ended: its summary */
+};
+
+#define FD_JOURNAL_QUEUE 8192 /* records waiting for the disk */
+
+/* What the main thread knows of the writer (fd_journal_health()). */
+struct fd_journal_health {
+	bool ok;           /* the last open or commit succeeded */
+	char error[200];   /* !ok: why, in words ("disk full: ...") */
+	int64_t since_ms;  /* !ok: when the trouble began (Unix ms) */
+	uint64_t queued;   /* records put, in all */
+	uint64_t committed; /* the number of the last committed record */
+	uint64_t lost;     /* records the full queue refused, in all */
+	uint64_t samples_dropped; /* trace samples refused (queue half full) */
+	unsigned waiting;  /* records in the queue now */
+	uint64_t next_seq; /* the seq the next log entry gets */
+};
+
+struct fd_journal;
+/* Called on the loop when the writer has committed or its health changed;
+ * fd_journal_health() says what it is now. */
+typedef void (*fd_journal_changed)(void *arg);
+
+/*
+ * -n: whether path can hold the journal (opened or created read-write,
+ * a journal of a version this daemon reads).  0, or -1 with why.
+ * Nothing is written to a journal that exists.
+ */
+int fd_journal_check(const char *path, char *why, size_t len);
+/*
+ * Open path on the calling thread (at start, before the devices): create
+ * or check the schema (migrating an older version), close each session
+ * left `running` as `interrupted` (logged here and in the journal), then
+ * start the writer.  When the file cannot be opened the journal is still
+ * made, unhealthy, and its writer retries every second.  changed(arg)
+ * runs on base.  Fatal only when the thread cannot start.
+ */
+struct fd_journal *fd_journal_open(struct event_base *base, const char *path,
+				   int trace_keep_days,
+				   fd_journal_changed changed, void *arg);
+/*
+ * Queue rec (stolen, also on failure) of kind.  Returns the record's
+ * number (1, 2, ...: committed in that order), or 0 when it was refused:
+ * the queue is full (counted in lost; the next log entry's seq skips the
+ * lost ones and the writer logs how many), or an FD_J_SAMPLE found it half
+ * full (samples_dropped: room is kept for alarms and session ends).
+ */
+uint64_t fd_journal_put(struct fd_journal *j, enum fd_jkind kind,
+			struct json_t *rec);
+void fd_journal_health(struct fd_journal *j, struct fd_journal_health *h);
+/* Write what is queued (for at most timeout_s), stop the writer and free
+ * *j; NULL-safe, clears *j. */
+void fd_journal_close(struct fd_journal **j, double timeout_s);
+
+/* ---- query.c: history, session.get and log, off the loop ---- */
+
+struct fd_query;
+/* A query's answer, on the loop: result (stolen) or, when result is NULL,
+ * an error code of the protocol with field ("" or the argument) and msg. */
+typedef void (*fd_query_done)(struct json_t *result, const char *code,
+			      const char *field, const char *msg, void *arg);
+
+/* A reader thread with its own read-only connection to path; its answers
+ * come on base.  Fatal when the thread cannot start. */
+struct fd_query *fd_query_new(struct event_base *base, const char *path);
+/*
+ * Check the arguments of req (a request of cmd "history", "session.get"
+ * or "log") at once, then run it on the reader thread.  Returns 0 (done()
+ * will run), or -1 with *reply set (bad arguments: bad_request naming the
+ * field; or busy: the reader's queue is full) and done not called.
+ */
+int fd_query_submit(struct fd_query *q, const char *cmd, struct json_t *req,
+		    fd_query_done done, void *arg, struct json_t **reply);
+/* Answer what is queued, stop the thread, free *q; NULL-safe. */
+void fd_query_destroy(struct fd_query **q);
+
+/* ---- record.c: the main thread's side of the treatment record ---- */
+
+/* An alarm of the daemon rather than of one device (the journal's):
+ * every device's state shows it, and alarm.<device> says when it is
+ * raised and cleared. */
+struct fd_daemon_alarm {
+	bool present;
+	int64_t since_ms;
+	char message[256];
+};
+
+/* Open the journal and its reader (unless journal = off) and start the
+ * trace's timer.  Before the devices start. */
+void fd_record_open(struct fd_daemon *d);
+/* Close every session still open as `shutdown` (after the devices have
+ * stopped and their last news was taken), write what is queued, close. */
+void fd_record_close(struct fd_daemon *d);
+/* A device's news: its events into the log, sessions opened and closed. */
+void fd_record_news(struct fd_daemon *d, struct fd_device *dev,
+		    const struct fd_outbox *news);
+/* A daemon event (start, stop, reload) into the log. */
+void fd_record_daemon(struct fd_daemon *d, const char *event,
+		      const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A state-changing command's outcome, reply as sent (ok, or the error);
+ * req the request (what it named). */
+void fd_record_command(struct fd_daemon *d, const char *cmd, json_t *req,
+		       json_t *reply);
+/*
+ * A start about to be handed over: check its patient and note, that the
+ * record can be written (journal_required), give c its session id, and
+ * hold what the session's record needs until its "started" event.  0, or
+ * -1 with *reply the refusal.
+ */
+int fd_record_start(struct fd_daemon *d, struct fd_device *dev, json_t *req,
+		    const struct fascia_profile *p, struct fd_command *c,
+		    json_t **reply);
+/* The start given to fd_record_start() was refused: forget it. */
+void fd_record_start_refused(struct fd_device *dev);
+/* Whether what is recorded now will be written: true, or false with why
+ * (the journal's trouble).  Always true with journal = off. */
+bool fd_record_writable(struct fd_daemon *d, char *why, size_t len);
+/* Send reply (stolen) to env once every record queued so far is
+ * committed (an ack is answered once its alarm is in the record). */
+void fd_record_send_committed(struct fd_daemon *d,
+			      const struct fd_envelope *env, json_t *reply);
+
 /* ---- server.c: the ZeroMQ sockets and the request codec ---- */
 
 struct fd_daemon {
@@ -473,6 +644,10 @@ struct fd_daemon {
 	struct fd_profiles profiles;
 	struct fascia_profile_limits limits;
 	struct fd_store *store;  /* disk work (profile.put) */
+	struct fd_journal *journal; /* NULL: journal = off */
+	struct fd_query *query;
+	struct fd_daemon_alarm journal_alarm;
+	void *record; /* record.c's state */
 	void *zmq;               /* the ZeroMQ context */
 	void *server;            /* server.c's state */
 	char control_bound[256]; /* endpoints as bound (port of a *) */
@@ -571,7 +746,12 @@ void fd_publish_state(struct fd_daemon *d, struct fd_device *dev,
  */
 struct json_t *fd_publish_state_json(const char *device,
 				     const struct fd_snapshot *snap,
+				     const struct fd_daemon_alarm *journal,
 				     uint64_t seq, int64_t now_ms, bool full);
+/* alarm.<device> for a daemon alarm raised or cleared (the journal's), to
+ * every device. */
+void fd_publish_daemon_alarm(struct fd_daemon *d, const char *id,
+			     const struct fd_daemon_alarm *a);
 /* The event.<device> or alarm.<device> message of one event; *topic gets
  * its topic's prefix ("event" or "alarm"). */
 struct json_t *fd_publish_event_json(const char *device,

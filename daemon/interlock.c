@@ -102,11 +102,14 @@ struct eval {
 			     (ILK_PRESENT_BY_CHECK) */
 };
 
-static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
-		 ...) __attribute__((format(printf, 4, 5)));
+/* A row trips: value is what was measured against threshold (NAN, both,
+ * for a row that measures nothing: the e-stop), in the row's unit. */
+static void trip(struct eval *e, enum ilk_id id, int chamber, double value,
+		 double threshold, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
 
-static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
-		 ...)
+static void trip(struct eval *e, enum ilk_id id, int chamber, double value,
+		 double threshold, const char *fmt, ...)
 {
 	struct ilk_trip *t;
 	va_list ap;
@@ -119,6 +122,8 @@ static void trip(struct eval *e, enum ilk_id id, int chamber, const char *fmt,
 	t = &e->trips[e->n++];
 	t->id = id;
 	t->chamber = chamber;
+	t->value = value;
+	t->threshold = threshold;
 	va_start(ap, fmt);
 	vsnprintf(t->message, sizeof(t->message), fmt, ap);
 	va_end(ap);
@@ -158,7 +163,7 @@ static void deviation(struct eval *e, int i, double p, double sp)
 		if (s->unvented_since[i] < 0)
 			s->unvented_since[i] = in->now_s;
 		if (in->now_s - s->unvented_since[i] >= UNVENTED_S) {
-			trip(e, ILK_DEVIATION, i + 1,
+			trip(e, ILK_DEVIATION, i + 1, p, FASCIA_VENTED_MMHG,
 			     "still %.1f mmHg %.0f s after it was told to vent "
 			     "(limits %.0f mmHg within %.0f s)",
 			     p, in->now_s - s->unvented_since[i],
@@ -174,7 +179,7 @@ static void deviation(struct eval *e, int i, double p, double sp)
 	if (s->deviation_since[i] < 0)
 		s->deviation_since[i] = in->now_s;
 	if (in->now_s - s->deviation_since[i] >= param(e, ILK_DEVIATION, 1))
-		trip(e, ILK_DEVIATION, i + 1,
+		trip(e, ILK_DEVIATION, i + 1, fabs(p - sp), limit,
 		     "%.1f mmHg, %.1f mmHg off its setpoint %.1f for %.1f s "
 		     "(limits %.0f mmHg, %.1f s)",
 		     p, fabs(p - sp), sp, in->now_s - s->deviation_since[i],
@@ -207,6 +212,8 @@ static void stuck_sensor(struct eval *e, int i, double p)
 		if ((in->now_s - s->stuck_since[i]) * 1000 >=
 		    param(e, ILK_STALE, 1)) {
 			trip(e, ILK_STALE, i + 1,
+			     (in->now_s - s->stuck_since[i]) * 1000,
+			     param(e, ILK_STALE, 1),
 			     "reading stuck at %.1f mmHg for %.0f ms while "
 			     "its valve %s (limit %.0f ms)",
 			     p, (in->now_s - s->stuck_since[i]) * 1000,
@@ -265,7 +272,9 @@ static void chambers(struct eval *e)
 
 		if (p < param(e, ILK_SENSOR, 0) ||
 		    p > param(e, ILK_SENSOR, 1)) {
-			trip(e, ILK_SENSOR, i + 1,
+			trip(e, ILK_SENSOR, i + 1, p,
+			     p < 0 ? param(e, ILK_SENSOR, 0)
+				   : param(e, ILK_SENSOR, 1),
 			     "reading %.1f mmHg is outside the sensor's range "
 			     "(limit %.0f mmHg)",
 			     p,
@@ -274,18 +283,19 @@ static void chambers(struct eval *e)
 			continue; /* the other rows cannot trust it */
 		}
 		if (p > over)
-			trip(e, ILK_OVERPRESSURE, i + 1,
+			trip(e, ILK_OVERPRESSURE, i + 1, p, over,
 			     "%.1f mmHg is above the %.1f mmHg ceiling", p,
 			     over);
-		if (old >= 0 &&
-		    (p - s->hist_p[old][i]) / (in->now_s - s->hist_t[old]) >
-			    max_rate)
-			trip(e, ILK_RATE, i + 1,
-			     "rising at %.1f mmHg/s over %.0f ms, above %.1f "
-			     "mmHg/s",
-			     (p - s->hist_p[old][i]) /
-				     (in->now_s - s->hist_t[old]),
-			     (in->now_s - s->hist_t[old]) * 1000, max_rate);
+		if (old >= 0) {
+			double dt = in->now_s - s->hist_t[old];
+			double rate = (p - s->hist_p[old][i]) / dt;
+
+			if (rate > max_rate)
+				trip(e, ILK_RATE, i + 1, rate, max_rate,
+				     "rising at %.1f mmHg/s over %.0f ms, "
+				     "above %.1f mmHg/s",
+				     rate, dt * 1000, max_rate);
+		}
 		deviation(e, i, p, sp);
 		stuck_sensor(e, i, p);
 		if (p > param(e, ILK_HOLD_TIME, 0)) {
@@ -294,6 +304,8 @@ static void chambers(struct eval *e)
 			if (in->now_s - s->hold_since[i] >=
 			    param(e, ILK_HOLD_TIME, 1))
 				trip(e, ILK_HOLD_TIME, i + 1,
+				     in->now_s - s->hold_since[i],
+				     param(e, ILK_HOLD_TIME, 1),
 				     "%.1f mmHg, above %.0f mmHg for %.0f s "
 				     "without a break (limit %.0f s)",
 				     p, param(e, ILK_HOLD_TIME, 0),
@@ -342,23 +354,25 @@ static void device(struct eval *e)
 	uint16_t lag = (uint16_t)(in->heartbeat - r->heartbeat_echo);
 
 	if (r->status & FASCIA_ST_ESTOP)
-		trip(e, ILK_ESTOP, 0, "e-stop pressed");
+		trip(e, ILK_ESTOP, 0, NAN, NAN, "e-stop pressed");
 	if (!(r->status & FASCIA_ST_GARMENT_CONNECTED))
-		trip(e, ILK_GARMENT, 0, "garment disconnected");
+		trip(e, ILK_GARMENT, 0, NAN, NAN, "garment disconnected");
 	if (r->status & FASCIA_ST_SENSOR_FAULT)
-		trip(e, ILK_SENSOR, 0, "the device reports a sensor fault");
+		trip(e, ILK_SENSOR, 0, NAN, NAN,
+		     "the device reports a sensor fault");
 	if (r->sample != s->last_sample || !s->primed) {
 		s->last_sample = r->sample;
 		s->sample_changed_s = in->now_s;
 	} else if ((in->now_s - s->sample_changed_s) * 1000 >=
 		   param(e, ILK_STALE, 0)) {
-		trip(e, ILK_STALE, 0,
+		trip(e, ILK_STALE, 0, (in->now_s - s->sample_changed_s) * 1000,
+		     param(e, ILK_STALE, 0),
 		     "SAMPLE unchanged for %.0f ms (limit %.0f ms)",
 		     (in->now_s - s->sample_changed_s) * 1000,
 		     param(e, ILK_STALE, 0));
 	}
 	if (lag >= param(e, ILK_HEARTBEAT, 0) && lag < 0x8000)
-		trip(e, ILK_HEARTBEAT, 0,
+		trip(e, ILK_HEARTBEAT, 0, lag, param(e, ILK_HEARTBEAT, 0),
 		     "HEARTBEAT_ECHO lags by %u writes (limit %.0f)",
 		     (unsigned)lag, param(e, ILK_HEARTBEAT, 0));
 	/* A latched FAULT that a row above already explains (e-stop,
@@ -366,7 +380,7 @@ static void device(struct eval *e)
 	if ((r->status & ILK_DEVICE_BITS) ||
 	    (r->fault != FASCIA_FAULT_NONE &&
 	     !(e->tripped & (1u << ILK_ESTOP | 1u << ILK_SENSOR)))) {
-		trip(e, ILK_DEVICE_FAULT, 0, "%s (FAULT %u, STATUS 0x%03x)",
+		trip(e, ILK_DEVICE_FAULT, 0, NAN, NAN, "%s (FAULT %u, STATUS 0x%03x)",
 		     device_fault_words(r), (unsigned)r->fault,
 		     (unsigned)r->status);
 		/* A latched bit or FAULT is cleared by the ack's RESET; the
@@ -406,14 +420,14 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 
 	s->late_ticks = in->late ? s->late_ticks + 1 : 0;
 	if (s->late_ticks >= param(&e, ILK_DEADLINE, 0))
-		trip(&e, ILK_DEADLINE, 0,
-		     "%d ticks in a row began over half a period late "
+		trip(&e, ILK_DEADLINE, 0, s->late_ticks,
+		     param(&e, ILK_DEADLINE, 0), "%d ticks in a row began over half a period late "
 		     "(limit %.0f)",
 		     s->late_ticks, param(&e, ILK_DEADLINE, 0));
 	if (!in->exchange_ok) {
 		if (++s->bad_exchanges >= param(&e, ILK_COMMS, 0))
-			trip(&e, ILK_COMMS, 0,
-			     "no good exchange for %d ticks (limit %.0f)",
+			trip(&e, ILK_COMMS, 0, s->bad_exchanges,
+			     param(&e, ILK_COMMS, 0), "no good exchange for %d ticks (limit %.0f)",
 			     s->bad_exchanges, param(&e, ILK_COMMS, 0));
 		*present = present_mask(&e);
 		return e.n;
@@ -423,7 +437,9 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 	    in->session_elapsed_s >
 		    in->session_length_s *
 			    (1 + param(&e, ILK_SESSION_TIME, 0))) {
-		trip(&e, ILK_SESSION_TIME, 0,
+		trip(&e, ILK_SESSION_TIME, 0, in->session_elapsed_s,
+		     in->session_length_s *
+			     (1 + param(&e, ILK_SESSION_TIME, 0)),
 		     "session ran %.1f s, past its %.0f s + %.0f %% (%.1f s)",
 		     in->session_elapsed_s, in->session_length_s,
 		     param(&e, ILK_SESSION_TIME, 0) * 100,

@@ -49,15 +49,11 @@ static const char *valve_name(uint8_t v)
 }
 
 /* A session as its state message and its events show it. */
-static json_t *session_json(const char *device, bool have, int seq,
-			    const char *profile,
+static json_t *session_json(bool have, const char *id, const char *profile,
 			    const struct fascia_profile_pos *pos)
 {
-	char id[64];
-
 	if (!have)
 		return json_null();
-	snprintf(id, sizeof(id), "%s-%d", device, seq);
 	return json_pack("{s:s, s:s, s:i, s:i, s:o, s:o}", "id", id, "profile",
 			 profile, "step", pos->step, "cycle", pos->cycle,
 			 "elapsed_s", fd_must(num1(pos->elapsed_s)),
@@ -92,11 +88,33 @@ static int64_t unix_of(const struct fd_snapshot *s, double mono_s)
 	return isfinite(ms) ? (int64_t)llround(ms) : s->unix_ms;
 }
 
-static json_t *alarms_json(const struct fd_snapshot *s)
+/* A measured value, or null where the alarm measures nothing. */
+static json_t *measure_json(double v)
+{
+	return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* The daemon's alarm as one of a device's: not latched (it clears itself
+ * once the journal writes again), never acknowledged. */
+static json_t *daemon_alarm_json(const char *id,
+				 const struct fd_daemon_alarm *da)
+{
+	json_t *o = json_pack("{s:s, s:i, s:s, s:b, s:b, s:I}", "id", id,
+			      "chamber", 0, "priority", "medium", "latched", 0,
+			      "present", 1, "since", (json_int_t)da->since_ms);
+
+	set(o, "message", text_json(da->message));
+	return fd_must(o);
+}
+
+static json_t *alarms_json(const struct fd_snapshot *s,
+			   const struct fd_daemon_alarm *journal)
 {
 	json_t *a = fd_must(json_array());
 	int n = s->nalarm < FD_MAX_ALARMS ? s->nalarm : FD_MAX_ALARMS;
 
+	if (journal != NULL && journal->present)
+		json_array_append_new(a, daemon_alarm_json("journal", journal));
 	for (int i = 0; i < n; i++) {
 		const struct fd_alarm *al = &s->alarm[i];
 		const struct ilk_row *row = &ilk_rows[al->id % ILK_COUNT];
@@ -188,6 +206,7 @@ static json_t *ticks_json(const struct fd_link_stats *l, bool full)
 }
 
 json_t *fd_publish_state_json(const char *device, const struct fd_snapshot *s,
+			      const struct fd_daemon_alarm *journal,
 			      uint64_t seq, int64_t now_ms, bool full)
 {
 	static const struct fd_snapshot offline; /* state 0: offline */
@@ -199,11 +218,11 @@ json_t *fd_publish_state_json(const char *device, const struct fd_snapshot *s,
 			      (json_int_t)now_ms, "state",
 			      fd_state_name(sn->state)));
 	set(o, "session",
-	    session_json(device, sn->have_session, sn->session_seq, sn->profile,
+	    session_json(sn->have_session, sn->session_id, sn->profile,
 			 &sn->pos));
 	set(o, "chambers", chambers_json(sn));
 	set(o, "supply", sn->have_reading ? num1(sn->supply) : json_null());
-	set(o, "alarms", alarms_json(sn));
+	set(o, "alarms", alarms_json(sn, journal));
 	set(o, "link", link_json(&sn->link));
 	set(o, "device_status",
 	    sn->have_reading ? json_pack("{s:i, s:i}", "status", sn->status,
@@ -214,8 +233,7 @@ json_t *fd_publish_state_json(const char *device, const struct fd_snapshot *s,
 	return o;
 }
 
-static void event_fields(json_t *o, const char *device,
-			 const struct fd_event_rec *e)
+static void event_fields(json_t *o, const struct fd_event_rec *e)
 {
 	const struct ilk_row *row = &ilk_rows[e->alarm % ILK_COUNT];
 	json_t *text = text_json(e->text);
@@ -231,9 +249,8 @@ static void event_fields(json_t *o, const char *device,
 	case FD_E_SESSION:
 		set(o, "kind", json_string("session"));
 		set(o, "session",
-		    session_json(device, e->ctx.have_session,
-				 e->ctx.session_seq, e->ctx.profile,
-				 &e->ctx.pos));
+		    session_json(e->ctx.have_session, e->ctx.session_id,
+				 e->ctx.profile, &e->ctx.pos));
 		set(o, "text", text);
 		break;
 	case FD_E_LINK:
@@ -251,6 +268,10 @@ static void event_fields(json_t *o, const char *device,
 		set(o, "priority",
 		    json_string(row->priority == ILK_PRIO_HIGH ? "high"
 							       : "medium"));
+		if (e->kind == FD_E_ALARM) {
+			set(o, "value", measure_json(e->value));
+			set(o, "threshold", measure_json(e->threshold));
+		}
 		set(o, "message", text);
 		break;
 	default:
@@ -269,7 +290,7 @@ json_t *fd_publish_event_json(const char *device, const struct fd_event_rec *e,
 	o = fd_must(json_pack("{s:i, s:s, s:I, s:I}", "v", 1, "device", device,
 			      "seq", (json_int_t)seq, "time",
 			      (json_int_t)e->ctx.unix_ms));
-	event_fields(o, device, e);
+	event_fields(o, e);
 	return o;
 }
 
@@ -305,8 +326,34 @@ void fd_publish_state(struct fd_daemon *d, struct fd_device *dev,
 {
 	dev->seq++;
 	fd_publish(d, "state", dev->conf.name,
-		   fd_publish_state_json(dev->conf.name, snap, dev->seq,
-					 fd_clock_unix_ms(), false));
+		   fd_publish_state_json(dev->conf.name, snap, &d->journal_alarm,
+					 dev->seq, fd_clock_unix_ms(), false));
+}
+
+void fd_publish_daemon_alarm(struct fd_daemon *d, const char *id,
+			     const struct fd_daemon_alarm *a)
+{
+	struct fd_snapshot *sn = xcalloc(1, sizeof(*sn));
+
+	for (int i = 0; i < d->ndev; i++) {
+		struct fd_device *dev = &d->dev[i];
+		json_t *o;
+
+		dev->seq++;
+		o = fd_must(json_pack("{s:i, s:s, s:I, s:I, s:s, s:s, s:i, "
+				      "s:s}",
+				      "v", 1, "device", dev->conf.name, "seq",
+				      (json_int_t)dev->seq, "time",
+				      (json_int_t)fd_clock_unix_ms(), "kind",
+				      a->present ? "raised" : "cleared",
+				      "alarm", id, "chamber", 0, "priority",
+				      "medium"));
+		set(o, "message", text_json(a->message));
+		fd_publish(d, "alarm", dev->conf.name, o);
+		/* and at once the state that shows it, or no longer */
+		fd_publish_state(d, dev, fd_device_peek(dev, sn) ? sn : NULL);
+	}
+	free(sn);
 }
 
 void fd_publish_news(struct fd_daemon *d, struct fd_device *dev,

@@ -131,6 +131,9 @@ struct ilk_state {
 struct ilk_trip {
 	enum ilk_id id;
 	int chamber; /* 1-based; 0 for the device as a whole */
+	double value, threshold; /* measured, and its limit, in the row's
+				    unit; NAN for a row that measures
+				    nothing (the e-stop) */
 	char message[ILK_MESSAGE_MAX];
 };
 

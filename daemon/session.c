@@ -176,10 +176,14 @@ static void raise_alarm(struct fd_session *s, const struct ilk_trip *t,
 		a->id = t->id;
 		a->chamber = t->chamber;
 		a->since_s = now;
+		a->value = t->value;
+		a->threshold = t->threshold;
 		snprintf(a->message, sizeof(a->message), "%s", t->message);
 		e = event(s, FD_E_ALARM, "%s", t->message);
 		e->alarm = t->id;
 		e->chamber = t->chamber;
+		e->value = t->value;
+		e->threshold = t->threshold;
 		fresh = true;
 	}
 	if (a)
@@ -380,7 +384,7 @@ static enum fd_verdict unsafe_now(struct fd_session *s, enum fd_cmd cmd)
 }
 
 static enum fd_verdict start(struct fd_session *s,
-			     const struct fascia_profile *p)
+			     const struct fascia_profile *p, const char *id)
 {
 	if (s->state != FD_IDLE || p == NULL)
 		return refuse(s, FD_EFORBIDDEN,
@@ -412,6 +416,9 @@ static enum fd_verdict start(struct fd_session *s,
 	s->t = 0;
 	memset(&s->pos, 0, sizeof(s->pos));
 	s->session_seq++;
+	snprintf(s->session_id, sizeof(s->session_id), "%s", id ? id : "");
+	fd_dose_begin(&s->dose[s->session_seq & 1], s->session_seq,
+		      s->c.chambers, s->last_now, s->r.pressure_mmhg);
 	zero_setpoints(s);
 	change(s, FD_EV_START);
 	event(s, FD_E_SESSION, "started %s", p->name);
@@ -444,7 +451,7 @@ static enum fd_verdict command(struct fd_session *s,
 	case FD_CMD_NONE:
 		return FD_OK;
 	case FD_CMD_START:
-		return start(s, in->profile);
+		return start(s, in->profile, in->session_id);
 	case FD_CMD_ACK:
 		return ack(s);
 	case FD_CMD_PAUSE:
@@ -514,10 +521,17 @@ static void progress(struct fd_session *s, double dt)
 	}
 }
 
+bool fd_session_at_rest(enum fd_state st)
+{
+	return st == FD_IDLE || st == FD_OFFLINE || st == FD_FAULT ||
+	       st == FD_FAULT_RESETTING;
+}
+
 enum fd_verdict fd_session_tick(struct fd_session *s,
 				const struct fd_tick_in *in, bool *vent_now)
 {
 	double dt = in->now - s->last_now;
+	struct fd_dose *dose;
 	enum fd_verdict v;
 
 	*vent_now = false;
@@ -533,6 +547,10 @@ enum fd_verdict fd_session_tick(struct fd_session *s,
 			event(s, FD_E_LINK, "up");
 		}
 	}
+	/* The interval up to this reading, in the state it was spent in,
+	 * with the setpoints written meanwhile. */
+	dose = &s->dose[s->session_seq & 1];
+	fd_dose_add(dose, s->state, in->now, s->r.pressure_mmhg, s->setpoint);
 	/* Nothing to check on a link that never came up. */
 	if (in->exchange_ok || s->link_up)
 		interlocks(s, in, vent_now);
@@ -541,6 +559,9 @@ enum fd_verdict fd_session_tick(struct fd_session *s,
 		change(s, FD_EV_ACK_REFUSED);
 	v = command(s, in);
 	progress(s, dt);
+	dose = &s->dose[s->session_seq & 1];
+	if (dose->open && fd_session_at_rest(s->state))
+		dose->open = false;
 	return v;
 }
 

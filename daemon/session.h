@@ -28,6 +28,46 @@
  */
 #define FD_TICK_EVENTS (1 + FD_MAX_ALARMS + 2 + 1 + 1 + FD_MAX_ALARMS + 2)
 
+/* A session's id: "<device>-<start, Unix ms>-<16 random bits, hex>",
+ * made by the main thread when it hands the start over. */
+#define FD_SESSION_ID_MAX 64
+
+/*
+ * A session's dose, from every tick's reading (dose.c): from the start
+ * until the device is at rest again (idle, fault or offline), so a
+ * release's and a fault's pressure counts too.  The pressure-time
+ * integrals are trapezoids between two readings (exact for a pressure
+ * that changes linearly between them); a tick without a reading holds the
+ * last one.  The time above FD_DOSE_HAZARD_MMHG is interpolated the same
+ * way.  An interval counts for the state the device was in during it.
+ */
+#define FD_DOSE_HAZARD_MMHG 30.0
+
+struct fd_dose {
+	int session_seq; /* the session it belongs to; 0: none */
+	bool open;       /* still accumulating */
+	int chambers;
+	double delivered_s; /* running */
+	double paused_s;
+	double max_mmhg[FASCIA_MAX_CHAMBERS];
+	double mmhg_s[FASCIA_MAX_CHAMBERS];     /* the pressure-time integral */
+	double above_s[FASCIA_MAX_CHAMBERS];    /* above FD_DOSE_HAZARD_MMHG */
+	double set_s[FASCIA_MAX_CHAMBERS];      /* time set above 0 */
+	double set_mmhg_s[FASCIA_MAX_CHAMBERS]; /* the integral meanwhile */
+	double last_t;
+	double last_p[FASCIA_MAX_CHAMBERS];
+};
+
+/* Begin session_seq's dose at now, the reading then being p. */
+void fd_dose_begin(struct fd_dose *d, int session_seq, int chambers,
+		   double now, const double *p);
+/* Add the interval from the last call to now, spent in state during with
+ * the setpoints sp commanded, the reading at its end p. */
+void fd_dose_add(struct fd_dose *d, enum fd_state during, double now,
+		 const double *p, const double *sp);
+/* Chamber i's mean pressure while set above 0 (0 when it never was). */
+double fd_dose_mean(const struct fd_dose *d, int i);
+
 /* What an operator asks of a device. */
 enum fd_cmd {
 	FD_CMD_NONE,
@@ -51,6 +91,7 @@ enum fd_verdict {
 struct fd_alarm {
 	enum ilk_id id;
 	int chamber;    /* 1-based, 0: the device */
+	double value, threshold; /* what tripped it (ilk_trip's) */
 	bool present;   /* the cause is present now */
 	double since_s; /* monotonic, when it tripped */
 	char message[ILK_MESSAGE_MAX];
@@ -72,6 +113,7 @@ struct fd_event_ctx {
 	int64_t unix_ms;
 	bool have_session;
 	int session_seq;
+	char session_id[FD_SESSION_ID_MAX];
 	char profile[FASCIA_PROFILE_NAME_MAX + 1];
 	struct fascia_profile_pos pos;
 };
@@ -82,6 +124,7 @@ struct fd_event_rec {
 	enum fd_event cause;    /* FD_E_STATE: what moved it */
 	enum ilk_id alarm;
 	int chamber;
+	double value, threshold;    /* FD_E_ALARM: what tripped it */
 	char text[ILK_MESSAGE_MAX]; /* "started", "down: ...", the alarm's */
 	struct fd_event_ctx ctx;
 };
@@ -109,6 +152,11 @@ struct fd_session {
 	double setpoint[FASCIA_MAX_CHAMBERS];
 	double last_now;
 	int session_seq; /* sessions started on this device */
+	char session_id[FD_SESSION_ID_MAX];
+	/* The dose of session k is dose[k & 1]: the one before stays while
+	 * the next begins, until the main thread has had both (one command
+	 * a hand-over: fasciad.h, struct fd_outbox). */
+	struct fd_dose dose[2];
 
 	/* what the next exchange writes */
 	uint16_t heartbeat;
@@ -140,6 +188,7 @@ struct fd_tick_in {
 	bool late;
 	enum fd_cmd cmd;
 	const struct fascia_profile *profile; /* FD_CMD_START */
+	const char *session_id;               /* FD_CMD_START */
 };
 
 const char *fd_cmd_name(enum fd_cmd c);
@@ -160,6 +209,10 @@ enum fd_verdict fd_session_tick(struct fd_session *s,
 
 /* The block W the next exchange writes (HEARTBEAT advanced each call). */
 void fd_session_block_w(struct fd_session *s, struct fascia_block_w *w);
+
+/* At rest: idle, offline or in a fault (vented): no session's air on the
+ * limb any more, so a session's dose is final. */
+bool fd_session_at_rest(enum fd_state st);
 
 /* True when every chamber in use reads below FASCIA_VENTED_MMHG. */
 bool fd_session_vented(const struct fd_session *s);

@@ -107,6 +107,8 @@ static void fill_snapshot(struct fd_ctl *c, double now)
 			   (s->state == FD_RUNNING || s->state == FD_PAUSED ||
 			    s->state == FD_RELEASING);
 	sn->session_seq = s->session_seq;
+	memcpy(sn->session_id, s->session_id, sizeof(sn->session_id));
+	memcpy(sn->dose, s->dose, sizeof(sn->dose));
 	if (s->have_profile) {
 		memcpy(sn->profile, s->profile.name, sizeof(sn->profile));
 		sn->pos = s->pos;
@@ -145,6 +147,8 @@ static void queue_events(struct fd_ctl *c)
 		e->ctx.unix_ms = sn->unix_ms;
 		e->ctx.have_session = sn->have_session;
 		e->ctx.session_seq = sn->session_seq;
+		memcpy(e->ctx.session_id, sn->session_id,
+		       sizeof(e->ctx.session_id));
 		memcpy(e->ctx.profile, sn->profile, sizeof(e->ctx.profile));
 		e->ctx.pos = sn->pos;
 	}
@@ -172,6 +176,7 @@ static void tick(struct fd_ctl *c, double now, bool late)
 	if (c->cmd_active) {
 		in.cmd = c->cmd.cmd;
 		in.profile = &c->cmd.profile;
+		in.session_id = c->cmd.session_id;
 	}
 	fd_link_connect(&c->link, &c->st, now);
 	in.exchange_ok = exchange(c, &r) == 0;

@@ -154,6 +154,10 @@ static void take_state(struct top *t, json_t *msg)
 		return;
 	if (!d->have_state && d->limit_mmhg == 0)
 		t->need_devices = true;
+	/* back to idle: a session ended, even when its event was lost */
+	if (d->have_state && strcmp(d->state, "idle") != 0 &&
+	    strcmp(str_or(json_object_get(msg, "state")), "idle") == 0)
+		top_history_ended(t, d->name);
 	copy_str(d->state, sizeof(d->state), json_object_get(msg, "state"),
 		 "?");
 	take_session(d, json_object_get(msg, "session"));
@@ -163,6 +167,23 @@ static void take_state(struct top *t, json_t *msg)
 	d->supply = num(json_object_get(msg, "supply"), &d->supply_known);
 	d->have_state = true;
 	d->updated_ms = top_now_ms();
+}
+
+/*
+ * Whether an event says a session ended: a session event other than
+ * started, paused and resumed (completed, stopped, vented by the
+ * operator ...: docs/protocol.md), or a state change to idle.
+ */
+static bool session_ended(json_t *ev)
+{
+	const char *kind = str_or(json_object_get(ev, "kind"));
+	const char *text = str_or(json_object_get(ev, "text"));
+
+	if (strcmp(kind, "state") == 0)
+		return strcmp(str_or(json_object_get(ev, "to")), "idle") == 0;
+	return strcmp(kind, "session") == 0 &&
+	       strncmp(text, "started", 7) != 0 &&
+	       strcmp(text, "paused") != 0 && strcmp(text, "resumed") != 0;
 }
 
 static void take_event(struct top *t, const char *topic, json_t *msg)
@@ -184,6 +205,8 @@ static void take_event(struct top *t, const char *topic, json_t *msg)
 		snprintf(d->last_event, sizeof(d->last_event), "%s",
 			 json_string_value(text));
 	}
+	if (strncmp(topic, "event.", 6) == 0 && session_ended(msg))
+		top_history_ended(t, d->name);
 }
 
 static void take_devices(struct top *t, json_t *result)

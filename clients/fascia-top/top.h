@@ -1,8 +1,9 @@
 /*
  * fascia-top's private header: the map of the program.  The model
  * (model.c) is what fascia-top knows of every device, fed by the daemon's
- * publisher and a few requests; the curses view (view.c, ui.c) and the
- * plain-line printer (plain.c) only read it.
+ * publisher and a few requests; history.c keeps the last sessions of the
+ * selected device from the journal; the curses view (view.c, ui.c) and
+ * the plain-line printer (plain.c) only read them.
  */
 #ifndef FASCIA_TOP_H
 #define FASCIA_TOP_H
@@ -24,6 +25,15 @@
 /* Bounds on the requests, so that the UI never waits long. */
 #define TOP_QUERY_TIMEOUT_MS 500
 #define TOP_COMMAND_TIMEOUT_MS 2500
+
+/* The last sessions shown, and how often they are asked for. */
+#define TOP_HISTORY_ROWS 5
+#define TOP_HISTORY_PERIOD_MS 5000  /* at most this old otherwise */
+#define TOP_HISTORY_SPACING_MS 1000 /* never asked more often */
+#define TOP_HISTORY_RETRIES                                                    \
+	3 /* re-asks while a session that ended still                          \
+	     reads running (the journal commits after                          \
+	     the event is published) */
 
 struct top_chamber {
 	double pressure;
@@ -76,6 +86,27 @@ struct top_device {
 	char last_event[96];
 };
 
+struct top_session {
+	char id[TOP_NAME_MAX + 32];
+	char profile[TOP_NAME_MAX];
+	char end_reason[16];
+	char alarm[24];     /* "" when none */
+	int64_t started_ms; /* Unix ms, 0 when unknown */
+	double duration_s;  /* ended - started, < 0 while it runs */
+};
+
+/* The journal's last sessions of one device (the selected one). */
+struct top_history {
+	char device[TOP_NAME_MAX]; /* whose; "" before the first */
+	bool have;                 /* an answer (or a failure) came */
+	char error[160];           /* why there are none, "" when none */
+	int nsessions;
+	struct top_session sessions[TOP_HISTORY_ROWS];
+	int64_t asked_ms; /* monotonic, 0: never */
+	int64_t due_ms;   /* monotonic: the next ask */
+	int retries;      /* re-asks left after a session ended */
+};
+
 struct top {
 	const char *control;
 	const char *publish;
@@ -92,6 +123,7 @@ struct top {
 	int64_t devices_asked_ms;
 	bool need_devices; /* a device showed up that "devices" did not list */
 	uint64_t messages;
+	struct top_history history;
 };
 
 /* model.c */
@@ -104,6 +136,10 @@ bool top_device_stale(const struct top *t, const struct top_device *d);
 bool top_daemon_unreachable(const struct top *t);
 int64_t top_silence_ms(const struct top *t);
 double top_device_scale(const struct top_device *d);
+
+/* history.c */
+void top_history_ended(struct top *t, const char *device);
+void top_history_maybe_ask(struct top *t);
 
 /* view.c */
 void view_init_colors(void);

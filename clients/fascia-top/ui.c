@@ -269,6 +269,7 @@ static void loop(struct ui *ui)
 		if (top_model_drain(t, DRAIN_MAX) > 0)
 			ui->dirty = true;
 		top_model_maybe_requery(t);
+		top_history_maybe_ask(t);
 		check_hello(ui);
 		while (!ui->quit && (ch = getch()) != ERR)
 			handle_key(ui, ch);

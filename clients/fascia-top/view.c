@@ -2,13 +2,15 @@
  * fascia-top's curses view: a title, a "daemon unreachable" banner when the
  * publisher has gone quiet, one line per device, then the selected device
  * in detail (session, link, one bar per chamber with the setpoint marked,
- * the alarms), a status line and the keys.  Plain ASCII and ACS line
- * characters only, so that it reads the same over any SSH session; it fits
- * 80x24 with an 8-chamber device and degrades on smaller terminals.
+ * the alarms, the last sessions in the rows left), a status line and the
+ * keys.  Plain ASCII and ACS line characters only, so that it reads the
+ * same over any SSH session; it fits 80x24 with an 8-chamber device and
+ * degrades on smaller terminals (the last sessions go first).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <curses.h>
 
@@ -315,6 +317,69 @@ static int draw_alarms(const struct top_device *d, int row, int last)
 	return row;
 }
 
+static attr_t end_attr(const char *end)
+{
+	if (strcmp(end, "completed") == 0)
+		return COLOR_PAIR(PAIR_GREEN);
+	if (strcmp(end, "running") == 0)
+		return COLOR_PAIR(PAIR_CYAN);
+	if (strcmp(end, "fault") == 0 || strcmp(end, "interrupted") == 0)
+		return COLOR_PAIR(PAIR_RED) | A_BOLD;
+	return COLOR_PAIR(PAIR_YELLOW);
+}
+
+/* "11-25 10:55" local, of a Unix ms time. */
+static void fmt_start(char *buf, size_t len, int64_t ms)
+{
+	time_t s = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms <= 0 || localtime_r(&s, &tm) == NULL ||
+	    strftime(buf, len, "%m-%d %H:%M", &tm) == 0)
+		snprintf(buf, len, "?");
+}
+
+/* The last sessions of the selected device, from row to last at most;
+ * it needs two rows (a heading and one line) or draws nothing. */
+static void draw_sessions(const struct top *t, const struct top_device *d,
+			  int row, int last)
+{
+	const struct top_history *h = &t->history;
+	char start[24], dur[24];
+	int i;
+
+	if (row + 1 > last || strcmp(h->device, d->name) != 0)
+		return;
+	draw_separator(row++, "last sessions");
+	if (!h->have) {
+		put(row, 0, A_DIM, "asking the journal ...");
+		return;
+	}
+	if (h->error[0]) {
+		put(row, 0, A_BOLD, "%s", h->error);
+		return;
+	}
+	if (h->nsessions == 0) {
+		put(row, 0, A_DIM, "no sessions recorded");
+		return;
+	}
+	for (i = 0; i < h->nsessions && row <= last; i++, row++) {
+		const struct top_session *s = &h->sessions[i];
+
+		fmt_start(start, sizeof(start), s->started_ms);
+		if (s->duration_s >= 0)
+			fmt_duration(dur, sizeof(dur), s->duration_s);
+		else
+			snprintf(dur, sizeof(dur), "-");
+		put(row, 0, A_NORMAL, "%-11s  %-24.24s", start, s->profile);
+		put(row, 38, end_attr(s->end_reason), "%-11.11s",
+		    s->end_reason);
+		put(row, 50, s->alarm[0] ? COLOR_PAIR(PAIR_RED) : A_NORMAL,
+		    "%-18.18s", s->alarm);
+		put(row, 69, A_NORMAL, "%9s", dur);
+	}
+}
+
 static void draw_detail(const struct top *t, int row)
 {
 	const struct top_device *d;
@@ -334,7 +399,8 @@ static void draw_detail(const struct top *t, int row)
 	if (row <= last)
 		row = draw_alarms(d, row, last);
 	if (row <= last && d->last_event[0])
-		put(row, 0, A_DIM, "last: %s", d->last_event);
+		put(row++, 0, A_DIM, "last: %s", d->last_event);
+	draw_sessions(t, d, row, last);
 }
 
 void view_draw(const struct top *t, const char *status, bool prompt)

@@ -1,7 +1,8 @@
 /*
  * fasciactl's subcommands that ask the daemon once and print the answer:
  * lists, status, profiles (show, upload, and an offline check that needs
- * no daemon), and the operator's commands.
+ * no daemon), and the operator's commands.  The treatment record's
+ * queries are in records.c.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +11,7 @@
 #include "fasciactl.h"
 
 /* Exactly min..max positional arguments, else a usage error. */
-static bool nargs(int argc, int min, int max, const char *usage)
+bool ctl_nargs(int argc, int min, int max, const char *usage)
 {
 	if (argc >= min && argc <= max)
 		return true;
@@ -24,7 +25,7 @@ int cmd_devices(struct ctl *ctl, int argc, char **argv)
 	int rc;
 
 	(void)argv;
-	if (!nargs(argc, 0, 0, "devices"))
+	if (!ctl_nargs(argc, 0, 0, "devices"))
 		return CTL_USAGE;
 	rc = ctl_call(ctl, json_pack("{s:s}", "cmd", "devices"), &res);
 	if (rc == CTL_OK && !ctl->json)
@@ -39,7 +40,7 @@ int cmd_status(struct ctl *ctl, int argc, char **argv)
 	size_t i;
 	int rc;
 
-	if (!nargs(argc, 0, 1, "status [DEVICE]"))
+	if (!ctl_nargs(argc, 0, 1, "status [DEVICE]"))
 		return CTL_USAGE;
 	req = json_pack("{s:s}", "cmd", "status");
 	if (argc == 1)
@@ -68,7 +69,7 @@ int cmd_profiles(struct ctl *ctl, int argc, char **argv)
 	int rc;
 
 	(void)argv;
-	if (!nargs(argc, 0, 0, "profiles"))
+	if (!ctl_nargs(argc, 0, 0, "profiles"))
 		return CTL_USAGE;
 	rc = ctl_call(ctl, json_pack("{s:s}", "cmd", "profiles"), &res);
 	if (rc == CTL_OK && !ctl->json)
@@ -191,7 +192,7 @@ int cmd_profile(struct ctl *ctl, int argc, char **argv)
 {
 	const char *usage = "profile show NAME | upload FILE | check FILE";
 
-	if (!nargs(argc, 2, 2, usage))
+	if (!ctl_nargs(argc, 2, 2, usage))
 		return CTL_USAGE;
 	if (strcmp(argv[0], "show") == 0)
 		return profile_show(ctl, argv[1]);
@@ -210,17 +211,57 @@ static void print_verdict(const json_t *res)
 	       json_string_value(json_object_get(res, "state")));
 }
 
+/* Characters of UTF-8 text (the code points: continuation bytes not
+ * counted). */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+/* start's --patient and --note, checked as the daemon checks them
+ * (docs/records.md, "start"); false after a usage message. */
+static bool start_options(struct ctl *ctl, json_t *req)
+{
+	json_t *v;
+
+	if (!ctl_add_patient(ctl, req))
+		return false;
+	if (ctl->note == NULL)
+		return true;
+	if ((v = json_string(ctl->note)) == NULL) {
+		ctl_usage_hint("--note: not valid UTF-8 text");
+		return false;
+	}
+	if (utf8_chars(ctl->note) > CTL_NOTE_MAX) {
+		json_decref(v);
+		ctl_usage_hint("--note: %zu characters, more than %d",
+			       utf8_chars(ctl->note), CTL_NOTE_MAX);
+		return false;
+	}
+	json_object_set_new(req, "note", v);
+	return true;
+}
+
 int cmd_start(struct ctl *ctl, int argc, char **argv)
 {
-	json_t *res;
+	json_t *req, *res;
 	int rc;
 
-	if (!nargs(argc, 2, 2, "start DEVICE PROFILE"))
+	if (!ctl_nargs(argc, 2, 2,
+		       "start DEVICE PROFILE [--patient REF] [--note TEXT]"))
 		return CTL_USAGE;
-	rc = ctl_call(ctl,
-		      json_pack("{s:s,s:s,s:s}", "cmd", "start", "device",
-				argv[0], "profile", argv[1]),
-		      &res);
+	req = json_pack("{s:s,s:s,s:s}", "cmd", "start", "device", argv[0],
+			"profile", argv[1]);
+	if (req != NULL && !start_options(ctl, req)) {
+		json_decref(req);
+		return CTL_USAGE;
+	}
+	rc = ctl_call(ctl, req, &res);
 	if (rc == CTL_OK && !ctl->json)
 		print_verdict(res);
 	json_decref(res);
@@ -236,7 +277,7 @@ int cmd_operator(struct ctl *ctl, int argc, char **argv)
 	int rc;
 
 	snprintf(usage, sizeof(usage), "%s [DEVICE]", cmd);
-	if (!nargs(argc, 0, 1, usage))
+	if (!ctl_nargs(argc, 0, 1, usage))
 		return CTL_USAGE;
 	if (argc == 1)
 		device = argv[0];
@@ -247,49 +288,6 @@ int cmd_operator(struct ctl *ctl, int argc, char **argv)
 	json_decref(keep);
 	if (rc == CTL_OK && !ctl->json)
 		print_verdict(res);
-	json_decref(res);
-	return rc;
-}
-
-/* history takes no device argument in protocol v1: check it here. */
-static int known_device(struct ctl *ctl, const char *device)
-{
-	json_t *names, *n;
-	size_t i;
-	int rc;
-
-	if ((rc = ctl_device_names(ctl, &names)) != CTL_OK)
-		return rc;
-	rc = CTL_REFUSED;
-	json_array_foreach(names, i, n)
-	{
-		if (strcmp(json_string_value(n), device) == 0)
-			rc = CTL_OK;
-	}
-	if (rc != CTL_OK) {
-		fprintf(stderr, "fasciactl: unknown_device: no device \"%s\"\n",
-			device);
-		ctl_list_devices(stderr, names);
-	}
-	json_decref(names);
-	return rc;
-}
-
-int cmd_history(struct ctl *ctl, int argc, char **argv)
-{
-	json_t *req, *res;
-	int rc;
-
-	if (!nargs(argc, 0, 1, "history [DEVICE]"))
-		return CTL_USAGE;
-	if (argc == 1 && (rc = known_device(ctl, argv[0])) != CTL_OK)
-		return rc;
-	req = json_pack("{s:s}", "cmd", "history");
-	if (argc == 1)
-		json_object_set_new(req, "device", json_string(argv[0]));
-	rc = ctl_call(ctl, req, &res);
-	if (rc == CTL_OK && !ctl->json)
-		print_history(res, argc == 1 ? argv[0] : NULL);
 	json_decref(res);
 	return rc;
 }

@@ -25,7 +25,9 @@ static const struct subcommand subcommands[] = {
 	{"start", cmd_start},       {"pause", cmd_operator},
 	{"resume", cmd_operator},   {"stop", cmd_operator},
 	{"vent", cmd_operator},     {"ack", cmd_operator},
-	{"history", cmd_history},   {"watch", cmd_watch},
+	{"history", cmd_history},   {"session", cmd_session},
+	{"log", cmd_log},           {"export", cmd_export},
+	{"watch", cmd_watch},
 };
 
 static const char usage_text[] =
@@ -39,13 +41,25 @@ static const char usage_text[] =
 	"  profile upload FILE     store a profile (the daemon validates it)\n"
 	"  profile check FILE      validate a profile here, no daemon needed\n"
 	"       [--chambers N] [--limit MMHG] [--max-session S]\n"
-	"  start DEVICE PROFILE    start a session\n"
+	"  start DEVICE PROFILE [--patient REF] [--note TEXT]\n"
+	"                          start a session\n"
 	"  pause|resume|stop|vent|ack [DEVICE]\n"
 	"                          operator commands (DEVICE may be left out\n"
 	"                          when the daemon has just one)\n"
-	"  history [DEVICE]        the session journal\n"
+	"  history [DEVICE] [--patient REF] [--since T] [--until T]\n"
+	"       [--limit N] [--before ID] [--csv]\n"
+	"                          the recorded sessions, newest first\n"
+	"  session ID [--trace] [--csv]\n"
+	"                          one session: summary, dose, log, trace\n"
+	"  log [DEVICE] [--kind K]... [--since T] [--until T] [--limit N]\n"
+	"       [--before SEQ] [--csv]\n"
+	"                          alarms, commands, states ..., newest first\n"
+	"  export --fhir ID [-o FILE]\n"
+	"                          a session as a FHIR R4 Bundle (JSON)\n"
 	"  watch [--count N] [DEVICE]\n"
 	"                          stream state, events and alarms\n"
+	"\n"
+	"  T is Unix ms or a local YYYY-MM-DD[THH:MM[:SS]]; N is 1..1000.\n"
 	"\n"
 	"options:\n"
 	"  -e, --endpoint EP       control endpoint ($FASCIA_CONTROL, "
@@ -54,6 +68,8 @@ static const char usage_text[] =
 	"default " FASCIA_PUBLISH_DEFAULT ")\n"
 	"  -t, --timeout MS        wait at most MS for each reply (2000)\n"
 	"  -j, --json              print replies as JSON, one per line\n"
+	"                          (history, session, log: the result)\n"
+	"      --csv               history, session, log: RFC 4180 CSV\n"
 	"  -h, --help              this text\n"
 	"  -V, --version           the version\n"
 	"\n"
@@ -65,6 +81,15 @@ enum {
 	OPT_CHAMBERS,
 	OPT_LIMIT,
 	OPT_MAX_SESSION,
+	OPT_PATIENT,
+	OPT_NOTE,
+	OPT_SINCE,
+	OPT_UNTIL,
+	OPT_BEFORE,
+	OPT_KIND,
+	OPT_TRACE,
+	OPT_CSV,
+	OPT_FHIR,
 };
 
 static const struct option long_options[] = {
@@ -78,8 +103,47 @@ static const struct option long_options[] = {
 	{"chambers", required_argument, NULL, OPT_CHAMBERS},
 	{"limit", required_argument, NULL, OPT_LIMIT},
 	{"max-session", required_argument, NULL, OPT_MAX_SESSION},
+	{"patient", required_argument, NULL, OPT_PATIENT},
+	{"note", required_argument, NULL, OPT_NOTE},
+	{"since", required_argument, NULL, OPT_SINCE},
+	{"until", required_argument, NULL, OPT_UNTIL},
+	{"before", required_argument, NULL, OPT_BEFORE},
+	{"kind", required_argument, NULL, OPT_KIND},
+	{"trace", no_argument, NULL, OPT_TRACE},
+	{"csv", no_argument, NULL, OPT_CSV},
+	{"fhir", no_argument, NULL, OPT_FHIR},
+	{"output", required_argument, NULL, 'o'},
 	{NULL, 0, NULL, 0},
 };
+
+/*
+ * The options that belong to some commands: which ones (words of cmds),
+ * and how the usage error says so.  Options may come anywhere on the line,
+ * so they are all parsed first and checked against the command after.
+ */
+static const struct scope {
+	int opt;
+	const char *name;
+	const char *cmds;
+	const char *of;
+} scopes[] = {
+	{OPT_COUNT, "--count", "watch", "watch"},
+	{OPT_CHAMBERS, "--chambers", "profile", "profile check"},
+	{OPT_LIMIT, "--limit", "profile history log",
+	 "profile check, history and log"},
+	{OPT_MAX_SESSION, "--max-session", "profile", "profile check"},
+	{OPT_PATIENT, "--patient", "start history", "start and history"},
+	{OPT_NOTE, "--note", "start", "start"},
+	{OPT_SINCE, "--since", "history log", "history and log"},
+	{OPT_UNTIL, "--until", "history log", "history and log"},
+	{OPT_BEFORE, "--before", "history log", "history and log"},
+	{OPT_KIND, "--kind", "log", "log"},
+	{OPT_TRACE, "--trace", "session", "session"},
+	{OPT_CSV, "--csv", "history session log", "history, session and log"},
+	{OPT_FHIR, "--fhir", "export", "export"},
+	{'o', "--output", "export", "export"},
+};
+#define NSCOPES (sizeof(scopes) / sizeof(scopes[0]))
 
 void ctl_usage_hint(const char *fmt, ...)
 {
@@ -112,7 +176,38 @@ static bool parse_double(const char *s, double *out)
 	       *out > 0;
 }
 
-/* One option; false (after a message) when its argument is bad. */
+/* --kind K: one kind, or several separated by commas. */
+static bool take_kinds(struct ctl *ctl, const char *arg)
+{
+	char buf[256], *k, *save = NULL;
+
+	if (strlen(arg) >= sizeof(buf) || arg[0] == '\0' ||
+	    arg[strlen(arg) - 1] == ',' || strstr(arg, ",,") != NULL ||
+	    arg[0] == ',') {
+		ctl_usage_hint("--kind: \"%s\" is not a kind (alarm, command, "
+			       "state, link, daemon, journal)",
+			       arg);
+		return false;
+	}
+	if (ctl->kinds == NULL)
+		ctl->kinds = json_array();
+	snprintf(buf, sizeof(buf), "%s", arg);
+	for (k = strtok_r(buf, ",", &save); k != NULL;
+	     k = strtok_r(NULL, ",", &save)) {
+		json_t *v = json_string(k);
+
+		if (v == NULL) {
+			ctl_usage_hint("--kind: not valid UTF-8 text");
+			return false;
+		}
+		json_array_append_new(ctl->kinds, v);
+	}
+	return true;
+}
+
+/* One option; false (after a message) when its argument is bad.  The
+ * arguments of start's and the queries' options are checked by the
+ * command (--limit's meaning depends on it). */
 static bool take_option(struct ctl *ctl, int c, const char *arg)
 {
 	long v;
@@ -144,10 +239,8 @@ static bool take_option(struct ctl *ctl, int c, const char *arg)
 		ctl->limits.device_chambers = (int)v;
 		return true;
 	case OPT_LIMIT:
-		return parse_double(arg, &ctl->limits.device_limit_mmhg) ||
-		       (ctl_usage_hint("--limit: \"%s\" is not a pressure",
-				       arg),
-			false);
+		ctl->limit = arg;
+		return true;
 	case OPT_MAX_SESSION:
 		/* fasciad's own bounds of max_session_s: a maximum it would
 		 * not start with is no device's */
@@ -159,22 +252,80 @@ static bool take_option(struct ctl *ctl, int c, const char *arg)
 				       arg, FASCIA_MIN_SESSION_S,
 				       FASCIA_MAX_SESSION_S),
 			false);
+	case OPT_PATIENT:
+		ctl->patient = arg;
+		return true;
+	case OPT_NOTE:
+		ctl->note = arg;
+		return true;
+	case OPT_SINCE:
+		ctl->since = arg;
+		return true;
+	case OPT_UNTIL:
+		ctl->until = arg;
+		return true;
+	case OPT_BEFORE:
+		ctl->before = arg;
+		return true;
+	case OPT_KIND:
+		return take_kinds(ctl, arg);
+	case OPT_TRACE:
+		ctl->trace = true;
+		return true;
+	case OPT_CSV:
+		ctl->csv = true;
+		return true;
+	case OPT_FHIR:
+		ctl->fhir = true;
+		return true;
+	case 'o':
+		ctl->output = arg;
+		return true;
 	}
 	ctl_usage_hint("%s: \"%s\" is out of range",
 		       c == 't' ? "--timeout" : "--chambers", arg);
 	return false;
 }
 
-/* Options a subcommand does not take are a usage error. */
-static bool options_fit(const char *cmd, const bool *seen)
+/* Whether word is one of the space-separated words of list. */
+static bool among(const char *word, const char *list)
 {
-	if (seen[0] && strcmp(cmd, "watch") != 0) {
-		ctl_usage_hint("--count is an option of watch");
+	size_t n = strlen(word);
+
+	for (const char *p = list; *p;) {
+		size_t w = strcspn(p, " ");
+
+		if (w == n && strncmp(p, word, n) == 0)
+			return true;
+		p += w;
+		p += strspn(p, " ");
+	}
+	return false;
+}
+
+/* Options a subcommand does not take are a usage error. */
+static bool options_fit(struct ctl *ctl, const char *cmd, const bool *seen)
+{
+	for (size_t i = 0; i < NSCOPES; i++) {
+		if (seen[i] && !among(cmd, scopes[i].cmds)) {
+			ctl_usage_hint("%s is an option of %s", scopes[i].name,
+				       scopes[i].of);
+			return false;
+		}
+	}
+	if (ctl->json && ctl->csv) {
+		ctl_usage_hint("--json or --csv: not both");
 		return false;
 	}
-	if (seen[1] && strcmp(cmd, "profile") != 0) {
-		ctl_usage_hint("--chambers, --limit and --max-session are "
-			       "options of profile check");
+	if (ctl->json && strcmp(cmd, "export") == 0) {
+		ctl_usage_hint("--json is no option of export (a FHIR Bundle "
+			       "is JSON already)");
+		return false;
+	}
+	/* profile check's --limit is a pressure */
+	if (ctl->limit != NULL && strcmp(cmd, "profile") == 0 &&
+	    !parse_double(ctl->limit, &ctl->limits.device_limit_mmhg)) {
+		ctl_usage_hint("--limit: \"%s\" is not a pressure", ctl->limit);
 		return false;
 	}
 	return true;
@@ -182,11 +333,11 @@ static bool options_fit(const char *cmd, const bool *seen)
 
 static int parse_options(struct ctl *ctl, int argc, char **argv)
 {
-	bool seen[2] = {false, false};
+	bool seen[NSCOPES] = {false};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "e:p:t:jhV", long_options, NULL)) !=
-	       -1) {
+	while ((c = getopt_long(argc, argv, "e:p:t:jhVo:", long_options,
+				NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
 			exit(CTL_OK);
@@ -202,15 +353,14 @@ static int parse_options(struct ctl *ctl, int argc, char **argv)
 		}
 		if (!take_option(ctl, c, optarg))
 			return -1;
-		seen[0] |= c == OPT_COUNT;
-		seen[1] |= c == OPT_CHAMBERS || c == OPT_LIMIT ||
-			   c == OPT_MAX_SESSION;
+		for (size_t i = 0; i < NSCOPES; i++)
+			seen[i] |= scopes[i].opt == c;
 	}
 	if (optind >= argc) {
 		ctl_usage_hint("no command");
 		return -1;
 	}
-	return options_fit(argv[optind], seen) ? 0 : -1;
+	return options_fit(ctl, argv[optind], seen) ? 0 : -1;
 }
 
 static void ctl_init(struct ctl *ctl)
@@ -237,8 +387,10 @@ int main(int argc, char **argv)
 
 	ctl_init(&ctl);
 	opterr = 1;
-	if (parse_options(&ctl, argc, argv) < 0)
+	if (parse_options(&ctl, argc, argv) < 0) {
+		json_decref(ctl.kinds);
 		return CTL_USAGE;
+	}
 	cmd = argv[optind];
 	for (i = 0; i < sizeof(subcommands) / sizeof(subcommands[0]); i++) {
 		if (strcmp(subcommands[i].name, cmd) == 0) {
@@ -252,5 +404,6 @@ int main(int argc, char **argv)
 		rc = CTL_USAGE;
 	}
 	fascia_client_destroy(&ctl.client);
+	json_decref(ctl.kinds);
 	return rc;
 }

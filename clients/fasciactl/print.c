@@ -179,46 +179,6 @@ void print_profiles(const json_t *result)
 	}
 }
 
-/*
- * History entries are not defined yet (docs/protocol.md): print what is
- * there, member by member.  No entries means "nothing recorded" only from
- * a daemon that says it keeps the journal ("journal": true); fasciad does
- * not write one yet, and an empty list from it says nothing about the
- * sessions that ran.
- */
-void print_history(const json_t *result, const char *device)
-{
-	const json_t *e, *v;
-	const char *k;
-	size_t i, n = 0;
-	char *text;
-	bool first;
-
-	json_array_foreach(json_object_get(result, "entries"), i, e)
-	{
-		if (device != NULL &&
-		    json_is_string(json_object_get(e, "device")) &&
-		    strcmp(str(e, "device"), device) != 0)
-			continue;
-		n++;
-		first = true;
-		json_object_foreach((json_t *)e, k, v)
-		{
-			text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-			printf("%s%s=%s", first ? "" : " ", k,
-			       text != NULL ? text : "?");
-			free(text);
-			first = false;
-		}
-		putchar('\n');
-	}
-	if (n == 0 && json_is_true(json_object_get(result, "journal")))
-		puts("no sessions recorded");
-	else if (n == 0)
-		puts("sessions are not recorded yet: fasciad keeps no session "
-		     "journal");
-}
-
 /* Local wall-clock time of a message, HH:MM:SS.mmm. */
 void print_clock(FILE *f, json_int_t time_ms)
 {

@@ -132,6 +132,26 @@ static void explain_error(struct ctl *ctl, const json_t *err)
 	}
 }
 
+/* A reply in hand: its result in *result (a new reference, an empty
+ * object when it has none), or its error explained; an exit code. */
+static int take_reply(struct ctl *ctl, json_t *reply, json_t **result)
+{
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		explain_error(ctl, json_object_get(reply, "error"));
+		json_decref(reply);
+		return CTL_REFUSED;
+	}
+	if (result != NULL) {
+		*result = json_object_get(reply, "result");
+		if (!json_is_object(*result))
+			*result = json_object();
+		else
+			json_incref(*result);
+	}
+	json_decref(reply);
+	return CTL_OK;
+}
+
 /*
  * Send req (stolen).  With --json the reply is printed as it came.  On
  * success *result is the reply's "result" (a new reference; result may be
@@ -148,20 +168,24 @@ int ctl_call(struct ctl *ctl, json_t *req, json_t **result)
 		return rc;
 	if (ctl->json)
 		ctl_print_json(reply);
-	if (!json_is_true(json_object_get(reply, "ok"))) {
-		explain_error(ctl, json_object_get(reply, "error"));
-		json_decref(reply);
-		return CTL_REFUSED;
-	}
-	if (result != NULL) {
-		*result = json_object_get(reply, "result");
-		if (!json_is_object(*result))
-			*result = json_object();
-		else
-			json_incref(*result);
-	}
-	json_decref(reply);
-	return CTL_OK;
+	return take_reply(ctl, reply, result);
+}
+
+/*
+ * ctl_call() that prints no reply, for the commands whose --json output
+ * is the result object alone (history, session, log) or no reply at all
+ * (export): a refusal is explained on stderr, as always.
+ */
+int ctl_query(struct ctl *ctl, json_t *req, json_t **result)
+{
+	json_t *reply;
+	int rc;
+
+	if (result != NULL)
+		*result = NULL;
+	if ((rc = ctl_call_quiet(ctl, req, &reply)) != CTL_OK)
+		return rc;
+	return take_reply(ctl, reply, result);
 }
 
 /*

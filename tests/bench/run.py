@@ -124,13 +124,14 @@ def start_sim(ndev, cpus=None):
     return s
 
 
-def write_conf(tmp, ports, hz=50, names=None, limit=60):
+def write_conf(tmp, ports, hz=50, names=None, limit=60, journal="off", trace_hz=1):
     prof = os.path.join(tmp, "profiles")
     os.makedirs(prof, exist_ok=True)
     path = os.path.join(tmp, "fasciad-%d.conf" % random.randrange(1 << 30))
     with open(path, "w") as f:
         f.write("[daemon]\ncontrol = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\n"
-                "profiles = %s\ntick_hz = %d\npublish_hz = 10\n\n" % (prof, hz))
+                "profiles = %s\ntick_hz = %d\npublish_hz = 10\njournal = %s\n"
+                "trace_hz = %d\n\n" % (prof, hz, journal, trace_hz))
         for i, port in enumerate(ports):
             name = names[i] if names else ("sim" if i == 0 else "d%d" % i)
             f.write("[device %s]\naddress = 127.0.0.1:%d\nchambers = 8\nlimit_mmhg = %d\n\n"
@@ -413,6 +414,51 @@ def phase_reaction(tmp, a, out):
                                           "cause_to_vent": list_q(cause),
                                           "exchanges": list_q([x["exchanges"] for x in v["records"]]),
                                           "fails": v["fails"], "recov": v["recov"]}
+
+
+# ---- 5: the journal ----------------------------------------------------
+
+def phase_journal(tmp, a, out):
+    """Tick lateness under load, 4 devices each in a session, with the
+    journal writing (trace at 10 Hz: the most it is asked to write) against
+    the same run with journal = off, alternated; then the query and write
+    figures of build/bench/journal_query."""
+    with open(os.path.join(tmp, "profiles", "bench-hold.json"), "w") as f:
+        json.dump(HOLD_PROFILE, f)
+    names = ["j%d" % i for i in range(4)]
+    for rnd in range(a.rounds):
+        for mode in ("off", "on"):
+            sim = start_sim(len(names))
+            jpath = os.path.join(tmp, "journal-%d.db" % rnd) if mode == "on" else "off"
+            d = start_daemon(write_conf(tmp, sim.ports, names=names, journal=jpath,
+                                        trace_hz=10))
+            req = Req(d.control)
+            for nm in names:
+                wait_until(lambda: (status(req, nm) or {}).get("state") == "idle", 10)
+                r = req("start", device=nm, profile="bench-hold", patient="BENCH-1")
+                assert r.get("ok"), r
+            load = Proc([os.path.join(BENCH, "load"), d.control, d.publish, "50", "20",
+                         str(a.tick_s + 1)])
+            time.sleep(1.5)  # past the ramp: the trace and dose of a held session
+            s0 = [status(req, nm) for nm in names]
+            time.sleep(a.tick_s)
+            s1 = [status(req, nm) for nm in names]
+            load.wait_json(20)
+            h = out.setdefault("jtick_" + mode, {})
+            for x0, x1 in zip(s0, s1):
+                hist_add(h, hist_sub(hist_of(x1["ticks"]["late_hist"]),
+                                     hist_of(x0["ticks"]["late_hist"])))
+            if mode == "on":
+                out.setdefault("jalarm", []).append(
+                    [al["id"] for x in s1 for al in x["alarms"] if al["id"] == "journal"])
+            req.close()
+            d.stop()
+            sim.stop()
+    for mode in ("off", "on"):
+        out["jtick_" + mode] = hist_q(out["jtick_" + mode])
+    jq = Proc([os.path.join(BENCH, "journal_query"), "--json", "--sessions",
+               str(a.jsessions)])
+    out["jquery"] = jq.wait_json(600)
 
 
 # ---- 4: scale, unthrottled rate ---------------------------------------
@@ -706,17 +752,19 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
     ap.add_argument("--quick", action="store_true", help="a short smoke run")
-    ap.add_argument("--only", default="foot,tick,react,scale,rate")
+    ap.add_argument("--only", default="foot,tick,react,scale,rate,journal")
     a = ap.parse_args()
     a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 2, 10.0, 200, 6.0, 3.0
     a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 300.0, 5, 6, 5.0
     a.scale, a.scale_tries = [16, 32, 48, 64, 96, 128], 3
+    a.jsessions = 100000
     if a.quick:
         a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 1, 3.0, 10, 2.0, 1.0
         a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 60.0, 1, 2, 2.0
         a.scale = [8, 64]
+        a.jsessions = 5000
     for b in ("fasciad", "fascia-sim", "bench/bare_tick", "bench/plain_client",
-              "bench/pubsub", "bench/load"):
+              "bench/pubsub", "bench/load", "bench/journal_query"):
         if not os.access(os.path.join(BUILD, b), os.X_OK):
             sys.exit("run.py: no %s in %s (make first)" % (b, BUILD))
     tmp = tempfile.mkdtemp(prefix="fascia-bench-")
@@ -740,6 +788,9 @@ def main():
         if "scale" in only:
             print("bench: scale ...", file=sys.stderr, flush=True)
             phase_scale(tmp, a, out)
+        if "journal" in only:
+            print("bench: journal ...", file=sys.stderr, flush=True)
+            phase_journal(tmp, a, out)
     finally:
         for p in list(PROCS):
             p.stop()

@@ -21,6 +21,10 @@
 #include "../../daemon/publish.c"
 #include "../../daemon/server.c"
 #include "../../daemon/commands.c"
+#include "../../daemon/dose.c"
+#include "../../daemon/journal.c"
+#include "../../daemon/query.c"
+#include "../../daemon/record.c"
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
 

@@ -56,6 +56,7 @@ CONFIG = """[daemon]
 control = tcp://127.0.0.1:*
 publish = tcp://127.0.0.1:*
 profiles = {profiles}
+journal = {journal}
 tick_hz = 50
 {valgrind}
 [device sim]
@@ -86,6 +87,7 @@ def write_config(directory, sim_port, profiles_dir=None, extra=""):
     path = os.path.join(directory, "fasciad.conf")
     with open(path, "w") as f:
         f.write(CONFIG.format(profiles=profiles_dir, port=sim_port,
+                              journal=os.path.join(directory, "journal.db"),
                               valgrind=VALGRIND_CONFIG) + extra)
     return path
 

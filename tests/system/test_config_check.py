@@ -130,12 +130,14 @@ def test_an_address_of_the_other_transport_is_refused(tmp_path):
     ])
 
 
-def test_the_shipped_example_passes_from_the_repository_root():
+def test_the_shipped_example_passes_from_the_repository_root(tmp_path):
     profiles = glob.glob(os.path.join(REPO, "etc", "profiles", "*.json"))
     assert profiles, "no profiles in etc/profiles"
+    # its journal is the default: under systemd, in StateDirectory=
     r = subprocess.run([FASCIAD_BIN, "-n", "-c", "etc/fasciad.conf.example"],
                        cwd=REPO, capture_output=True, text=True, timeout=10,
-                       stdin=subprocess.DEVNULL)
+                       stdin=subprocess.DEVNULL,
+                       env=dict(os.environ, STATE_DIRECTORY=str(tmp_path)))
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert ("etc/fasciad.conf.example: configuration OK, 1 device, %d profiles"
             % len(profiles)) in r.stdout, r.stdout

@@ -27,8 +27,11 @@ def make_install(build, **variables):
 
 
 def fasciad(binary, *args, cwd):
+    """The daemon's -n; its default journal in cwd, as systemd's
+    StateDirectory= would put it (/var/lib/fascia is not there)."""
+    env = dict(os.environ, STATE_DIRECTORY=str(cwd))
     return subprocess.run([binary] + list(args), cwd=cwd, capture_output=True,
-                          text=True, timeout=10, stdin=subprocess.DEVNULL)
+                          text=True, timeout=10, stdin=subprocess.DEVNULL, env=env)
 
 
 def test_the_installed_daemon_finds_the_installed_profiles_without_c(tmp_path):

@@ -58,7 +58,7 @@ def test_queries_return_their_results(rig, client):
     assert [s["device"] for s in every] == ["sim"]
     assert sorted(p["name"] for p in client.profiles()) == sorted(PROFILES)
     assert client.profile_get("wave")["name"] == "wave"
-    assert client.history() == []
+    assert client.history() == {"sessions": [], "more": False}   # none ran yet
     assert client.call("hello") == hello
 
 

@@ -130,6 +130,51 @@ static void test_pause_resume_stop(void **state)
 	assert_int_equal(tick_cmd(&g, FD_CMD_RESUME), FD_EFORBIDDEN);
 }
 
+/* The dose: a pause's time is paused, not delivered; the release after a
+ * stop still counts in the pressure's integral, and the dose closes once
+ * the device is idle.  Each tick is TICK_US; the counts are exact. */
+static void test_dose_excludes_pause(void **state)
+{
+	struct rig g;
+	const struct fd_dose *ds;
+	double integral_at_stop;
+
+	(void)state;
+	rig_init(&g);
+	running(&g);
+	ds = &g.s->dose[g.s->session_seq & 1];
+	assert_true(ds->open);
+	assert_int_equal(ds->session_seq, g.s->session_seq);
+	for (int i = 0; i < 150; i++)
+		step(&g);
+	assert_int_equal(tick_cmd(&g, FD_CMD_PAUSE), FD_OK);
+	for (int i = 0; i < 300; i++)
+		step(&g);
+	assert_int_equal(tick_cmd(&g, FD_CMD_RESUME), FD_OK);
+	for (int i = 0; i < 100; i++)
+		step(&g);
+	/* running: the start's tick to the pause's, and the resume's on */
+	assert_float_equal(ds->delivered_s, (150 + 1 + 100) * TICK_US / 1e6,
+			   1e-9);
+	assert_float_equal(ds->paused_s, 301 * TICK_US / 1e6, 1e-9);
+	assert_true(ds->mmhg_s[0] > 0);
+	assert_true(ds->max_mmhg[0] > 15);
+	assert_true(fd_dose_mean(ds, 0) > 0);
+	assert_int_equal(tick_cmd(&g, FD_CMD_STOP), FD_OK);
+	integral_at_stop = ds->mmhg_s[0];
+	until_state(&g, FD_IDLE, 10);
+	assert_false(ds->open);
+	assert_true(ds->mmhg_s[0] > integral_at_stop);
+	/* closed: idle ticks add nothing */
+	integral_at_stop = ds->mmhg_s[0];
+	for (int i = 0; i < 50; i++)
+		step(&g);
+	assert_float_equal(ds->mmhg_s[0], integral_at_stop, 0);
+	/* and the interval before the stop's tick, spent running */
+	assert_float_equal(ds->delivered_s,
+			   (150 + 1 + 100 + 1) * TICK_US / 1e6, 1e-9);
+}
+
 /* The e-stop: the VENT reaches the device in the exchange after the one
  * that read the cause; ack is refused while it is pressed, and accepted
  * (with a RESET of the device) once released and vented. */
@@ -395,6 +440,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_safe_start, rig_teardown),
 		cmocka_unit_test_teardown(test_profile_runs, rig_teardown),
 		cmocka_unit_test_teardown(test_pause_resume_stop, rig_teardown),
+		cmocka_unit_test_teardown(test_dose_excludes_pause,
+					  rig_teardown),
 		cmocka_unit_test_teardown(test_estop_trip_and_ack,
 					  rig_teardown),
 		cmocka_unit_test_teardown(test_overpressure_trip, rig_teardown),

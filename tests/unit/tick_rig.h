@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "../../daemon/device.c"
+#include "../../daemon/dose.c"
 #include "../../daemon/interlock.c"
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
@@ -133,6 +134,22 @@ void fd_commands_news(struct fd_daemon *d, struct fd_device *dev,
 	(void)d;
 	(void)dev;
 	(void)news;
+}
+
+void fd_record_news(struct fd_daemon *d, struct fd_device *dev,
+		    const struct fd_outbox *news)
+{
+	(void)d;
+	(void)dev;
+	(void)news;
+}
+
+void fd_record_daemon(struct fd_daemon *d, const char *event,
+		      const char *fmt, ...)
+{
+	(void)d;
+	(void)event;
+	(void)fmt;
 }
 
 /* ---- the rig ---- */

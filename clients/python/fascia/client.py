@@ -12,6 +12,7 @@ call in progress when no earlier call is still unanswered; otherwise it is
 counted as the oldest unanswered one's and skipped.  A wrong guess costs a
 timeout (Unreachable), never another call's answer.
 """
+import datetime
 import json
 import os
 import time
@@ -27,6 +28,19 @@ PUBLISH_DEFAULT = "tcp://127.0.0.1:7411"
 
 def _remaining_ms(deadline):
     return max(0, int((deadline - time.monotonic()) * 1000))
+
+
+def _ms(t):
+    """A time for since/until: Unix ms as given, or a datetime (a naive one
+    is local time) in ms."""
+    if isinstance(t, datetime.datetime):
+        return int(round(t.timestamp() * 1000))
+    return t
+
+
+def _given(**args):
+    """The arguments that are not None: only those are sent."""
+    return {k: v for k, v in args.items() if v is not None}
 
 
 class Client(SocketOwner):
@@ -65,8 +79,8 @@ class Client(SocketOwner):
         req = dict(req)
         rid = self.next_id
         self.next_id += 1
-        req.setdefault("v", 1)
         req["id"] = rid
+        req.setdefault("v", 1)
         payload = json.dumps(req).encode()
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
@@ -158,9 +172,12 @@ class Client(SocketOwner):
         names the offending part in .field."""
         return self.call("profile.put", profile=doc)
 
-    def start(self, device, profile):
-        """Start a session; {"device", "state"}."""
-        return self.call("start", device=device, profile=profile)
+    def start(self, device, profile, patient=None, note=None):
+        """Start a session; {"device", "state"}.  patient (1-64 of
+        [A-Za-z0-9._-]) and note (up to 500 characters) are stored with the
+        session in the journal, and sent only when given."""
+        return self.call("start", device=device, profile=profile,
+                         **_given(patient=patient, note=note))
 
     def pause(self, device):
         return self.call("pause", device=device)
@@ -179,6 +196,31 @@ class Client(SocketOwner):
         is present, Forbidden with no fault)."""
         return self.call("ack", device=device)
 
-    def history(self):
-        """The session journal's entries (a list)."""
-        return self.call("history")["entries"]
+    # ---- the treatment record (docs/records.md, "The commands")
+    def history(self, device=None, patient=None, since=None, until=None,
+                limit=None, before=None):
+        """Recorded sessions, newest first: {"sessions": [summary ...],
+        "more": bool}.  since/until are Unix ms or datetimes (since <=
+        started < until), limit 1..1000 (the daemon's default 50), before a
+        session id (the page after it).  Only the arguments given are sent."""
+        return self.call("history", **_given(
+            device=device, patient=patient, since=_ms(since), until=_ms(until),
+            limit=limit, before=before))
+
+    def session(self, id, trace=False):
+        """One recorded session: its summary, profile_document and log, and
+        with trace=True its trace {"hz", "t0", "pressure", "setpoint"}.
+        BadRequest (field "session") for an unknown id."""
+        args = {"session": id}
+        if trace:
+            args["trace"] = True
+        return self.call("session.get", **args)["session"]
+
+    def log(self, device=None, kinds=None, since=None, until=None, limit=None,
+            before=None):
+        """Log entries, newest first: {"entries": [entry ...], "more": bool}.
+        kinds: any of "alarm", "command", "state", "link", "daemon",
+        "journal"; before: a seq.  Only the arguments given are sent."""
+        return self.call("log", **_given(
+            device=device, kinds=list(kinds) if kinds is not None else None,
+            since=_ms(since), until=_ms(until), limit=limit, before=before))
