@@ -554,11 +554,8 @@ void fd_commands_news(struct fd_daemon *d, struct fd_device *dev,
 	fd_record_command(d, fd_cmd_name(pd->cmd), pd->req, reply);
 	if (pd->cmd == FD_CMD_START && news->verdict.verdict != FD_OK)
 		fd_record_start_refused(dev);
-	if (pd->cmd == FD_CMD_ACK && news->verdict.verdict == FD_OK) {
-		pending_clear(pd);
-		fd_record_send_committed(d, &pd->env, reply);
-		return;
-	}
+	/* the device is free for the next command at once; the answer waits
+	 * for the record (an ack's alarm, a start's session) */
 	pending_clear(pd);
-	fd_server_send(d, &pd->env, reply);
+	fd_record_send_committed(d, &pd->env, reply);
 }

@@ -628,8 +628,13 @@ void fd_record_start_refused(struct fd_device *dev);
 /* Whether what is recorded now will be written: true, or false with why
  * (the journal's trouble).  Always true with journal = off. */
 bool fd_record_writable(struct fd_daemon *d, char *why, size_t len);
-/* Send reply (stolen) to env once every record queued so far is
- * committed (an ack is answered once its alarm is in the record). */
+/*
+ * Send reply (stolen) to env once every record queued so far is
+ * committed: a device command's answer comes once what it did is in the
+ * record (an ack's alarm, a start's session).  While the record cannot be
+ * written, at once, with result.recorded {committed: false, message}; so
+ * too after FD_VERDICT_TIMEOUT_S of a slow disk.
+ */
 void fd_record_send_committed(struct fd_daemon *d,
 			      const struct fd_envelope *env, json_t *reply);
 

@@ -348,6 +348,10 @@ void fd_publish_daemon_alarm(struct fd_daemon *d, const char *id,
 				      a->present ? "raised" : "cleared",
 				      "alarm", id, "chamber", 0, "priority",
 				      "medium"));
+		if (a->present) { /* it measures nothing */
+			set(o, "value", json_null());
+			set(o, "threshold", json_null());
+		}
 		set(o, "message", text_json(a->message));
 		fd_publish(d, "alarm", dev->conf.name, o);
 		/* and at once the state that shows it, or no longer */

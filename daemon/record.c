@@ -167,13 +167,33 @@ bool fd_record_writable(struct fd_daemon *d, char *why, size_t len)
 	return false;
 }
 
+/* An answer sent before its record is written says so. */
+static void mark_unrecorded(json_t *reply, const char *why)
+{
+	json_object_set_new(json_object_get(reply, "result"), "recorded",
+			    fd_must(json_pack("{s:b, s:s}", "committed", 0,
+					      "message", why)));
+}
+
 void fd_record_send_committed(struct fd_daemon *d,
 			      const struct fd_envelope *env, json_t *reply)
 {
 	struct record *r = rec_of(d);
+	char why[200];
 	struct held *x;
 
-	if (d->journal == NULL || r == NULL || r->nheld == HELD_MAX) {
+	if (d->journal == NULL || r == NULL) {
+		fd_server_send(d, env, reply);
+		return;
+	}
+	/* A record that cannot be written now does not hold the answer: it
+	 * waits in the queue, and the answer says so. */
+	if (!fd_record_writable(d, why, sizeof(why)) || r->nheld == HELD_MAX) {
+		if (r->nheld == HELD_MAX)
+			snprintf(why, sizeof(why),
+				 "%d answers already wait for the disk",
+				 HELD_MAX);
+		mark_unrecorded(reply, why);
 		fd_server_send(d, env, reply);
 		return;
 	}
@@ -205,11 +225,11 @@ static void held_timeout(evutil_socket_t fd, short what, void *arg)
 			r->held[kept++] = *x;
 			continue;
 		}
-		fd_record_writable(d, why, sizeof(why));
-		json_object_set_new(
-			json_object_get(x->reply, "result"), "recorded",
-			fd_must(json_pack("{s:b, s:s}", "committed", 0,
-					  "message", why)));
+		if (fd_record_writable(d, why, sizeof(why)))
+			snprintf(why, sizeof(why),
+				 "not committed within %.0f s: the disk is slow",
+				 FD_VERDICT_TIMEOUT_S);
+		mark_unrecorded(x->reply, why);
 		fd_server_send(d, &x->env, x->reply);
 	}
 	r->nheld = kept;
@@ -280,7 +300,8 @@ static void close_session(struct fd_daemon *d, struct fd_device *dev,
 	rd->open = false;
 }
 
-/* The "started" event of the session fd_record_start() prepared. */
+/* The start of the session fd_record_start() prepared (its change of
+ * state, cause start). */
 static void open_session(struct fd_daemon *d, struct fd_device *dev,
 			 const struct fd_event_rec *e)
 {
@@ -358,6 +379,12 @@ static void record_event(struct fd_daemon *d, struct fd_device *dev,
 
 	switch (e->kind) {
 	case FD_E_STATE:
+		/* the start's own change opens the record, so that the
+		 * session's log begins with it */
+		if (e->cause == FD_EV_START) {
+			open_session(d, dev, e);
+			session = rd->open ? rd->id : NULL;
+		}
 		log_entry(d, e->ctx.unix_ms, "state", name, session, "changed",
 			  json_pack("{s:s, s:s, s:s}", "from",
 				    fd_state_table_name(e->from), "to",
@@ -373,10 +400,7 @@ static void record_event(struct fd_daemon *d, struct fd_device *dev,
 				      rd->end_reason);
 		break;
 	case FD_E_SESSION:
-		if (strncmp(e->text, "started", 7) == 0) {
-			open_session(d, dev, e);
-			session = rd->open ? rd->id : NULL;
-		} else if ((why = reason_of(e->text)) != NULL && rd->open &&
+		if ((why = reason_of(e->text)) != NULL && rd->open &&
 			   strcmp(rd->end_reason, "fault") != 0) {
 			rd->end_reason = why;
 		}
@@ -572,8 +596,10 @@ void fd_record_command(struct fd_daemon *d, const char *cmd, json_t *req,
 		       json_t *reply)
 {
 	json_t *err = json_object_get(reply, "error");
+	const struct fascia_profile *p;
+	const char *device, *session = NULL, *pname;
+	char sha[65], *text;
 	json_t *more;
-	const char *device, *session = NULL;
 
 	if (d->journal == NULL)
 		return;
@@ -589,9 +615,16 @@ void fd_record_command(struct fd_daemon *d, const char *cmd, json_t *req,
 		err ? json_string_value(json_object_get(err, "code")) : "ok",
 		"message",
 		err ? json_string_value(json_object_get(err, "message")) : ""));
-	if (json_is_string(json_object_get(req, "profile")))
-		json_object_set(more, "profile",
-				json_object_get(req, "profile"));
+	if ((pname = json_string_value(json_object_get(req, "profile")))) {
+		json_object_set_new(more, "profile", json_string(pname));
+		/* the document it named, as stored now (a put's new one) */
+		if ((p = fd_profiles_find(&d->profiles, pname)) != NULL) {
+			text = fd_profiles_text(p);
+			sha256_hex(text, sha);
+			free(text);
+			json_object_set_new(more, "sha256", json_string(sha));
+		}
+	}
 	log_entry(d, fd_clock_unix_ms(), "command", device, session, cmd, more);
 }
 

@@ -2,7 +2,7 @@
  * The journal's figures (docs/records.md): how long history and log take
  * on a big journal, how fast the writer commits, how big a session is.
  *
- *   build/bench/journal_query [--sessions N] [--trace] [--json]
+ *   build/bench/journal_query [--sessions N] [--trace] [--json] [--keep PATH]
  *
  * It makes a journal in a temporary directory with journal.c's schema
  * and N sessions (default 100000) over a few devices and patients, each
@@ -16,6 +16,7 @@
  * after (VACUUMed), projected to a year at 20 sessions a day.  --json
  * prints one JSON object of the figures on stdout instead of the table.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -669,6 +670,8 @@ int main(int argc, char **argv)
 {
 	int n = 100000;
 	bool json = false, trace = false;
+	const char *keep = NULL; /* --keep: the generated journal, for
+				    tests/bench/run.py's round trips */
 	char dir[] = "/tmp/fascia-bench-XXXXXX", path[128], cmd[160];
 	struct reader r = {0};
 	struct figure f[16];
@@ -682,9 +685,11 @@ int main(int argc, char **argv)
 			json = true;
 		else if (strcmp(argv[i], "--trace") == 0)
 			trace = true;
+		else if (strcmp(argv[i], "--keep") == 0 && i + 1 < argc)
+			keep = argv[++i];
 		else {
 			fprintf(stderr, "usage: journal_query [--sessions N] "
-					"[--trace] [--json]\n");
+					"[--trace] [--json] [--keep PATH]\n");
 			return 2;
 		}
 	}
@@ -715,6 +720,12 @@ int main(int argc, char **argv)
 	f[nf++] = timed(&r, "log device+day (far back)", q_log_day, n);
 	f[nf++] = timed(&r, "session.get trace", q_session, n);
 	rclose(&r);
+	/* closed: the WAL is checkpointed into the file, which moves alone */
+	if (keep != NULL && rename(path, keep) != 0) {
+		fprintf(stderr, "journal_query: cannot move %s to %s: %s\n",
+			path, keep, strerror(errno));
+		return 1;
+	}
 
 	snprintf(path, sizeof(path), "%s/writer.db", dir);
 	res.rate = writer_rate(path);

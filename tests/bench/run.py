@@ -423,6 +423,7 @@ def phase_journal(tmp, a, out):
     journal writing (trace at 10 Hz: the most it is asked to write) against
     the same run with journal = off, alternated; then the query and write
     figures of build/bench/journal_query."""
+    os.makedirs(os.path.join(tmp, "profiles"), exist_ok=True)
     with open(os.path.join(tmp, "profiles", "bench-hold.json"), "w") as f:
         json.dump(HOLD_PROFILE, f)
     names = ["j%d" % i for i in range(4)]
@@ -456,9 +457,34 @@ def phase_journal(tmp, a, out):
             sim.stop()
     for mode in ("off", "on"):
         out["jtick_" + mode] = hist_q(out["jtick_" + mode])
+    big = os.path.join(tmp, "big.db")
     jq = Proc([os.path.join(BENCH, "journal_query"), "--json", "--sessions",
-               str(a.jsessions)])
+               str(a.jsessions), "--keep", big])
     out["jquery"] = jq.wait_json(600)
+    # The same queries as a client sees them: through fasciad's control
+    # socket and its reader thread, on that journal (devices dev0..dev3).
+    sim = start_sim(4)
+    d = start_daemon(write_conf(tmp, sim.ports, names=["dev%d" % i for i in range(4)],
+                               journal=big))
+    req = Req(d.control)
+    wait_until(lambda: (status(req, "dev0") or {}).get("state") == "idle", 10)
+    asks = {"history": {}, "history device": {"device": "dev1"},
+            "history patient": {"patient": "MRN-0042"},
+            "log": {}, "log kinds": {"kinds": ["alarm"]}, "log device": {"device": "dev2"}}
+    rt = {}
+    for name, args in asks.items():
+        cmd = name.split()[0]
+        times = []
+        for _ in range(a.jqueries):
+            t0 = time.perf_counter()
+            r = req(cmd, **args)
+            times.append((time.perf_counter() - t0) * 1e6)
+            assert r.get("ok"), r
+        rt[name] = list_q(times)
+    out["jround"] = rt
+    req.close()
+    d.stop()
+    sim.stop()
 
 
 # ---- 4: scale, unthrottled rate ---------------------------------------
@@ -725,6 +751,34 @@ def build_rows(out, period_ms=20.0):
             None, "includes the first period (20 ms) by design")
 
 
+def journal_rows(out):
+    on, off = out.get("jtick_on"), out.get("jtick_off")
+    if on and off:
+        r = round(on["p99"] / off["p99"], 3) if off["p99"] else None
+        row("tick lateness under load, journal writing (4 dev, 10 Hz trace)", on, "us",
+            off["p99"], "journal off p99", r, "<= 1.05x", r is not None and r <= 1.05)
+        row("  the same, journal = off", off, "us")
+        alarms = sum(len(x) for x in out.get("jalarm", []))
+        row("  journal alarms raised meanwhile", single(alarms), "n", None, "", None, "0",
+            alarms == 0)
+    jq = out.get("jquery")
+    if jq:
+        row("journal: entries committed per second", single(jq["writer_entries_per_s"]),
+            "1/s", None, "", None, "", None, "fd_journal_put -> commit, one writer thread")
+        row("journal: one 30-min session, 8 ch, 1 Hz trace", single(jq["session_30min_8ch_bytes"]),
+            "B", None, "", None, "", None, "")
+        row("journal: a year at 20 sessions a day", single(round(jq["year_20_a_day_bytes"] / 1e6)),
+            "MB", None, "", None, "", None, "")
+        for name in ("history", "history device", "history patient", "log", "log kinds"):
+            q = jq["queries"].get(name)
+            if q:
+                row("  %s on %d sessions, in process" % (name, jq["sessions"]),
+                    {"p50": q["p50_ms"] * 1000, "p99": q["p99_ms"] * 1000}, "us")
+    for name, q in (out.get("jround") or {}).items():
+        row("%s on %d sessions, round trip via fasciad" % (name, jq["sessions"] if jq else 0),
+            q, "us", None, "", None, "p99 < 20 ms", q["p99"] is not None and q["p99"] < 20000)
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -757,12 +811,12 @@ def main():
     a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 2, 10.0, 200, 6.0, 3.0
     a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 300.0, 5, 6, 5.0
     a.scale, a.scale_tries = [16, 32, 48, 64, 96, 128], 3
-    a.jsessions = 100000
+    a.jsessions, a.jqueries = 100000, 300
     if a.quick:
         a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 1, 3.0, 10, 2.0, 1.0
         a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 60.0, 1, 2, 2.0
         a.scale = [8, 64]
-        a.jsessions = 5000
+        a.jsessions, a.jqueries = 5000, 50
     for b in ("fasciad", "fascia-sim", "bench/bare_tick", "bench/plain_client",
               "bench/pubsub", "bench/load", "bench/journal_query"):
         if not os.access(os.path.join(BUILD, b), os.X_OK):
@@ -798,6 +852,7 @@ def main():
     out["seconds"] = round(time.monotonic() - t0, 1)
     out["machine"]["load1_end"] = os.getloadavg()[0]
     build_rows(out)
+    journal_rows(out)
     print_table()
     print("(%d CPUs, load %.2f -> %.2f, %.0f s; a shared machine: other work may run)"
           % (out["machine"]["cpus"], out["machine"]["load1"], out["machine"]["load1_end"],

@@ -92,10 +92,18 @@ def write_config(directory, sim_port, profiles_dir=None, extra=""):
     return path
 
 
+def daemon_env(conf_path):
+    """The daemon's environment: a configuration without `journal =` has
+    its default journal beside it, as systemd's StateDirectory= would put
+    it (/var/lib/fascia is not a test's to write)."""
+    return dict(os.environ, STATE_DIRECTORY=os.path.dirname(os.path.abspath(conf_path)))
+
+
 def run_check(conf_path, timeout=10):
     """fasciad -n -c FILE -> CompletedProcess (text)."""
     return subprocess.run([FASCIAD_BIN, "-n", "-c", conf_path], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                          env=daemon_env(conf_path))
 
 
 class DaemonStartError(AssertionError):
@@ -212,7 +220,8 @@ class Daemon:
         self.stderr_path = conf_path + ".%d.err" % id(self)
         self._err = open(self.stderr_path, "w+b")
         self.proc = subprocess.Popen(under_valgrind(self.args), stdout=subprocess.PIPE,
-                                     stderr=self._err, stdin=subprocess.DEVNULL)
+                                     stderr=self._err, stdin=subprocess.DEVNULL,
+                                     env=daemon_env(conf_path))
         self.pid = self.proc.pid
         self.killed = False
         self.sock = None

@@ -3,6 +3,7 @@ vents, two clients racing, storing profiles.  SIGHUP's reload is
 tests/system/test_profile_loading.py's."""
 import json
 import os
+import re
 import signal
 import threading
 
@@ -126,7 +127,9 @@ def test_two_clients_starting_or_stopping_at_once_one_wins(rig):
     d = rig.d
     reps = race(d, [("start", {"device": "sim", "profile": "long"})] * 2)
     assert sum(r["ok"] for r in reps) == 1, "exactly one start must succeed: %r" % reps
-    assert d.status()["session"]["id"] == "sim-1"
+    # one session: one id, one record
+    assert re.fullmatch(r"sim-\d{13}-[0-9a-f]{4}", d.status()["session"]["id"])
+    assert len(d.ok("history")["sessions"]) == 1
     rig.sub.wait_state(lambda m: m["state"] == "running", 2.0)
     reps = race(d, [("stop", {"device": "sim"})] * 2)
     assert sum(r["ok"] for r in reps) == 1, "exactly one stop must succeed: %r" % reps

@@ -7,6 +7,7 @@ Run: FASCIA_BUILD=/path/to/build /usr/bin/python3 -m pytest -q \
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -394,7 +395,7 @@ def test_start_pause_resume_stop_and_vent(ctl, rig):
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "sim: running"
     r = ctl("status", "sim")
-    assert "session   sim-1  profile long" in r.stdout
+    assert re.search(r"session   sim-\d{13}-[0-9a-f]{4}  profile long", r.stdout), r.stdout
     assert "s left" in r.stdout
     r = ctl("pause", "sim")
     assert (r.returncode, r.stdout.strip()) == (0, "sim: paused"), r.stderr

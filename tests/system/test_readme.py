@@ -165,10 +165,22 @@ class QuickStart:
         print("quick start: " + text, flush=True)
 
     # ---- the programs
+    def env_of(self, argv):
+        """A command's leading NAME=value words (as sh takes them, $PWD the
+        root) as its environment, and the command without them."""
+        env = dict(os.environ)
+        while argv and re.match(r"[A-Za-z_][A-Za-z0-9_]*=", argv[0]):
+            name, value = argv[0].split("=", 1)
+            env[name] = value.replace("$PWD", self.root)
+            argv = argv[1:]
+        return env, argv
+
     def start_background(self, argv):
         err = tempfile.TemporaryFile(mode="w+")
+        env, argv = self.env_of(argv)
         proc = subprocess.Popen(argv, cwd=self.root, stdout=subprocess.PIPE, stderr=err,
-                                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                                stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+                                env=env)
         self.background.append((argv, proc, err))
         try:
             line = fascia.read_ready(proc, READY_TIMEOUT_S)
@@ -346,7 +358,9 @@ if __name__ != "__main__":
         programs = set()
         for lang, block in quick_start():
             if lang == "sh":
-                programs.update(argv[0] for argv in shell_commands(block))
+                # NAME=value before a command is its environment
+                programs.update(next(w for w in argv if "=" not in w)
+                                for argv in shell_commands(block))
         assert programs <= {"make", "build/fascia-sim", "build/fasciad",
                             "build/fasciactl"}, programs
 
