@@ -94,7 +94,8 @@ MISSING_DEBS = $(if $(shell command -v $(firstword $(PKG_CONFIG)) 2>/dev/null),\
 MISSING = $(strip $(MISSING_DEBS))
 MISSING_MESSAGE = fascia: missing Debian packages: $(MISSING) — run \
 	"make deps" as root (it installs them with apt-get)
-DEPS_FIRST = check demo bench soak safety-report check-valgrind bench-sim fuzz
+DEPS_FIRST = check demo bench soak soak-journal safety-report check-valgrind \
+	bench-sim fuzz
 
 LIB_SRCS = $(wildcard protocol/*.c)
 SIM_SRCS = $(wildcard sim/*.c)
@@ -119,7 +120,8 @@ PROGRAMS = $(B)/fascia-sim $(if $(wildcard daemon/fasciad.c),$(B)/fasciad) \
 	$(if $(CTL_SRCS),$(B)/fasciactl) $(if $(TOP_SRCS),$(B)/fascia-top)
 
 .PHONY: all check unit unit-asan system bench bench-sim demo deps install \
-	clean format fuzz fuzz-smoke check-valgrind soak safety-report pkg-check
+	clean format fuzz fuzz-smoke check-valgrind soak soak-journal safety-report \
+	pkg-check
 .DEFAULT_GOAL := all
 
 all: $(B)/libfascia.a $(B)/libfascia.so $(PROGRAMS) $(UNIT_BINS) $(BENCH_BINS)
@@ -209,6 +211,14 @@ bench: deps all
 soak: deps all
 	FASCIA_BUILD=$(abspath $(B)) $(PYTHON) tests/bench/soak.py
 
+# kill -9 of fasciad mid-session, CRASH_ROUNDS times (check does 20): the
+# journal must open cleanly, hold every alarm and close the session as
+# interrupted, each time.
+CRASH_ROUNDS ?= 200
+soak-journal: deps all
+	FASCIA_CRASH_ROUNDS=$(CRASH_ROUNDS) FASCIA_BUILD=$(abspath $(B)) \
+		$(PYTHON) -m pytest -q tests/system/test_journal_crash.py
+
 # libFuzzer targets (clang): FUZZ_SECONDS each, seeds in tests/fuzz/corpus.
 FUZZ_CC = clang
 FUZZ_SECONDS ?= 60
@@ -234,7 +244,8 @@ check-valgrind: deps all
 	FASCIA_VALGRIND=fascia-sim FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest \
 		-q tests/system/test_sim_*.py
 	FASCIA_VALGRIND=fasciad FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest \
-		-q tests/system/test_daemon_*.py tests/system/test_fault_matrix.py
+		-q tests/system/test_daemon_*.py tests/system/test_fault_matrix.py \
+		tests/system/test_journal.py
 
 # Re-measure the reactions quoted in docs/safety.md.
 safety-report: deps all

@@ -35,6 +35,10 @@
 #define JOURNAL_RETRY_MS 1000 /* after a failed open or write */
 #endif
 #define JOURNAL_LINGER_MS 20 /* gather a burst (an alarm's entries) */
+/* Trace samples alone wait longer: each commit is an fsync, and the
+ * kernel's fsync path delays the control threads' wake-ups on a small
+ * box (docs/performance.md); a sample is the least a crash may lose. */
+#define JOURNAL_SAMPLE_LINGER_MS 500
 #define JOURNAL_IDLE_MS 1000 /* an idle writer looks at retention */
 #define JOURNAL_BUSY_MS 5000 /* another program holding the file */
 #define RETENTION_BATCH 500  /* trace rows per transaction */
@@ -235,6 +239,7 @@ struct fd_journal {
 	struct jslot *ring;
 	unsigned head, n;
 	int64_t first_put_ms; /* monotonic: when n went from 0; 0: no linger */
+	bool urgent;          /* a record other than a sample waits */
 	struct lost_episode lost[LOST_EPISODES];
 	int nlost;
 	struct fd_journal_health h;
@@ -1094,6 +1099,7 @@ static void take(struct fd_journal *j, struct batch *b)
 	b->nlost = j->nlost;
 	memcpy(b->lost, j->lost, sizeof(b->lost));
 	b->fail = false;
+	j->urgent = false;
 #ifdef FD_JOURNAL_TEST
 	if (j->test_fail_commits > 0) {
 		j->test_fail_commits--;
@@ -1137,8 +1143,10 @@ static void committed(struct fd_journal *j, const struct batch *b)
 	j->h.error[0] = '\0';
 	j->h.since_ms = 0;
 	j->h.next_seq = w->next_seq;
-	/* what came during the write has waited long enough */
-	j->first_put_ms = j->n > 0 ? 0 : j->first_put_ms;
+	/* what came during the write has waited long enough (samples alone
+	 * wait for more) */
+	if (j->n > 0)
+		j->first_put_ms = j->urgent ? 0 : mono_ms();
 	pthread_mutex_unlock(&j->lock);
 	if (was_bad) {
 		char since[40];
@@ -1249,11 +1257,15 @@ static enum work next_work(struct fd_journal *j)
 				return WORK_BATCH;
 			until = w->retry_at;
 		} else if (pending) {
+			int64_t linger = j->urgent || j->nlost > 0
+						 ? JOURNAL_LINGER_MS
+						 : JOURNAL_SAMPLE_LINGER_MS;
+
 			if (j->stopping || j->first_put_ms == 0 ||
-			    now >= j->first_put_ms + JOURNAL_LINGER_MS ||
+			    now >= j->first_put_ms + linger ||
 			    j->n >= FD_JOURNAL_QUEUE / 4)
 				return WORK_BATCH;
-			until = j->first_put_ms + JOURNAL_LINGER_MS;
+			until = j->first_put_ms + linger;
 		} else if (!j->stopping && w->db != NULL &&
 			   (w->retention_more ||
 			    fd_clock_unix_ms() >= w->retention_next)) {
@@ -1375,6 +1387,7 @@ uint64_t fd_journal_put(struct fd_journal *j, enum fd_jkind kind, json_t *rec)
 		rec = NULL;
 		if (j->n++ == 0)
 			j->first_put_ms = mono_ms();
+		j->urgent |= kind != FD_J_SAMPLE;
 		no = ++j->h.queued;
 		pthread_cond_signal(&j->work);
 	}
