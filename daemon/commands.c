@@ -379,9 +379,8 @@ static void verdict_timeout(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Hold the request until the verdict with token comes back. */
-static void pending_set(struct fd_device *dev, uint64_t token,
-			enum fd_cmd cmd, json_t *req,
-			const struct fd_envelope *env)
+static void pending_set(struct fd_device *dev, uint64_t token, enum fd_cmd cmd,
+			json_t *req, const struct fd_envelope *env)
 {
 	json_t *id = json_object_get(req, "id");
 	struct fd_pending *pd = &dev->pending;

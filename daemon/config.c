@@ -57,10 +57,9 @@ enum {
 	DAEMON_KEYS
 };
 static const char *const daemon_keys[DAEMON_KEYS] = {
-	"control",	    "publish",	       "profiles",
-	"tick_hz",	    "publish_hz",      "max_session_s",
-	"journal",	    "journal_required", "trace_hz",
-	"trace_keep_days",
+	"control",    "publish",         "profiles", "tick_hz",
+	"publish_hz", "max_session_s",   "journal",  "journal_required",
+	"trace_hz",   "trace_keep_days",
 };
 
 /* Where the journal is when `journal =` is not given: systemd's
@@ -231,8 +230,7 @@ static int get_double(struct parse *p, const char *key, const char *v,
 	return 0;
 }
 
-static int get_bool(struct parse *p, const char *key, const char *v,
-		    bool *out)
+static int get_bool(struct parse *p, const char *key, const char *v, bool *out)
 {
 	if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
 		*out = v[0] == 'y';

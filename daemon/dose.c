@@ -8,8 +8,8 @@
 
 #include "session.h"
 
-void fd_dose_begin(struct fd_dose *d, int session_seq, int chambers,
-		   double now, const double *p)
+void fd_dose_begin(struct fd_dose *d, int session_seq, int chambers, double now,
+		   const double *p)
 {
 	memset(d, 0, sizeof(*d));
 	d->session_seq = session_seq;

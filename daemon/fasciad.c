@@ -311,11 +311,10 @@ int main(int argc, char **argv)
 		 VERSION, d->ndev, noun(d->ndev, "device", "devices"),
 		 d->profiles.n, noun(d->profiles.n, "profile", "profiles"),
 		 d->conf.tick_hz, d->control_bound, d->publish_bound);
-	fd_record_daemon(d, "start", "fasciad %s: %d %s, %d %s, journal %s",
-			 VERSION, d->ndev, noun(d->ndev, "device", "devices"),
-			 d->profiles.n,
-			 noun(d->profiles.n, "profile", "profiles"),
-			 d->conf.journal);
+	fd_record_daemon(
+		d, "start", "fasciad %s: %d %s, %d %s, journal %s", VERSION,
+		d->ndev, noun(d->ndev, "device", "devices"), d->profiles.n,
+		noun(d->profiles.n, "profile", "profiles"), d->conf.journal);
 	if (foreground) {
 		printf("ready control=%s publish=%s\n", d->control_bound,
 		       d->publish_bound);

@@ -52,7 +52,7 @@ struct fd_conf {
 	int tick_hz;
 	int publish_hz;
 	double max_session_s;
-	char journal[512]; /* a path, or "off" */
+	char journal[512];     /* a path, or "off" */
 	bool journal_required; /* start refused while it cannot be written */
 	int trace_hz;          /* trace samples a second, 0-10 */
 	int trace_keep_days;
@@ -217,10 +217,10 @@ struct fd_snapshot {
 /* An operator's command on its way to a control thread. */
 struct fd_command {
 	enum fd_cmd cmd;
-	struct fascia_profile profile; /* FD_CMD_START */
+	struct fascia_profile profile;      /* FD_CMD_START */
 	char session_id[FD_SESSION_ID_MAX]; /* FD_CMD_START */
-	uint64_t token;                /* the main thread's, returned with the
-					  verdict */
+	uint64_t token; /* the main thread's, returned with the
+			   verdict */
 };
 
 /* ...and its answer on the way back. */
@@ -291,7 +291,7 @@ struct fd_pending {
 	bool active;
 	uint64_t token;
 	struct fd_envelope env;
-	struct json_t *id; /* the request's id, or NULL */
+	struct json_t *id;  /* the request's id, or NULL */
 	struct json_t *req; /* the request (what it named, for the record) */
 	enum fd_cmd cmd;
 	struct event *timer;
@@ -300,15 +300,15 @@ struct fd_pending {
 /* What record.c keeps of a device's session, for its record (the main
  * thread's alone). */
 struct fd_record_dev {
-	bool open;                   /* a session record is open */
-	char id[FD_SESSION_ID_MAX];  /* its id */
-	int session_seq;             /* the control thread's number for it */
-	const char *end_reason;      /* what ended it, as seen so far */
-	int alarm;                   /* the alarm that ended it, or -1 */
+	bool open;                  /* a session record is open */
+	char id[FD_SESSION_ID_MAX]; /* its id */
+	int session_seq;            /* the control thread's number for it */
+	const char *end_reason;     /* what ended it, as seen so far */
+	int alarm;                  /* the alarm that ended it, or -1 */
 	/* From the start command until the session's "started" event. */
 	bool starting;
 	char start_id[FD_SESSION_ID_MAX];
-	json_t *start_rec;           /* FD_J_SESSION_OPEN, held */
+	json_t *start_rec; /* FD_J_SESSION_OPEN, held */
 	/* The session each latched alarm was raised in, for its ack. */
 	char alarm_session[ILK_COUNT][FD_SESSION_ID_MAX];
 };
@@ -517,15 +517,15 @@ enum fd_jkind {
 
 /* What the main thread knows of the writer (fd_journal_health()). */
 struct fd_journal_health {
-	bool ok;           /* the last open or commit succeeded */
-	char error[200];   /* !ok: why, in words ("disk full: ...") */
-	int64_t since_ms;  /* !ok: when the trouble began (Unix ms) */
-	uint64_t queued;   /* records put, in all */
-	uint64_t committed; /* the number of the last committed record */
-	uint64_t lost;     /* records the full queue refused, in all */
+	bool ok;                  /* the last open or commit succeeded */
+	char error[200];          /* !ok: why, in words ("disk full: ...") */
+	int64_t since_ms;         /* !ok: when the trouble began (Unix ms) */
+	uint64_t queued;          /* records put, in all */
+	uint64_t committed;       /* the number of the last committed record */
+	uint64_t lost;            /* records the full queue refused, in all */
 	uint64_t samples_dropped; /* trace samples refused (queue half full) */
-	unsigned waiting;  /* records in the queue now */
-	uint64_t next_seq; /* the seq the next log entry gets */
+	unsigned waiting;         /* records in the queue now */
+	uint64_t next_seq;        /* the seq the next log entry gets */
 };
 
 struct fd_journal;
@@ -607,9 +607,8 @@ void fd_record_close(struct fd_daemon *d);
 void fd_record_news(struct fd_daemon *d, struct fd_device *dev,
 		    const struct fd_outbox *news);
 /* A daemon event (start, stop, reload) into the log. */
-void fd_record_daemon(struct fd_daemon *d, const char *event,
-		      const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+void fd_record_daemon(struct fd_daemon *d, const char *event, const char *fmt,
+		      ...) __attribute__((format(printf, 3, 4)));
 /* A state-changing command's outcome, reply as sent (ok, or the error);
  * req the request (what it named). */
 void fd_record_command(struct fd_daemon *d, const char *cmd, json_t *req,
@@ -648,11 +647,11 @@ struct fd_daemon {
 	int ndev;
 	struct fd_profiles profiles;
 	struct fascia_profile_limits limits;
-	struct fd_store *store;  /* disk work (profile.put) */
+	struct fd_store *store;     /* disk work (profile.put) */
 	struct fd_journal *journal; /* NULL: journal = off */
 	struct fd_query *query;
 	struct fd_daemon_alarm journal_alarm;
-	void *record; /* record.c's state */
+	void *record;            /* record.c's state */
 	void *zmq;               /* the ZeroMQ context */
 	void *server;            /* server.c's state */
 	char control_bound[256]; /* endpoints as bound (port of a *) */

@@ -380,9 +380,9 @@ static void device(struct eval *e)
 	if ((r->status & ILK_DEVICE_BITS) ||
 	    (r->fault != FASCIA_FAULT_NONE &&
 	     !(e->tripped & (1u << ILK_ESTOP | 1u << ILK_SENSOR)))) {
-		trip(e, ILK_DEVICE_FAULT, 0, NAN, NAN, "%s (FAULT %u, STATUS 0x%03x)",
-		     device_fault_words(r), (unsigned)r->fault,
-		     (unsigned)r->status);
+		trip(e, ILK_DEVICE_FAULT, 0, NAN, NAN,
+		     "%s (FAULT %u, STATUS 0x%03x)", device_fault_words(r),
+		     (unsigned)r->fault, (unsigned)r->status);
 		/* A latched bit or FAULT is cleared by the ack's RESET; the
 		 * relief valve and the pump are present while they show. */
 		if (r->status & ILK_DEVICE_LIVE_BITS)
@@ -421,13 +421,15 @@ int ilk_check(const struct ilk_config *c, struct ilk_state *s,
 	s->late_ticks = in->late ? s->late_ticks + 1 : 0;
 	if (s->late_ticks >= param(&e, ILK_DEADLINE, 0))
 		trip(&e, ILK_DEADLINE, 0, s->late_ticks,
-		     param(&e, ILK_DEADLINE, 0), "%d ticks in a row began over half a period late "
+		     param(&e, ILK_DEADLINE, 0),
+		     "%d ticks in a row began over half a period late "
 		     "(limit %.0f)",
 		     s->late_ticks, param(&e, ILK_DEADLINE, 0));
 	if (!in->exchange_ok) {
 		if (++s->bad_exchanges >= param(&e, ILK_COMMS, 0))
 			trip(&e, ILK_COMMS, 0, s->bad_exchanges,
-			     param(&e, ILK_COMMS, 0), "no good exchange for %d ticks (limit %.0f)",
+			     param(&e, ILK_COMMS, 0),
+			     "no good exchange for %d ticks (limit %.0f)",
 			     s->bad_exchanges, param(&e, ILK_COMMS, 0));
 		*present = present_mask(&e);
 		return e.n;

@@ -577,7 +577,8 @@ static int write_log(struct writer *w, json_t *rec)
 	/* a refused entry still takes its seq: the gap shows */
 	w->next_seq++;
 	if (get_str(rec, "kind") == NULL || get_str(rec, "event") == NULL)
-		return refuse_file(w, "a log entry without %s", "kind or event");
+		return refuse_file(w, "a log entry without %s",
+				   "kind or event");
 	/* a shallow copy: rec stays whole for a retry */
 	data = fd_must(json_copy(rec));
 	for (size_t i = 0; i < sizeof(log_columns) / sizeof(*log_columns); i++)
@@ -621,7 +622,7 @@ static int write_profile(struct writer *w, json_t *rec)
 	if (get_str(rec, "sha256") == NULL || get_str(rec, "name") == NULL ||
 	    get_str(rec, "document") == NULL)
 		return refuse_file(w, "a profile without %s",
-			      "sha256, name or document");
+				   "sha256, name or document");
 	bind_str(s, 1, json_object_get(rec, "sha256"));
 	bind_str(s, 2, json_object_get(rec, "name"));
 	bind_str(s, 3, json_object_get(rec, "document"));
@@ -643,7 +644,7 @@ static int write_open(struct writer *w, json_t *rec)
 	    !json_is_integer(n) || json_integer_value(n) < 0 ||
 	    json_integer_value(n) > FASCIA_MAX_CHAMBERS)
 		return refuse_file(w, "a session open without %s",
-			      "id, device, profile, started or chambers");
+				   "id, device, profile, started or chambers");
 	for (int i = 0; i < 7; i++)
 		bind_str(s, i + 1, json_object_get(rec, keys[i]));
 	for (int i = 7; i < 11; i++)
@@ -722,10 +723,11 @@ static int write_sample(struct writer *w, json_t *rec)
 	sqlite3_clear_bindings(f);
 	if (!known)
 		return rc == SQLITE_DONE
-			       ? refuse_file(w,
-					"a sample of session %.64s, unknown "
-					"or ended",
-					get_str(rec, "session"))
+			       ? refuse_file(
+					 w,
+					 "a sample of session %.64s, unknown "
+					 "or ended",
+					 get_str(rec, "session"))
 			       : rc;
 	if (traced) {
 		s = w->st[ST_TRACE];
@@ -758,7 +760,7 @@ static int write_close(struct writer *w, json_t *rec)
 	if (get_str(rec, "id") == NULL || get_str(rec, "end_reason") == NULL ||
 	    !json_is_integer(json_object_get(rec, "ended")))
 		return refuse_file(w, "a session close without %s",
-			      "id, ended or end_reason");
+				   "id, ended or end_reason");
 	bind_str(s, 1, json_object_get(rec, "id"));
 	bind_num(s, 2, json_object_get(rec, "ended"));
 	bind_str(s, 3, json_object_get(rec, "end_reason"));
@@ -768,7 +770,7 @@ static int write_close(struct writer *w, json_t *rec)
 	bind_json(s, 7, json_object_get(rec, "dose"));
 	if ((rc = run(s)) == SQLITE_OK && sqlite3_changes(w->db) == 0)
 		return refuse_file(w, "the close of unknown session %.64s",
-			      get_str(rec, "id"));
+				   get_str(rec, "id"));
 	return rc;
 }
 
@@ -802,7 +804,7 @@ static int write_record(struct writer *w, const struct jslot *r)
 	case SQLITE_TOOBIG:
 	case SQLITE_RANGE:
 		refuse_file(w, "a record the schema refuses (%s)",
-		       sqlite3_errstr(rc));
+			    sqlite3_errstr(rc));
 		return SQLITE_OK;
 	}
 	return rc;
@@ -1333,8 +1335,8 @@ struct fd_journal *fd_journal_open(struct event_base *base, const char *path,
 	pthread_condattr_destroy(&ca);
 	if ((j->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
 		fatal("journal: eventfd");
-	j->wake_ev =
-		event_new(base, j->wake_fd, EV_READ | EV_PERSIST, journal_wake_cb, j);
+	j->wake_ev = event_new(base, j->wake_fd, EV_READ | EV_PERSIST,
+			       journal_wake_cb, j);
 	if (j->wake_ev == NULL || event_add(j->wake_ev, NULL) == -1)
 		fatalx("journal: cannot watch its eventfd");
 	if (jopen(j, why, sizeof(why)) < 0)

@@ -326,8 +326,9 @@ void fd_publish_state(struct fd_daemon *d, struct fd_device *dev,
 {
 	dev->seq++;
 	fd_publish(d, "state", dev->conf.name,
-		   fd_publish_state_json(dev->conf.name, snap, &d->journal_alarm,
-					 dev->seq, fd_clock_unix_ms(), false));
+		   fd_publish_state_json(dev->conf.name, snap,
+					 &d->journal_alarm, dev->seq,
+					 fd_clock_unix_ms(), false));
 }
 
 void fd_publish_daemon_alarm(struct fd_daemon *d, const char *id,

@@ -176,7 +176,7 @@ static json_t *bad(json_t *req, const char *field, const char *fmt, ...)
 /* An optional string argument into out (QUERY_STR bytes); sets flag in
  * *filters when present.  0, or -1 with *reply. */
 static int query_opt_string(json_t *req, const char *key, char *out,
-		      unsigned *filters, unsigned flag, json_t **reply)
+			    unsigned *filters, unsigned flag, json_t **reply)
 {
 	json_t *v = json_object_get(req, key);
 	size_t len = json_string_length(v);
@@ -296,13 +296,13 @@ static int query_parse(const char *cmd, json_t *req, struct qargs *a,
 		cmd = "";
 	if (strcmp(cmd, "history") == 0) {
 		a->cmd = Q_HISTORY;
-		if (query_opt_string(req, "device", a->device, &a->filters, F_DEVICE,
-			       reply) < 0 ||
+		if (query_opt_string(req, "device", a->device, &a->filters,
+				     F_DEVICE, reply) < 0 ||
 		    query_opt_string(req, "patient", a->who, &a->filters, F_WHO,
-			       reply) < 0 ||
+				     reply) < 0 ||
 		    opt_window(req, a, reply) < 0 ||
-		    query_opt_string(req, "before", a->id, &a->filters, F_BEFORE,
-			       reply) < 0)
+		    query_opt_string(req, "before", a->id, &a->filters,
+				     F_BEFORE, reply) < 0)
 			return -1;
 		return 0;
 	}
@@ -315,7 +315,8 @@ static int query_parse(const char *cmd, json_t *req, struct qargs *a,
 				     "missing");
 			return -1;
 		}
-		if (query_opt_string(req, "session", a->id, &none, 0, reply) < 0)
+		if (query_opt_string(req, "session", a->id, &none, 0, reply) <
+		    0)
 			return -1;
 		v = json_object_get(req, "trace");
 		if (v != NULL && !json_is_boolean(v)) {
@@ -328,11 +329,11 @@ static int query_parse(const char *cmd, json_t *req, struct qargs *a,
 	}
 	if (strcmp(cmd, "log") == 0) {
 		a->cmd = Q_LOG;
-		if (query_opt_string(req, "device", a->device, &a->filters, F_DEVICE,
-			       reply) < 0 ||
+		if (query_opt_string(req, "device", a->device, &a->filters,
+				     F_DEVICE, reply) < 0 ||
 		    opt_kinds(req, a, reply) < 0 ||
 		    query_opt_string(req, "session", a->who, &a->filters, F_WHO,
-			       reply) < 0 ||
+				     reply) < 0 ||
 		    opt_window(req, a, reply) < 0 ||
 		    opt_int(req, "before", 1, INT64_MAX,
 			    "a positive integer (a seq)", &a->before_seq,

@@ -72,11 +72,10 @@ static uint64_t log_entry(struct fd_daemon *d, int64_t time_ms,
 			  const char *kind, const char *device,
 			  const char *session, const char *event, json_t *more)
 {
-	json_t *o = fd_must(json_pack("{s:I, s:s, s:s?, s:s?, s:s}", "time",
-				      (json_int_t)time_ms, "kind", kind,
-				      "device", device, "session",
-				      session && session[0] ? session : NULL,
-				      "event", event));
+	json_t *o = fd_must(json_pack(
+		"{s:I, s:s, s:s?, s:s?, s:s}", "time", (json_int_t)time_ms,
+		"kind", kind, "device", device, "session",
+		session && session[0] ? session : NULL, "event", event));
 
 	if (more != NULL) {
 		json_object_update(o, more);
@@ -85,8 +84,8 @@ static uint64_t log_entry(struct fd_daemon *d, int64_t time_ms,
 	return rec_put(d, FD_J_LOG, o);
 }
 
-void fd_record_daemon(struct fd_daemon *d, const char *event,
-		      const char *fmt, ...)
+void fd_record_daemon(struct fd_daemon *d, const char *event, const char *fmt,
+		      ...)
 {
 	char msg[400];
 	va_list ap;
@@ -136,8 +135,7 @@ static void journal_changed(void *arg)
 		a->present = true;
 		a->since_ms = h.since_ms;
 		snprintf(a->message, sizeof(a->message),
-			 "the treatment record cannot be written: %s",
-			 h.error);
+			 "the treatment record cannot be written: %s", h.error);
 		log_warnx("ALARM journal: %s; %s", a->message,
 			  d->conf.journal_required
 				  ? "start is refused until it can"
@@ -226,9 +224,10 @@ static void held_timeout(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		if (fd_record_writable(d, why, sizeof(why)))
-			snprintf(why, sizeof(why),
-				 "not committed within %.0f s: the disk is slow",
-				 FD_VERDICT_TIMEOUT_S);
+			snprintf(
+				why, sizeof(why),
+				"not committed within %.0f s: the disk is slow",
+				FD_VERDICT_TIMEOUT_S);
 		mark_unrecorded(x->reply, why);
 		fd_server_send(d, &x->env, x->reply);
 	}
@@ -243,14 +242,14 @@ static json_t *dose_json(const struct fd_dose *ds)
 
 	for (int i = 0; i < ds->chambers; i++)
 		json_array_append_new(
-			a, fd_must(json_pack(
-				   "{s:i, s:f, s:f, s:f, s:f}", "chamber", i + 1,
-				   "max_mmhg", round(ds->max_mmhg[i] * 10) / 10,
-				   "mean_mmhg",
-				   round(fd_dose_mean(ds, i) * 10) / 10,
-				   "mmhg_s", round(ds->mmhg_s[i] * 10) / 10,
-				   "above_30_s",
-				   round(ds->above_s[i] * 10) / 10)));
+			a,
+			fd_must(json_pack(
+				"{s:i, s:f, s:f, s:f, s:f}", "chamber", i + 1,
+				"max_mmhg", round(ds->max_mmhg[i] * 10) / 10,
+				"mean_mmhg",
+				round(fd_dose_mean(ds, i) * 10) / 10, "mmhg_s",
+				round(ds->mmhg_s[i] * 10) / 10, "above_30_s",
+				round(ds->above_s[i] * 10) / 10)));
 	return a;
 }
 
@@ -284,11 +283,10 @@ static void close_session(struct fd_daemon *d, struct fd_device *dev,
 
 	if (!rd->open)
 		return;
-	o = fd_must(json_pack("{s:s, s:I, s:s, s:s?}", "id", rd->id, "ended",
-			      (json_int_t)time_ms, "end_reason", reason,
-			      "alarm",
-			      rd->alarm >= 0 ? ilk_rows[rd->alarm].name
-					     : NULL));
+	o = fd_must(
+		json_pack("{s:s, s:I, s:s, s:s?}", "id", rd->id, "ended",
+			  (json_int_t)time_ms, "end_reason", reason, "alarm",
+			  rd->alarm >= 0 ? ilk_rows[rd->alarm].name : NULL));
 	if (ds != NULL) {
 		put_dose(o, ds);
 	} else {
@@ -354,10 +352,11 @@ static void alarm_entry(struct fd_daemon *d, struct fd_device *dev,
 			const struct fd_event_rec *e, const char *event,
 			const char *session)
 {
-	json_t *more = fd_must(json_pack(
-		"{s:s, s:s, s:i, s:s}", "alarm", ilk_rows[e->alarm % ILK_COUNT].name,
-		"priority", priority_name(e->alarm), "chamber", e->chamber,
-		"message", e->text));
+	json_t *more =
+		fd_must(json_pack("{s:s, s:s, s:i, s:s}", "alarm",
+				  ilk_rows[e->alarm % ILK_COUNT].name,
+				  "priority", priority_name(e->alarm),
+				  "chamber", e->chamber, "message", e->text));
 
 	if (e->kind == FD_E_ALARM) {
 		json_object_set_new(more, "value", number_or_null(e->value));
@@ -401,7 +400,7 @@ static void record_event(struct fd_daemon *d, struct fd_device *dev,
 		break;
 	case FD_E_SESSION:
 		if ((why = reason_of(e->text)) != NULL && rd->open &&
-			   strcmp(rd->end_reason, "fault") != 0) {
+		    strcmp(rd->end_reason, "fault") != 0) {
 			rd->end_reason = why;
 		}
 		log_entry(d, e->ctx.unix_ms, "state", name, session, "session",
@@ -466,8 +465,8 @@ static void sample_cb(evutil_socket_t fd, short what, void *arg)
 		    (ds = dose_of(sn, dev->rec.session_seq)) == NULL ||
 		    !ds->open)
 			continue;
-		o = fd_must(json_pack("{s:s, s:I}", "session", dev->rec.id,
-				      "t", (json_int_t)sn->unix_ms));
+		o = fd_must(json_pack("{s:s, s:I}", "session", dev->rec.id, "t",
+				      (json_int_t)sn->unix_ms));
 		if (d->conf.trace_hz > 0) {
 			json_object_set_new(
 				o, "pressure",
@@ -570,8 +569,8 @@ int fd_record_start(struct fd_daemon *d, struct fd_device *dev, json_t *req,
 	text = fd_profiles_text(p);
 	sha256_hex(text, sha);
 	rec_put(d, FD_J_PROFILE,
-	    json_pack("{s:s, s:s, s:s}", "sha256", sha, "name", p->name,
-		      "document", text));
+		json_pack("{s:s, s:s, s:s}", "sha256", sha, "name", p->name,
+			  "document", text));
 	free(text);
 	rd->start_rec = fd_must(json_pack(
 		"{s:s, s:s, s:s, s:s, s:s?, s:n, s:s?, s:f, s:i, s:i}", "id",
@@ -643,9 +642,9 @@ void fd_record_open(struct fd_daemon *d)
 	}
 	if (sodium_init() < 0)
 		fatalx("libsodium cannot start");
-	d->journal = fd_journal_open(d->base, d->conf.journal,
-				     d->conf.trace_keep_days, journal_changed,
-				     d);
+	d->journal =
+		fd_journal_open(d->base, d->conf.journal,
+				d->conf.trace_keep_days, journal_changed, d);
 	d->query = fd_query_new(d->base, d->conf.journal);
 	tv.tv_sec = hz == 1;
 	tv.tv_usec = hz == 1 ? 0 : 1000000 / hz;

@@ -130,7 +130,7 @@ struct ilk_state {
 
 struct ilk_trip {
 	enum ilk_id id;
-	int chamber; /* 1-based; 0 for the device as a whole */
+	int chamber;             /* 1-based; 0 for the device as a whole */
 	double value, threshold; /* measured, and its limit, in the row's
 				    unit; NAN for a row that measures
 				    nothing (the e-stop) */

@@ -59,8 +59,8 @@ struct fd_dose {
 };
 
 /* Begin session_seq's dose at now, the reading then being p. */
-void fd_dose_begin(struct fd_dose *d, int session_seq, int chambers,
-		   double now, const double *p);
+void fd_dose_begin(struct fd_dose *d, int session_seq, int chambers, double now,
+		   const double *p);
 /* Add the interval from the last call to now, spent in state during with
  * the setpoints sp commanded, the reading at its end p. */
 void fd_dose_add(struct fd_dose *d, enum fd_state during, double now,
@@ -90,10 +90,10 @@ enum fd_verdict {
 
 struct fd_alarm {
 	enum ilk_id id;
-	int chamber;    /* 1-based, 0: the device */
+	int chamber;             /* 1-based, 0: the device */
 	double value, threshold; /* what tripped it (ilk_trip's) */
-	bool present;   /* the cause is present now */
-	double since_s; /* monotonic, when it tripped */
+	bool present;            /* the cause is present now */
+	double since_s;          /* monotonic, when it tripped */
 	char message[ILK_MESSAGE_MAX];
 };
 

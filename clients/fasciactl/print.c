@@ -21,18 +21,6 @@ static const char *str(const json_t *o, const char *key)
 	return s != NULL ? s : "-";
 }
 
-/* A number member as text ("-" when absent or null). */
-static const char *num(const json_t *o, const char *key, char *buf, size_t len,
-		       const char *fmt)
-{
-	const json_t *v = json_object_get(o, key);
-
-	if (!json_is_number(v))
-		return "-";
-	snprintf(buf, len, fmt, json_number_value(v));
-	return buf;
-}
-
 static json_int_t integer(const json_t *o, const char *key)
 {
 	return json_integer_value(json_object_get(o, key));
@@ -54,7 +42,7 @@ void print_devices(const json_t *result)
 	{
 		printf("%-16s %-9s %8lld %7s %-9s %-24s %s\n", str(d, "name"),
 		       str(d, "state"), (long long)integer(d, "chambers"),
-		       num(d, "limit_mmhg", lim, sizeof(lim), "%.1f"),
+		       table_num(d, "limit_mmhg", lim, sizeof(lim), "%.1f"),
 		       str(d, "transport"), str(d, "address"),
 		       json_is_true(json_object_get(json_object_get(d, "link"),
 						    "up"))
@@ -75,8 +63,8 @@ static void print_session(const json_t *s)
 	       str(s, "id"), str(s, "profile"), (long long)integer(s, "step"),
 	       (long long)integer(s, "cycle"));
 	printf("  progress  %s s elapsed, %s s left\n",
-	       num(s, "elapsed_s", el, sizeof(el), "%.1f"),
-	       num(s, "remaining_s", rem, sizeof(rem), "%.1f"));
+	       table_num(s, "elapsed_s", el, sizeof(el), "%.1f"),
+	       table_num(s, "remaining_s", rem, sizeof(rem), "%.1f"));
 }
 
 #define NO_READING "no reading yet"
@@ -102,8 +90,8 @@ static void print_chambers(const json_t *chambers)
 	json_array_foreach(chambers, i, c)
 	{
 		printf("  %-8zu %9s %9s  %s\n", i + 1,
-		       num(c, "pressure", p, sizeof(p), "%.1f"),
-		       num(c, "setpoint", sp, sizeof(sp), "%.1f"),
+		       table_num(c, "pressure", p, sizeof(p), "%.1f"),
+		       table_num(c, "setpoint", sp, sizeof(sp), "%.1f"),
 		       str(c, "valve"));
 	}
 }
@@ -140,7 +128,7 @@ void print_status(const json_t *st)
 	print_session(json_object_get(st, "session"));
 	if (json_is_number(json_object_get(st, "supply")))
 		printf("  supply    %s mmHg\n",
-		       num(st, "supply", supply, sizeof(supply), "%.1f"));
+		       table_num(st, "supply", supply, sizeof(supply), "%.1f"));
 	else
 		printf("  supply    %s\n",
 		       have_reading(st) ? "unknown" : NO_READING);
@@ -173,8 +161,9 @@ void print_profiles(const json_t *result)
 	{
 		printf("%-24s %8lld %7s %9s  %s\n", str(p, "name"),
 		       (long long)integer(p, "chambers"),
-		       num(p, "max_pressure_mmhg", max, sizeof(max), "%.1f"),
-		       num(p, "duration_s", dur, sizeof(dur), "%.0fs"),
+		       table_num(p, "max_pressure_mmhg", max, sizeof(max),
+				 "%.1f"),
+		       table_num(p, "duration_s", dur, sizeof(dur), "%.0fs"),
 		       str(p, "description"));
 	}
 }
@@ -205,15 +194,16 @@ void print_state_line(FILE *f, const json_t *st)
 		fprintf(f, " session %s step %lld cycle %lld left %ss",
 			str(s, "profile"), (long long)integer(s, "step"),
 			(long long)integer(s, "cycle"),
-			num(s, "remaining_s", b1, sizeof(b1), "%.1f"));
+			table_num(s, "remaining_s", b1, sizeof(b1), "%.1f"));
 	if (have_reading(st))
 		fputs(" mmHg", f);
 	else
 		fputs(" " NO_READING, f);
 	json_array_foreach(json_object_get(st, "chambers"), i, c)
 	{
-		fprintf(f, " %s/%s", num(c, "pressure", b1, sizeof(b1), "%.1f"),
-			num(c, "setpoint", b2, sizeof(b2), "%.1f"));
+		fprintf(f, " %s/%s",
+			table_num(c, "pressure", b1, sizeof(b1), "%.1f"),
+			table_num(c, "setpoint", b2, sizeof(b2), "%.1f"));
 	}
 	json_array_foreach(json_object_get(st, "alarms"), i, a)
 	{

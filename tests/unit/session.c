@@ -171,8 +171,8 @@ static void test_dose_excludes_pause(void **state)
 		step(&g);
 	assert_float_equal(ds->mmhg_s[0], integral_at_stop, 0);
 	/* and the interval before the stop's tick, spent running */
-	assert_float_equal(ds->delivered_s,
-			   (150 + 1 + 100 + 1) * TICK_US / 1e6, 1e-9);
+	assert_float_equal(ds->delivered_s, (150 + 1 + 100 + 1) * TICK_US / 1e6,
+			   1e-9);
 }
 
 /* The e-stop: the VENT reaches the device in the exchange after the one

@@ -144,8 +144,8 @@ void fd_record_news(struct fd_daemon *d, struct fd_device *dev,
 	(void)news;
 }
 
-void fd_record_daemon(struct fd_daemon *d, const char *event,
-		      const char *fmt, ...)
+void fd_record_daemon(struct fd_daemon *d, const char *event, const char *fmt,
+		      ...)
 {
 	(void)d;
 	(void)event;
