@@ -311,6 +311,7 @@ struct fd_record_dev {
 	json_t *start_rec; /* FD_J_SESSION_OPEN, held */
 	/* The session each latched alarm was raised in, for its ack. */
 	char alarm_session[ILK_COUNT][FD_SESSION_ID_MAX];
+	uint64_t events_lost; /* the snapshot's count, recorded */
 };
 
 struct fd_device {

@@ -535,7 +535,7 @@ static const char *get_str(json_t *rec, const char *key)
 }
 
 /* A record refused for its content: the batch goes on without it. */
-static int refuse_file(struct writer *w, const char *fmt, const char *what)
+static int skip_record(struct writer *w, const char *fmt, const char *what)
 {
 	if (w->skipped++ == 0)
 		snprintf(w->skip_why, sizeof(w->skip_why), fmt, what);
@@ -577,7 +577,7 @@ static int write_log(struct writer *w, json_t *rec)
 	/* a refused entry still takes its seq: the gap shows */
 	w->next_seq++;
 	if (get_str(rec, "kind") == NULL || get_str(rec, "event") == NULL)
-		return refuse_file(w, "a log entry without %s",
+		return skip_record(w, "a log entry without %s",
 				   "kind or event");
 	/* a shallow copy: rec stays whole for a retry */
 	data = fd_must(json_copy(rec));
@@ -621,7 +621,7 @@ static int write_profile(struct writer *w, json_t *rec)
 
 	if (get_str(rec, "sha256") == NULL || get_str(rec, "name") == NULL ||
 	    get_str(rec, "document") == NULL)
-		return refuse_file(w, "a profile without %s",
+		return skip_record(w, "a profile without %s",
 				   "sha256, name or document");
 	bind_str(s, 1, json_object_get(rec, "sha256"));
 	bind_str(s, 2, json_object_get(rec, "name"));
@@ -643,7 +643,7 @@ static int write_open(struct writer *w, json_t *rec)
 	    !json_is_integer(json_object_get(rec, "started")) ||
 	    !json_is_integer(n) || json_integer_value(n) < 0 ||
 	    json_integer_value(n) > FASCIA_MAX_CHAMBERS)
-		return refuse_file(w, "a session open without %s",
+		return skip_record(w, "a session open without %s",
 				   "id, device, profile, started or chambers");
 	for (int i = 0; i < 7; i++)
 		bind_str(s, i + 1, json_object_get(rec, keys[i]));
@@ -711,7 +711,7 @@ static int write_sample(struct writer *w, json_t *rec)
 	int rc;
 
 	if (get_str(rec, "session") == NULL || !json_is_integer(t))
-		return refuse_file(w, "a sample without %s", "session or t");
+		return skip_record(w, "a sample without %s", "session or t");
 	bind_str(f, 1, json_object_get(rec, "session"));
 	if ((rc = sqlite3_step(f)) == SQLITE_ROW) {
 		sn = sqlite3_column_int64(f, 0);
@@ -723,7 +723,7 @@ static int write_sample(struct writer *w, json_t *rec)
 	sqlite3_clear_bindings(f);
 	if (!known)
 		return rc == SQLITE_DONE
-			       ? refuse_file(
+			       ? skip_record(
 					 w,
 					 "a sample of session %.64s, unknown "
 					 "or ended",
@@ -759,7 +759,7 @@ static int write_close(struct writer *w, json_t *rec)
 
 	if (get_str(rec, "id") == NULL || get_str(rec, "end_reason") == NULL ||
 	    !json_is_integer(json_object_get(rec, "ended")))
-		return refuse_file(w, "a session close without %s",
+		return skip_record(w, "a session close without %s",
 				   "id, ended or end_reason");
 	bind_str(s, 1, json_object_get(rec, "id"));
 	bind_num(s, 2, json_object_get(rec, "ended"));
@@ -769,7 +769,7 @@ static int write_close(struct writer *w, json_t *rec)
 	bind_num(s, 6, json_object_get(rec, "paused_s"));
 	bind_json(s, 7, json_object_get(rec, "dose"));
 	if ((rc = run(s)) == SQLITE_OK && sqlite3_changes(w->db) == 0)
-		return refuse_file(w, "the close of unknown session %.64s",
+		return skip_record(w, "the close of unknown session %.64s",
 				   get_str(rec, "id"));
 	return rc;
 }
@@ -781,7 +781,7 @@ static int write_record(struct writer *w, const struct jslot *r)
 	int rc;
 
 	if (!json_is_object(r->rec))
-		rc = refuse_file(w, "a record that is %s", "not a JSON object");
+		rc = skip_record(w, "a record that is %s", "not a JSON object");
 	else if (r->kind == FD_J_LOG)
 		rc = write_log(w, r->rec);
 	else if (r->kind == FD_J_PROFILE)
@@ -793,7 +793,7 @@ static int write_record(struct writer *w, const struct jslot *r)
 	else if (r->kind == FD_J_SESSION_CLOSE)
 		rc = write_close(w, r->rec);
 	else
-		rc = refuse_file(w, "a record of %s", "unknown kind");
+		rc = skip_record(w, "a record of %s", "unknown kind");
 	if (rc == REC_BAD)
 		return SQLITE_OK;
 	/* A record the schema refuses (a second session of one id, a value
@@ -803,7 +803,7 @@ static int write_record(struct writer *w, const struct jslot *r)
 	case SQLITE_MISMATCH:
 	case SQLITE_TOOBIG:
 	case SQLITE_RANGE:
-		refuse_file(w, "a record the schema refuses (%s)",
+		skip_record(w, "a record the schema refuses (%s)",
 			    sqlite3_errstr(rc));
 		return SQLITE_OK;
 	}

@@ -430,10 +430,26 @@ static void record_event(struct fd_daemon *d, struct fd_device *dev,
 void fd_record_news(struct fd_daemon *d, struct fd_device *dev,
 		    const struct fd_outbox *news)
 {
+	uint64_t lost;
+
 	if (d->journal == NULL)
 		return;
 	for (int i = 0; i < news->nev; i++)
 		record_event(d, dev, news, &news->ev[i]);
+	/* Events the control thread could not hand over are missing from
+	 * the record too: the record says how many, where they went. */
+	if (news->have_snap && news->snap.events_lost > dev->rec.events_lost) {
+		lost = news->snap.events_lost - dev->rec.events_lost;
+		dev->rec.events_lost = news->snap.events_lost;
+		log_entry(d, news->snap.unix_ms, "journal", dev->conf.name,
+			  dev->rec.open ? dev->rec.id : NULL, "lost",
+			  json_pack("{s:I, s:s}", "count", (json_int_t)lost,
+				    "message",
+				    "events the device's control thread "
+				    "could not hand over (the main thread fell "
+				    "behind) are missing here; the state "
+				    "messages still carried the alarms"));
+	}
 }
 
 /* ---- the trace ---- */
