@@ -34,7 +34,8 @@ struct held {
 	uint64_t qno;
 	struct fd_envelope env;
 	json_t *reply;
-	int64_t since_ms;
+	double since_s; /* monotonic: a clock step neither hurries nor
+			   holds it */
 };
 
 struct record {
@@ -165,10 +166,15 @@ bool fd_record_writable(struct fd_daemon *d, char *why, size_t len)
 	return false;
 }
 
-/* An answer sent before its record is written says so. */
+/* An answer sent before its record is written says so: in its result,
+ * or in the error of a refusal. */
 static void mark_unrecorded(json_t *reply, const char *why)
 {
-	json_object_set_new(json_object_get(reply, "result"), "recorded",
+	json_t *in = json_object_get(reply, "result");
+
+	if (in == NULL)
+		in = json_object_get(reply, "error");
+	json_object_set_new(in, "recorded",
 			    fd_must(json_pack("{s:b, s:s}", "committed", 0,
 					      "message", why)));
 }
@@ -199,7 +205,7 @@ void fd_record_send_committed(struct fd_daemon *d,
 	x->qno = r->last_qno;
 	x->env = *env;
 	x->reply = reply;
-	x->since_ms = fd_clock_unix_ms();
+	x->since_s = fd_clock_mono_s();
 	send_held(d, false);
 }
 
@@ -209,7 +215,7 @@ static void held_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct fd_daemon *d = arg;
 	struct record *r = rec_of(d);
-	int64_t now = fd_clock_unix_ms();
+	double now = fd_clock_mono_s();
 	char why[200] = "";
 	int kept = 0;
 
@@ -219,7 +225,7 @@ static void held_timeout(evutil_socket_t fd, short what, void *arg)
 	for (int i = 0; i < r->nheld; i++) {
 		struct held *x = &r->held[i];
 
-		if (now - x->since_ms < FD_VERDICT_TIMEOUT_S * 1000) {
+		if (now - x->since_s < FD_VERDICT_TIMEOUT_S) {
 			r->held[kept++] = *x;
 			continue;
 		}
@@ -283,10 +289,13 @@ static void close_session(struct fd_daemon *d, struct fd_device *dev,
 
 	if (!rd->open)
 		return;
-	o = fd_must(
-		json_pack("{s:s, s:I, s:s, s:s?}", "id", rd->id, "ended",
-			  (json_int_t)time_ms, "end_reason", reason, "alarm",
-			  rd->alarm >= 0 ? ilk_rows[rd->alarm].name : NULL));
+	/* the alarm that ended it: only a fault's */
+	o = fd_must(json_pack("{s:s, s:I, s:s, s:s?}", "id", rd->id, "ended",
+			      (json_int_t)time_ms, "end_reason", reason,
+			      "alarm",
+			      rd->alarm >= 0 && strcmp(reason, "fault") == 0
+				      ? ilk_rows[rd->alarm].name
+				      : NULL));
 	if (ds != NULL) {
 		put_dose(o, ds);
 	} else {
@@ -532,6 +541,17 @@ static const char *arg_opt_string(json_t *req, const char *key, bool *bad)
 	return json_string_value(v);
 }
 
+/* Characters of a UTF-8 string (jansson's strings are valid UTF-8): the
+ * bytes that do not continue one. */
+static size_t utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
 static void sha256_hex(const char *text, char out[65])
 {
 	unsigned char h[crypto_hash_sha256_BYTES];
@@ -561,10 +581,10 @@ int fd_record_start(struct fd_daemon *d, struct fd_device *dev, json_t *req,
 		return -1;
 	}
 	note = arg_opt_string(req, "note", &bad);
-	if (bad || (note != NULL && strlen(note) > NOTE_MAX)) {
+	if (bad || (note != NULL && utf8_chars(note) > NOTE_MAX)) {
 		*reply = fd_server_error(id, "bad_request", "note",
 					 "\"note\" must be a string of at most "
-					 "%d bytes",
+					 "%d characters",
 					 NOTE_MAX);
 		return -1;
 	}
