@@ -1,10 +1,10 @@
 #!/usr/bin/python3
-"""tests/bench/run.py: every benchmark of issue 6 in one run.
+"""tests/bench/run.py: every benchmark in one run (issues 6 and 12).
 
     FASCIA_BUILD=build /usr/bin/python3 tests/bench/run.py [--json FILE] [--quick]
 
 Starts fascia-sim, fasciad, the helper programs (build/bench/: bare_tick,
-plain_client, pubsub, load) and the pymodbus peer (tests/bench/peer.py) on
+plain_client, pubsub, load, journal_query) and the pymodbus peer (tests/bench/peer.py) on
 free loopback ports, stops each by its pid, prints one table and writes it
 as JSON.  Method and meaning: docs/performance.md.  Timings are reported,
 never judged by the exit status: it is 0 unless something broke.

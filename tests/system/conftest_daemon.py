@@ -85,9 +85,11 @@ def record(name, **figures):
             f.write(json.dumps(dict(row=name, **figures)) + "\n")
 
 
-def ack_until_idle(rig, timeout=6.0):
+def ack_until_idle(rig, timeout=6.0, since=None):
     """ack (retried while the chambers finish venting) until it is accepted;
-    then the device must be idle with no alarms."""
+    then the device must be idle with no alarms.  With since (a mark of
+    rig.sub), idle as published from then on: a cause that remains (a
+    noisy sensor) may trip again before a status poll would see it."""
     last = []
 
     def try_ack():
@@ -97,6 +99,10 @@ def ack_until_idle(rig, timeout=6.0):
             assert rep["error"]["code"] == "interlock", rep
         return rep["ok"]
     wait_until(try_ack, timeout, interval=0.1, what="ack accepted (last reply %r)" % last)
-    st = rig.d.wait_status(lambda st: st["state"] == "idle", 2.0, what="idle after ack")
+    if since is not None:
+        st = rig.sub.wait_state(lambda m: m["state"] == "idle", 2.0, since=since,
+                                what="idle after ack")
+    else:
+        st = rig.d.wait_status(lambda st: st["state"] == "idle", 2.0, what="idle after ack")
     assert st["alarms"] == [], st
     return st

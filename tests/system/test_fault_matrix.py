@@ -189,7 +189,7 @@ def test_fault_matrix(rig, row):
         # in the next session (a leak, a stuck valve)
         wait_sim_vented(sim, 5.0)
         mark = sub.mark()
-        ack_until_idle(rig)
+        ack_until_idle(rig, since=mark)
         rep = d.call("start", device="sim", profile="long")
         if rep["ok"]:
             rig.sub.wait_state(lambda m: m["state"] == "running", 2.0, since=mark)
