@@ -1094,6 +1094,41 @@ static void test_held_timeout(void **state)
 	until_healthy(true);
 }
 
+/* Events a control thread could not hand over are missing from the
+ * record: it says how many, once per growth of the count, on the device
+ * they were lost on. */
+static void test_lost_events_recorded(void **state)
+{
+	struct fd_outbox *o;
+	json_t *r, *e;
+
+	(void)state;
+	o = news_of(&d->dev[0]);
+	o->snap.events_lost = 5;
+	give_news(&d->dev[0], o);
+	o = news_of(&d->dev[0]); /* the same count: nothing new */
+	o->snap.events_lost = 5;
+	give_news(&d->dev[0], o);
+	o = news_of(&d->dev[0]);
+	o->snap.events_lost = 7;
+	give_news(&d->dev[0], o);
+	until_committed();
+	r = query("{\"v\":1,\"cmd\":\"log\",\"kinds\":[\"journal\"]}");
+	e = json_object_get(result(r), "entries");
+	assert_int_equal(json_array_size(e), 2);
+	/* newest first */
+	assert_string_equal(str(json_array_get(e, 0), "event"), "lost");
+	assert_string_equal(str(json_array_get(e, 0), "device"),
+			    d->dev[0].conf.name);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(e, 0), "count")),
+			 2);
+	assert_int_equal(json_integer_value(json_object_get(
+				 json_array_get(e, 1), "count")),
+			 5);
+	json_decref(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1113,6 +1148,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_session_fault, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_ack_held, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lost_events_recorded,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_held_timeout, setup,
 						teardown),
 	};
