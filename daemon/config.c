@@ -252,6 +252,28 @@ static int get_string(struct parse *p, const char *key, const char *v,
 	return 0;
 }
 
+/*
+ * Whether a tcp:// endpoint's interface is the loopback one: 127.0.0.0/8,
+ * [::1], localhost or lo.  Anything else (*, 0.0.0.0, an address or an
+ * interface of the network) is reachable from off the box.
+ */
+static bool loopback(const char *v)
+{
+	const char *host = v + strlen("tcp://");
+	size_t n = strcspn(host, ":");
+	static const char *const names[] = {"localhost", "lo", "127.0.0.1"};
+
+	if (strncmp(host, "[::1]:", 6) == 0)
+		return true;
+	if (strncmp(host, "127.", 4) == 0 &&
+	    strspn(host, "0123456789.") == n)
+		return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && strncmp(host, names[i], n) == 0)
+			return true;
+	return false;
+}
+
 static int get_endpoint(struct parse *p, const char *key, const char *v,
 			char *out, size_t size)
 {
@@ -259,6 +281,17 @@ static int get_endpoint(struct parse *p, const char *key, const char *v,
 	    strncmp(v, "inproc://", 9)) {
 		conf_error(p->errs, p->line,
 			   "%s: '%s' is not a ZeroMQ endpoint (tcp://, ipc://)",
+			   key, v);
+		return -1;
+	}
+	/* Nothing listens off loopback in plaintext: whoever reaches the
+	 * control socket can inflate a garment, and the state messages
+	 * name what is done to whom. */
+	if (strncmp(v, "tcp://", 6) == 0 && !loopback(v)) {
+		conf_error(p->errs, p->line,
+			   "%s: '%s' would listen off loopback in plaintext, "
+			   "where anyone on the network could command the "
+			   "devices; give 127.0.0.1 (or ipc://)",
 			   key, v);
 		return -1;
 	}

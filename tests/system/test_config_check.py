@@ -141,3 +141,34 @@ def test_the_shipped_example_passes_from_the_repository_root(tmp_path):
     assert r.returncode == 0, (r.returncode, r.stderr)
     assert ("etc/fasciad.conf.example: configuration OK, 1 device, %d profiles"
             % len(profiles)) in r.stdout, r.stdout
+
+
+def test_plaintext_off_loopback_is_refused_with_its_line(tmp_path):
+    """Nothing listens off loopback in plaintext: the mistake of
+    control = tcp://0.0.0.0:7410 is caught by -n, and the daemon does not
+    start with it."""
+    for bad in ("tcp://0.0.0.0:7410", "tcp://*:7410", "tcp://192.168.1.20:7410",
+                "tcp://eth0:7410", "tcp://127.0.0.1.example.org:7410"):
+        r, conf = check(tmp_path, "control = %s\n"          # 3
+                                  "publish = tcp://127.0.0.1:7411\n"
+                                  "[device sim]\n" % bad)
+        assert_refused(r, conf, [(3, "control: '%s' would listen off loopback "
+                                     "in plaintext" % bad)])
+        r, conf = check(tmp_path, "control = tcp://127.0.0.1:7410\n"
+                                  "publish = %s\n"          # 4
+                                  "[device sim]\n" % bad)
+        assert_refused(r, conf, [(4, "publish: '%s' would listen off loopback"
+                                     % bad)])
+    d = subprocess.run([FASCIAD_BIN, "-f", "-c", conf], capture_output=True, text=True,
+                       timeout=10, stdin=subprocess.DEVNULL)
+    assert d.returncode == 1 and "off loopback" in d.stderr, d
+
+
+def test_loopback_and_ipc_endpoints_are_accepted(tmp_path):
+    for control, publish in (("tcp://127.0.0.1:7410", "tcp://127.0.0.2:7411"),
+                             ("tcp://[::1]:7410", "tcp://localhost:7411"),
+                             ("tcp://lo:7410", "ipc://%s/pub" % tmp_path),
+                             ("ipc://%s/ctl" % tmp_path, "tcp://127.0.0.1:*")):
+        r, _ = check(tmp_path, "control = %s\npublish = %s\n[device sim]\n"
+                     % (control, publish))
+        assert_accepted(r)
