@@ -261,12 +261,11 @@ static bool loopback(const char *v)
 {
 	const char *host = v + strlen("tcp://");
 	size_t n = strcspn(host, ":");
-	static const char *const names[] = {"localhost", "lo", "127.0.0.1"};
+	static const char *const names[] = {"localhost", "lo"};
 
 	if (strncmp(host, "[::1]:", 6) == 0)
 		return true;
-	if (strncmp(host, "127.", 4) == 0 &&
-	    strspn(host, "0123456789.") == n)
+	if (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n)
 		return true;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (strlen(names[i]) == n && strncmp(host, names[i], n) == 0)

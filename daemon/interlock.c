@@ -29,6 +29,11 @@
 	[id] = {id, name, hazard, react, prio, presence, {p0, p1}}
 
 /* One row a hazard, in the order of docs/safety.md. */
+const char *ilk_priority_name(enum ilk_priority p)
+{
+	return p == ILK_PRIO_HIGH ? "high" : "medium";
+}
+
 const struct ilk_row ilk_rows[ILK_COUNT] = {
 	ROW(ILK_OVERPRESSURE, "overpressure", "tissue injury", ILK_REACT_VENT,
 	    ILK_PRIO_HIGH, ILK_PRESENT_WHILE_TRIPPING,

@@ -118,12 +118,12 @@ static json_t *alarms_json(const struct fd_snapshot *s,
 	for (int i = 0; i < n; i++) {
 		const struct fd_alarm *al = &s->alarm[i];
 		const struct ilk_row *row = &ilk_rows[al->id % ILK_COUNT];
-		json_t *o = json_pack(
-			"{s:s, s:i, s:s, s:b, s:b, s:I}", "id", row->name,
-			"chamber", al->chamber, "priority",
-			row->priority == ILK_PRIO_HIGH ? "high" : "medium",
-			"latched", 1, "present", al->present, "since",
-			(json_int_t)unix_of(s, al->since_s));
+		json_t *o =
+			json_pack("{s:s, s:i, s:s, s:b, s:b, s:I}", "id",
+				  row->name, "chamber", al->chamber, "priority",
+				  ilk_priority_name(row->priority), "latched",
+				  1, "present", al->present, "since",
+				  (json_int_t)unix_of(s, al->since_s));
 
 		set(o, "message", text_json(al->message));
 		json_array_append_new(a, fd_must(o));
@@ -266,8 +266,7 @@ static void event_fields(json_t *o, const struct fd_event_rec *e)
 		set(o, "alarm", json_string(row->name));
 		set(o, "chamber", json_integer(e->chamber));
 		set(o, "priority",
-		    json_string(row->priority == ILK_PRIO_HIGH ? "high"
-							       : "medium"));
+		    json_string(ilk_priority_name(row->priority)));
 		if (e->kind == FD_E_ALARM) {
 			set(o, "value", measure_json(e->value));
 			set(o, "threshold", measure_json(e->threshold));

@@ -332,25 +332,26 @@ static void open_session(struct fd_daemon *d, struct fd_device *dev,
 	rd->alarm = -1;
 }
 
-/* What a session event says of how the session ends. */
-static const char *reason_of(const char *text)
+/* What a change of state says of how its session ends, or NULL: a
+ * fault (a lost link too), or the profile's end, the operator's stop or
+ * vent, by the change's cause. */
+static const char *ending(const struct fd_event_rec *e)
 {
-	if (strcmp(text, "completed") == 0)
+	if (fd_state_is_fault(e->to) || e->to == FD_OFFLINE)
+		return "fault";
+	switch (e->cause) {
+	case FD_EV_END:
 		return "completed";
-	if (strcmp(text, "stopped") == 0)
+	case FD_EV_STOP:
 		return "stopped";
-	if (strncmp(text, "vented", 6) == 0)
+	case FD_EV_VENT:
 		return "vented";
-	return NULL;
+	default:
+		return NULL;
+	}
 }
 
 /* ---- the news ---- */
-
-static const char *priority_name(enum ilk_id id)
-{
-	return ilk_rows[id % ILK_COUNT].priority == ILK_PRIO_HIGH ? "high"
-								  : "medium";
-}
 
 static json_t *number_or_null(double v)
 {
@@ -361,11 +362,11 @@ static void alarm_entry(struct fd_daemon *d, struct fd_device *dev,
 			const struct fd_event_rec *e, const char *event,
 			const char *session)
 {
-	json_t *more =
-		fd_must(json_pack("{s:s, s:s, s:i, s:s}", "alarm",
-				  ilk_rows[e->alarm % ILK_COUNT].name,
-				  "priority", priority_name(e->alarm),
-				  "chamber", e->chamber, "message", e->text));
+	json_t *more = fd_must(json_pack(
+		"{s:s, s:s, s:i, s:s}", "alarm",
+		ilk_rows[e->alarm % ILK_COUNT].name, "priority",
+		ilk_priority_name(ilk_rows[e->alarm % ILK_COUNT].priority),
+		"chamber", e->chamber, "message", e->text));
 
 	if (e->kind == FD_E_ALARM) {
 		json_object_set_new(more, "value", number_or_null(e->value));
@@ -398,20 +399,15 @@ static void record_event(struct fd_daemon *d, struct fd_device *dev,
 				    fd_state_table_name(e->from), "to",
 				    fd_state_table_name(e->to), "cause",
 				    fd_event_name(e->cause)));
-		if (rd->open && fd_state_is_fault(e->to) &&
+		/* a fault is the end, whatever came before it */
+		if (rd->open && (why = ending(e)) != NULL &&
 		    strcmp(rd->end_reason, "fault") != 0)
-			rd->end_reason = "fault";
-		if (rd->open && e->to == FD_OFFLINE)
-			rd->end_reason = "fault";
+			rd->end_reason = why;
 		if (rd->open && fd_session_at_rest(e->to))
 			close_session(d, dev, &news->snap, e->ctx.unix_ms,
 				      rd->end_reason);
 		break;
 	case FD_E_SESSION:
-		if ((why = reason_of(e->text)) != NULL && rd->open &&
-		    strcmp(rd->end_reason, "fault") != 0) {
-			rd->end_reason = why;
-		}
 		log_entry(d, e->ctx.unix_ms, "state", name, session, "session",
 			  json_pack("{s:s}", "message", e->text));
 		break;

@@ -85,6 +85,9 @@ struct ilk_row {
 
 extern const struct ilk_row ilk_rows[ILK_COUNT];
 
+/* A priority as published and recorded: "high", "medium". */
+const char *ilk_priority_name(enum ilk_priority p);
+
 /* What one tick saw and did. */
 struct ilk_input {
 	double now_s;     /* monotonic time of this tick's exchange */
