@@ -21,19 +21,21 @@ pkg_libs = $(shell $(PKG_CONFIG) --libs $(1))
 # use (modbus_*, event_*, zmq_*, json_*, ini_*, curses), and, as every
 # program links libfascia.a, libfascia's.  A part that starts to use a
 # library gets it on its own line here, and only there.
-#   libfascia (protocol/): zmq_* (client.c), json_*; fmin, fmax, round.
-LIB_PKGS = libzmq jansson
+#   libfascia (protocol/): zmq_* (client.c), zcert_* (libczmq: a client's
+#   CURVE certificate), json_*; fmin, fmax, round.
+LIB_PKGS = libzmq libczmq jansson
 LIB_SYS = -lm
 #   fascia-sim: event_*, zmq_*, json_*; its Modbus server is its own.
 SIM_PKGS = libevent $(LIB_PKGS)
 SIM_SYS = -lm
 #   fasciad: modbus_*, event_*, zmq_*, json_*, ini_*, sqlite3_* (the
-#   journal), crypto_hash_sha256 (libsodium: a profile's hash); threads,
-#   libm.  (Nothing calls evthread_*: add libevent_pthreads when something
-#   does.)
-DAEMON_PKGS = libmodbus libevent libzmq jansson inih sqlite3 libsodium
+#   journal), crypto_hash_sha256 (libsodium: a profile's hash), zauth,
+#   zcert_*, zsys_init (libczmq: CURVE's ZAP handler); threads, libm.
+#   (Nothing calls evthread_*: add libevent_pthreads when something does.)
+DAEMON_PKGS = libmodbus libevent libzmq libczmq jansson inih sqlite3 \
+	libsodium
 DAEMON_SYS = -lpthread -lm
-#   fasciactl: json_*, and libfascia's client (zmq_*).
+#   fasciactl: json_*, zcert_* (keygen), and libfascia's client (zmq_*).
 CTL_PKGS = $(LIB_PKGS)
 CTL_SYS = $(LIB_SYS)
 #   fascia-top: curses, json_*, and libfascia's client (zmq_*).
@@ -41,7 +43,8 @@ TOP_PKGS = ncursesw $(LIB_PKGS)
 TOP_SYS = $(LIB_SYS)
 #   The unit tests, the benches and the fuzzers #include modules of every
 #   part (tests/unit/*.c the daemon's .c files): the whole list.
-TEST_PKGS = libmodbus libevent libzmq jansson inih sqlite3 libsodium
+TEST_PKGS = libmodbus libevent libzmq libczmq jansson inih sqlite3 \
+	libsodium
 TEST_SYS = -lpthread -lm
 UNIT_PKGS = $(TEST_PKGS) cmocka
 
@@ -66,6 +69,7 @@ DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
 	libzmq3-dev libjansson-dev libinih-dev libcmocka-dev libncurses-dev \
 	python3 python3-zmq python3-pytest python3-pymodbus mbpoll tmux \
 	python3-serial-asyncio libsqlite3-dev libsodium-dev sqlite3 \
+	libczmq-dev \
 	clang libclang-rt-14-dev valgrind
 
 # Before anything is compiled, pkg-check asks pkg-config for every module
@@ -87,6 +91,7 @@ DEB_OF_cmocka = libcmocka-dev
 DEB_OF_ncursesw = libncurses-dev
 DEB_OF_sqlite3 = libsqlite3-dev
 DEB_OF_libsodium = libsodium-dev
+DEB_OF_libczmq = libczmq-dev
 MISSING_MODULES = $(shell for m in $(CHECK_PKGS); do \
 	$(PKG_CONFIG) --exists $$m || echo $$m; done)
 MISSING_DEBS = $(if $(shell command -v $(firstword $(PKG_CONFIG)) 2>/dev/null),\
