@@ -504,7 +504,9 @@ int fd_store_write(struct fd_store *s, const char *dir, const char *name,
  * own, fed by a bounded queue from the main thread.  The main thread never
  * waits for the disk: fd_journal_put() queues and returns.  What a record
  * holds is a JSON object (the contract is docs/records.md, "What reaches
- * the writer"); the object is the writer's once queued.
+ * the writer"); the object is the writer's once queued.  journal.c is the
+ * queue and the thread; the SQLite side is jwrite.c (the records) and
+ * jfile.c (the file), behind the journal's own header, journal.h.
  */
 enum fd_jkind {
 	FD_J_LOG,           /* one log entry; the writer gives it its seq */
@@ -515,6 +517,10 @@ enum fd_jkind {
 };
 
 #define FD_JOURNAL_QUEUE 8192 /* records waiting for the disk */
+/* The file's, which the reader (qread.c) shares: PRAGMA application_id
+ * ("FASC"), and a chamber without a reading in a trace row. */
+#define FD_JOURNAL_APP_ID 0x46415343
+#define FD_JOURNAL_TRACE_NULL INT16_MIN
 
 /* What the main thread knows of the writer (fd_journal_health()). */
 struct fd_journal_health {
@@ -567,6 +573,9 @@ void fd_journal_close(struct fd_journal **j, double timeout_s);
 
 /* ---- query.c: history, session.get and log, off the loop ---- */
 
+/* query.c is the reader thread and its queue; qargs.c checks the
+ * arguments and qread.c runs the queries, behind the queries' own header,
+ * query.h. */
 struct fd_query;
 /* A query's answer, on the loop: result (stolen) or, when result is NULL,
  * an error code of the protocol with field ("" or the argument) and msg. */

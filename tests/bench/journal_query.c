@@ -4,11 +4,11 @@
  *
  *   build/bench/journal_query [--sessions N] [--trace] [--json] [--keep PATH]
  *
- * It makes a journal in a temporary directory with journal.c's schema
+ * It makes a journal in a temporary directory with the writer's schema
  * and N sessions (default 100000) over a few devices and patients, each
  * with its summary and about ten log entries (with --trace, a short trace
  * too), written directly in one transaction for speed.  Then it times the
- * queries through query.c's own code (query_run() on a reader connection:
+ * queries through qread.c's own code (qread_run() on a reader connection:
  * the reader thread's work without the hand-over) and prints p50 and p99
  * of each.  Then it puts 100 000 log entries through fd_journal_put() to
  * a real writer thread and times their commit, and measures one 30-minute
@@ -25,7 +25,11 @@
 
 #include "../../daemon/clock.c"
 #include "../../daemon/journal.c"
+#include "../../daemon/jwrite.c"
+#include "../../daemon/jfile.c"
 #include "../../daemon/query.c"
+#include "../../daemon/qargs.c"
+#include "../../daemon/qread.c"
 
 #define T0 1735689600000LL /* 2025-01-01 */
 #define NDEV 4
@@ -280,7 +284,7 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* REPEAT runs of the request text_of(i) gives, through query_run(). */
+/* REPEAT runs of the request text_of(i) gives, through qread_run(). */
 static struct figure timed(struct reader *r, const char *name,
 			   void (*text_of)(int i, int n, char *buf, size_t len),
 			   int n)
@@ -298,11 +302,11 @@ static struct figure timed(struct reader *r, const char *name,
 		req = json_loads(text, 0, NULL);
 		memset(&job, 0, sizeof(job));
 		if (req == NULL ||
-		    query_parse(json_string_value(json_object_get(req, "cmd")),
+		    qargs_parse(json_string_value(json_object_get(req, "cmd")),
 				req, &job.a, &reply) < 0)
 			fatalx("bad request %s", text);
 		t = now_s();
-		query_run(r, &job);
+		qread_run(r, &job);
 		ms[i] = (now_s() - t) * 1000;
 		if (job.result == NULL)
 			fatalx("%s: %s", text, job.msg);
@@ -719,7 +723,7 @@ int main(int argc, char **argv)
 	f[nf++] = timed(&r, "log since..until (wide)", q_log_window, n);
 	f[nf++] = timed(&r, "log device+day (far back)", q_log_day, n);
 	f[nf++] = timed(&r, "session.get trace", q_session, n);
-	rclose(&r);
+	qread_close(&r);
 	/* closed: the WAL is checkpointed into the file, which moves alone */
 	if (keep != NULL && rename(path, keep) != 0) {
 		fprintf(stderr, "journal_query: cannot move %s to %s: %s\n",

@@ -23,6 +23,8 @@
 #define FD_JOURNAL_TEST
 #define JOURNAL_RETRY_MS 50
 #include "../../daemon/journal.c"
+#include "../../daemon/jwrite.c"
+#include "../../daemon/jfile.c"
 
 #include "../daemon_stubs.h"
 
@@ -265,7 +267,7 @@ static void test_creates_schema(void **state)
 	assert_null(j);
 	assert_int_equal(sql_int("PRAGMA user_version", NULL), 1);
 	assert_int_equal(sql_int("PRAGMA application_id", NULL),
-			 JOURNAL_APP_ID);
+			 FD_JOURNAL_APP_ID);
 	mode = sql_text("PRAGMA journal_mode", NULL);
 	assert_string_equal(mode, "wal");
 	free(mode);
@@ -611,7 +613,7 @@ static void test_seq_one_per_entry_and_on_across_reopen(void **state)
 		sql_int("SELECT seq FROM log WHERE event = 'stop'", NULL), 3);
 }
 
-/* How far the log's times run back (query.c's window in seq): kept by
+/* How far the log's times run back (qread.c's window in seq): kept by
  * the writer, on across a reopen. */
 static void test_log_disorder_kept(void **state)
 {

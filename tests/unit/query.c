@@ -18,7 +18,11 @@
 
 #define FD_QUERY_TEST
 #include "../../daemon/journal.c"
+#include "../../daemon/jwrite.c"
+#include "../../daemon/jfile.c"
 #include "../../daemon/query.c"
+#include "../../daemon/qargs.c"
+#include "../../daemon/qread.c"
 
 #include "../daemon_stubs.h"
 
@@ -52,7 +56,7 @@ static char dir[64], path[128];
 static struct event_base *base;
 static struct event *watchdog;
 static bool timed_out;
-static struct reader rd;        /* the pure path: query_run() on it */
+static struct reader rd;        /* the pure path: qread_run() on it */
 static json_t *put_log_entries; /* every entry as put, with its seq */
 
 static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
@@ -213,7 +217,7 @@ static int teardown(void **state)
 	char cmd[128];
 
 	(void)state;
-	rclose(&rd);
+	qread_close(&rd);
 	json_decref(put_log_entries);
 	event_free(watchdog);
 	event_base_free(base);
@@ -233,7 +237,7 @@ static json_t *ask(const char *text)
 
 	assert_non_null(req);
 	memset(&job, 0, sizeof(job));
-	if (query_parse(json_string_value(json_object_get(req, "cmd")), req,
+	if (qargs_parse(json_string_value(json_object_get(req, "cmd")), req,
 			&job.a, &reply) < 0) {
 		out = json_incref(json_object_get(reply, "error"));
 		assert_true(json_equal(json_object_get(reply, "id"),
@@ -244,7 +248,7 @@ static json_t *ask(const char *text)
 		return out;
 	}
 	json_decref(req);
-	query_run(&rd, &job);
+	qread_run(&rd, &job);
 	if (job.result != NULL)
 		return job.result;
 	return json_pack("{s:s, s:s, s:s}", "code", job.code, "field",
@@ -334,7 +338,7 @@ static void test_arguments_name_their_field(void **state)
 	longname[sizeof(longname) - 1] = '\0';
 	req = json_pack("{s:s, s:s, s:i}", "cmd", "history", "device", longname,
 			"id", 7);
-	assert_int_equal(query_parse("history", req, &a, &reply), -1);
+	assert_int_equal(qargs_parse("history", req, &a, &reply), -1);
 	/* the request's id is echoed */
 	assert_int_equal(json_integer_value(json_object_get(reply, "id")), 7);
 	assert_string_equal(json_string_value(json_object_get(
@@ -346,14 +350,14 @@ static void test_arguments_name_their_field(void **state)
 	/* members it does not know are ignored, as everywhere */
 	req = json_pack("{s:s, s:s, s:i}", "cmd", "log", "colour", "red",
 			"limit", 3);
-	assert_int_equal(query_parse("log", req, &a, &reply), 0);
+	assert_int_equal(qargs_parse("log", req, &a, &reply), 0);
 	assert_int_equal(a.limit, 3);
 	json_decref(req);
 	/* every kind is no filter */
 	req = json_loads("{\"kinds\":[\"alarm\",\"command\",\"state\","
 			 "\"link\",\"daemon\",\"journal\",\"alarm\"]}",
 			 0, NULL);
-	assert_int_equal(query_parse("log", req, &a, &reply), 0);
+	assert_int_equal(qargs_parse("log", req, &a, &reply), 0);
 	assert_int_equal(a.kinds, 0);
 	assert_int_equal(a.limit, QUERY_LIMIT);
 	json_decref(req);
@@ -720,7 +724,7 @@ static void test_unreadable_journal(void **state)
 
 	(void)state;
 	snprintf(other, sizeof(other), "%s/missing.db", dir);
-	rclose(&rd);
+	qread_close(&rd);
 	rd.path = other;
 	e = ask("{\"cmd\":\"history\"}");
 	assert_error(e, "internal", "");

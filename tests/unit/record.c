@@ -44,7 +44,11 @@ static void captured_send(struct fd_daemon *dd, const struct fd_envelope *e,
 #undef fd_server_send
 #include "../../daemon/dose.c"
 #include "../../daemon/journal.c"
+#include "../../daemon/jwrite.c"
+#include "../../daemon/jfile.c"
 #include "../../daemon/query.c"
+#include "../../daemon/qargs.c"
+#include "../../daemon/qread.c"
 #include "../../daemon/store.c"
 #include "../../daemon/session.c"
 #include "../../daemon/state.c"
