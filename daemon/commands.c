@@ -145,8 +145,10 @@ static json_t *cmd_status(struct fd_daemon *d, json_t *req,
 	list = fd_must(json_array());
 	for (int i = 0; i < d->ndev; i++)
 		json_array_append_new(list, dev_state(&d->dev[i]));
-	return fd_server_ok(json_object_get(req, "id"),
-			    fd_must(json_pack("{s:o}", "devices", list)));
+	return fd_server_ok(
+		json_object_get(req, "id"),
+		fd_must(json_pack("{s:o, s:o}", "devices", list, "security",
+				  fd_security_status(d))));
 }
 
 static json_t *cmd_profiles(struct fd_daemon *d, json_t *req,
@@ -223,7 +225,7 @@ static void put_done(int err, void *arg)
 					put->p.name, strerror(err));
 	}
 	what = fd_must(json_pack("{s:s}", "profile", put->p.name));
-	fd_record_command(put->d, "profile.put", what, reply);
+	fd_record_command(put->d, "profile.put", what, &put->env, reply);
 	json_decref(what);
 	fd_server_send(put->d, &put->env, reply);
 	json_decref(put->id);
@@ -373,7 +375,8 @@ static void verdict_timeout(evutil_socket_t fd, short what, void *arg)
 	reply = fd_server_error(pd->id, "internal", NULL,
 				"no verdict from %s within %.0f s",
 				dev->conf.name, FD_VERDICT_TIMEOUT_S);
-	fd_record_command(dev->daemon, fd_cmd_name(pd->cmd), pd->req, reply);
+	fd_record_command(dev->daemon, fd_cmd_name(pd->cmd), pd->req, &pd->env,
+			  reply);
 	pending_clear(pd);
 	fd_server_send(dev->daemon, &pd->env, reply);
 }
@@ -439,7 +442,7 @@ static json_t *device_command(struct fd_daemon *d, json_t *req,
 	c->token = ++d->next_token;
 	if (p != NULL) {
 		c->profile = *p;
-		if (fd_record_start(d, dev, req, p, c, &reply) < 0) {
+		if (fd_record_start(d, dev, req, env, p, c, &reply) < 0) {
 			free(c);
 			return reply;
 		}
@@ -469,48 +472,113 @@ DEVICE_CMD(cmd_stop, FD_CMD_STOP)
 DEVICE_CMD(cmd_vent, FD_CMD_VENT)
 DEVICE_CMD(cmd_ack, FD_CMD_ACK)
 
-/* The commands; `recorded` ones change something, and their outcome
- * goes into the record's log (refusals too). */
+/*
+ * The commands, and the role each needs (docs/security.md): every client
+ * may read and vent (lowering pressure is always allowed), an operator
+ * treats, an admin changes the profiles.  `recorded` ones change
+ * something, and their outcome goes into the record's log (refusals too).
+ */
 static const struct command {
 	const char *name;
 	json_t *(*fn)(struct fd_daemon *, json_t *, const struct fd_envelope *);
+	enum fd_role need;
 	bool recorded;
 } commands[] = {
-	{"hello", cmd_hello, false},
-	{"devices", cmd_devices, false},
-	{"status", cmd_status, false},
-	{"profiles", cmd_profiles, false},
-	{"profile.get", cmd_profile_get, false},
-	{"profile.put", cmd_profile_put, true},
-	{"start", cmd_start, true},
-	{"pause", cmd_pause, true},
-	{"resume", cmd_resume, true},
-	{"stop", cmd_stop, true},
-	{"vent", cmd_vent, true},
-	{"ack", cmd_ack, true},
-	{"history", cmd_query, false},
-	{"session.get", cmd_query, false},
-	{"log", cmd_query, false},
+	{"hello", cmd_hello, FD_ROLE_OBSERVER, false},
+	{"devices", cmd_devices, FD_ROLE_OBSERVER, false},
+	{"status", cmd_status, FD_ROLE_OBSERVER, false},
+	{"profiles", cmd_profiles, FD_ROLE_OBSERVER, false},
+	{"profile.get", cmd_profile_get, FD_ROLE_OBSERVER, false},
+	{"profile.put", cmd_profile_put, FD_ROLE_ADMIN, true},
+	{"start", cmd_start, FD_ROLE_OPERATOR, true},
+	{"pause", cmd_pause, FD_ROLE_OPERATOR, true},
+	{"resume", cmd_resume, FD_ROLE_OPERATOR, true},
+	{"stop", cmd_stop, FD_ROLE_OPERATOR, true},
+	{"vent", cmd_vent, FD_ROLE_OBSERVER, true},
+	{"ack", cmd_ack, FD_ROLE_OPERATOR, true},
+	{"history", cmd_query, FD_ROLE_OBSERVER, false},
+	{"session.get", cmd_query, FD_ROLE_OBSERVER, false},
+	{"log", cmd_query, FD_ROLE_OBSERVER, false},
 };
+
+/* The refusal of cmd to who: forbidden, naming the role needed. */
+static json_t *forbidden(json_t *req, const struct command *cmd,
+			 const struct fd_who *who)
+{
+	json_t *reply = fd_server_error(
+		json_object_get(req, "id"), "forbidden", NULL,
+		"%s needs the %s role; %s%s has %s", cmd->name,
+		conf_role_name(cmd->need),
+		who->name[0] ? who->name : "this client",
+		who->as[0] ? " (as a gateway)" : "", conf_role_name(who->role));
+
+	json_object_set_new(json_object_get(reply, "error"), "role",
+			    json_string(conf_role_name(cmd->need)));
+	return reply;
+}
+
+static bool is_forbidden(json_t *reply)
+{
+	const char *code = json_string_value(
+		json_object_get(json_object_get(reply, "error"), "code"));
+
+	return code != NULL && strcmp(code, "forbidden") == 0;
+}
+
+/* "as": the person a gateway certificate acts for, into who->as.  0, or
+ * -1 with *reply the refusal. */
+static int acting_for(json_t *req, struct fd_who *who, json_t **reply)
+{
+	json_t *v = json_object_get(req, "as");
+
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) || !fd_certs_name_ok(json_string_value(v))) {
+		*reply = fd_server_error(
+			json_object_get(req, "id"), "bad_request", "as",
+			"\"as\" must be 1 to %d of A-Z a-z 0-9 "
+			". _ @ - and space",
+			FD_NAME_MAX);
+		return -1;
+	}
+	if (!who->gateway) {
+		*reply = fd_server_error(
+			json_object_get(req, "id"), "forbidden", "as",
+			"\"as\" is for a gateway certificate "
+			"(gateway = yes); %s is not one",
+			who->name[0] ? who->name : "this client");
+		return -1;
+	}
+	snprintf(who->as, sizeof(who->as), "%s", json_string_value(v));
+	return 0;
+}
 
 json_t *fd_commands_dispatch(struct fd_daemon *d, json_t *req,
 			     const struct fd_envelope *env)
 {
 	const char *name = json_string_value(json_object_get(req, "cmd"));
-	size_t i;
+	struct fd_envelope e = {.who.role = FD_ROLE_ADMIN}; /* tests: none */
+	const struct command *cmd = NULL;
+	json_t *reply = NULL;
 
-	json_t *reply;
-
-	for (i = 0; name && i < sizeof(commands) / sizeof(commands[0]); i++)
-		if (strcmp(commands[i].name, name) == 0) {
-			reply = commands[i].fn(d, req, env);
-			/* deferred ones are recorded when answered */
-			if (reply != NULL && commands[i].recorded)
-				fd_record_command(d, name, req, reply);
-			return reply;
-		}
-	return fd_server_error(json_object_get(req, "id"), "unknown_command",
-			       "cmd", "no command \"%.64s\"", name ? name : "");
+	for (size_t i = 0; name && i < sizeof(commands) / sizeof(commands[0]);
+	     i++)
+		if (strcmp(commands[i].name, name) == 0)
+			cmd = &commands[i];
+	if (cmd == NULL)
+		return fd_server_error(
+			json_object_get(req, "id"), "unknown_command", "cmd",
+			"no command \"%.64s\"", name ? name : "");
+	if (env != NULL)
+		e = *env;
+	if (acting_for(req, &e.who, &reply) == 0)
+		reply = e.who.role < cmd->need ? forbidden(req, cmd, &e.who)
+					       : cmd->fn(d, req, &e);
+	/* deferred ones are recorded when answered; a refusal of who may
+	 * do what is recorded whatever the command */
+	if (reply != NULL && (cmd->recorded || is_forbidden(reply)))
+		fd_record_command(d, name, req, &e, reply);
+	return reply;
 }
 
 /* ---- the verdicts ---- */
@@ -550,7 +618,7 @@ void fd_commands_news(struct fd_daemon *d, struct fd_device *dev,
 	    news->verdict.token != pd->token)
 		return; /* none, or answered already (timed out) */
 	reply = verdict_reply(dev, news);
-	fd_record_command(d, fd_cmd_name(pd->cmd), pd->req, reply);
+	fd_record_command(d, fd_cmd_name(pd->cmd), pd->req, &pd->env, reply);
 	if (pd->cmd == FD_CMD_START && news->verdict.verdict != FD_OK)
 		fd_record_start_refused(dev);
 	/* the device is free for the next command at once; the answer waits

@@ -62,6 +62,41 @@ static const char *const daemon_keys[DAEMON_KEYS] = {
 	"trace_hz",   "trace_keep_days",
 };
 
+/* [security] keys, in the order of struct parse's sec_line. */
+enum {
+	SK_CURVE,
+	SK_SERVER_CERT,
+	SK_CLIENTS,
+	SK_LOCAL,
+	SK_LOCAL_ROLE,
+	SK_COUNT
+};
+static const char *const security_keys[SK_COUNT] = {
+	"curve", "server_cert", "clients", "local", "local_role",
+};
+
+static const char *const role_names[] = {
+	[FD_ROLE_NONE] = "none",
+	[FD_ROLE_OBSERVER] = "observer",
+	[FD_ROLE_OPERATOR] = "operator",
+	[FD_ROLE_ADMIN] = "admin",
+};
+
+const char *conf_role_name(enum fd_role r)
+{
+	return (unsigned)r <= FD_ROLE_ADMIN ? role_names[r] : "none";
+}
+
+int conf_role_parse(const char *s, enum fd_role *r)
+{
+	for (int i = FD_ROLE_OBSERVER; s != NULL && i <= FD_ROLE_ADMIN; i++)
+		if (strcmp(s, role_names[i]) == 0) {
+			*r = (enum fd_role)i;
+			return 0;
+		}
+	return -1;
+}
+
 /* Where the journal is when `journal =` is not given: systemd's
  * StateDirectory= when it set one, else FD_JOURNAL_DEFAULT. */
 static void journal_default(char *out, size_t len)
@@ -106,9 +141,11 @@ struct parse {
 	int line;
 	bool indented;              /* the line starts with a blank */
 	struct fd_device_conf *dev; /* the [device NAME] being read */
+	bool in_security;           /* in [security] */
 	/* Its address, read once its section ends: transport may follow it. */
 	char address[256];
 	int daemon_line[DAEMON_KEYS];
+	int sec_line[SK_COUNT];
 	int ilk_line[ILK_COUNT][2];
 	int dev_line[FD_MAX_DEVICES][DK_COUNT];
 };
@@ -151,6 +188,7 @@ void conf_default(struct fd_conf *c)
 	snprintf(c->profiles, sizeof(c->profiles), "%s", FASCIA_PROFILES_DIR);
 	c->tick_hz = 50;
 	c->publish_hz = 10;
+	c->sec.local_role = FD_ROLE_OPERATOR;
 	c->max_session_s = FASCIA_DEFAULT_SESSION_S;
 	journal_default(c->journal, sizeof(c->journal));
 	c->journal_required = true;
@@ -283,17 +321,6 @@ static int get_endpoint(struct parse *p, const char *key, const char *v,
 			   key, v);
 		return -1;
 	}
-	/* Nothing listens off loopback in plaintext: whoever reaches the
-	 * control socket can inflate a garment, and the state messages
-	 * name what is done to whom. */
-	if (strncmp(v, "tcp://", 6) == 0 && !loopback(v)) {
-		conf_error(p->errs, p->line,
-			   "%s: '%s' would listen off loopback in plaintext, "
-			   "where anyone on the network could command the "
-			   "devices; give 127.0.0.1 (or ipc://)",
-			   key, v);
-		return -1;
-	}
 	return get_string(p, key, v, out, size);
 }
 
@@ -396,7 +423,8 @@ static bool given_once(struct parse *p, int *line, const char *key)
 	if (p->dev != NULL)
 		snprintf(section, sizeof(section), "[device %s]", p->dev->name);
 	else
-		snprintf(section, sizeof(section), "[daemon]");
+		snprintf(section, sizeof(section),
+			 p->in_security ? "[security]" : "[daemon]");
 	if (p->indented)
 		conf_error(p->errs, p->line,
 			   "%s: an indented line is read as more of line %d: "
@@ -476,6 +504,49 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 		return get_int(p, name, v, 0, 10, &c->trace_hz);
 	default:
 		return get_int(p, name, v, 1, 36500, &c->trace_keep_days);
+	}
+}
+
+static int security_key(struct parse *p, const char *name, const char *v)
+{
+	struct fd_security_conf *sc = &p->conf->sec;
+	int k = key_index(security_keys, SK_COUNT, name);
+
+	if (k == SK_COUNT) {
+		conf_error(p->errs, p->line, "unknown key '%s' in [security]",
+			   name);
+		return -1;
+	}
+	if (!given_once(p, &p->sec_line[k], name))
+		return -1;
+	switch (k) {
+	case SK_CURVE:
+		return get_bool(p, name, v, &sc->curve);
+	case SK_SERVER_CERT:
+		sc->server_cert_line = p->line;
+		return get_string(p, name, v, sc->server_cert,
+				  sizeof(sc->server_cert));
+	case SK_CLIENTS:
+		sc->clients_line = p->line;
+		return get_string(p, name, v, sc->clients, sizeof(sc->clients));
+	case SK_LOCAL:
+		if (strncmp(v, "ipc://", 6) != 0 || v[6] != '/') {
+			conf_error(p->errs, p->line,
+				   "local: '%s' is not ipc:///PATH: the local "
+				   "endpoint is plaintext, guarded by the "
+				   "file's permissions",
+				   v);
+			return -1;
+		}
+		return get_string(p, name, v, sc->local, sizeof(sc->local));
+	default:
+		if (conf_role_parse(v, &sc->local_role) == 0)
+			return 0;
+		conf_error(p->errs, p->line,
+			   "local_role: '%s' is not observer, operator or "
+			   "admin",
+			   v);
+		return -1;
 	}
 }
 
@@ -588,7 +659,8 @@ static void new_section(struct parse *p, const char *section)
 	int i;
 
 	end_device(p);
-	if (strcmp(section, "daemon") == 0)
+	p->in_security = strcmp(section, "security") == 0;
+	if (strcmp(section, "daemon") == 0 || p->in_security)
 		return;
 	if (strncmp(section, "device ", 7) != 0) {
 		conf_error(p->errs, p->line, "unknown section [%s]", section);
@@ -626,6 +698,8 @@ static int handler(void *user, const char *section, const char *name,
 
 	if (strcmp(section, "daemon") == 0)
 		daemon_key(p, name, value);
+	else if (strcmp(section, "security") == 0)
+		security_key(p, name, value);
 	else if (p->dev != NULL)
 		device_key(p, name, value);
 	else if (section[0] == '\0')
@@ -725,12 +799,55 @@ static void check_shared(struct parse *p, int i)
 	}
 }
 
+/*
+ * Nothing listens off loopback in plaintext: whoever reaches the control
+ * socket can inflate a garment, and the state messages name what is done
+ * to whom.  With CURVE, any endpoint; its certificates are -n's to check
+ * (security.c), as they are files.
+ */
+static void check_security(struct parse *p)
+{
+	const struct fd_conf *c = p->conf;
+	const struct fd_security_conf *sc = &c->sec;
+	const char *const ends[2] = {c->control, c->publish};
+	const int keys[2] = {DAK_CONTROL, DAK_PUBLISH};
+
+	for (int i = 0; i < 2 && !sc->curve; i++)
+		if (strncmp(ends[i], "tcp://", 6) == 0 && !loopback(ends[i]))
+			conf_error(p->errs, p->daemon_line[keys[i]],
+				   "%s: '%s' would listen off loopback in "
+				   "plaintext, where anyone on the network "
+				   "could command the devices; give 127.0.0.1 "
+				   "(or ipc://), or curve = yes in [security]",
+				   daemon_keys[keys[i]], ends[i]);
+	if (sc->curve && !sc->server_cert[0])
+		conf_error(p->errs, p->sec_line[SK_CURVE],
+			   "curve = yes needs server_cert = PATH: the "
+			   "daemon's secret certificate");
+	if (sc->curve && !sc->clients[0])
+		conf_error(p->errs, p->sec_line[SK_CURVE],
+			   "curve = yes needs clients = DIR: a directory of "
+			   "the clients' public certificates");
+	if (!sc->curve && (sc->server_cert[0] || sc->clients[0]))
+		conf_error(p->errs,
+			   p->sec_line[sc->server_cert[0] ? SK_SERVER_CERT
+							  : SK_CLIENTS],
+			   "%s is given but curve is not yes: the sockets "
+			   "would be plaintext; set curve = yes, or remove "
+			   "the line",
+			   sc->server_cert[0] ? "server_cert" : "clients");
+	if (p->sec_line[SK_LOCAL_ROLE] && !sc->local[0])
+		conf_error(p->errs, p->sec_line[SK_LOCAL_ROLE],
+			   "local_role is given without local = ipc:///PATH");
+}
+
 /* Checks that need the whole file. */
 static void check_whole(struct parse *p)
 {
 	struct fd_conf *c = p->conf;
 	int i;
 
+	check_security(p);
 	if (c->ndev == 0)
 		conf_error(p->errs, 0, "no [device NAME] section");
 	for (i = 0; i < c->ndev; i++) {

@@ -51,6 +51,23 @@ static const char *noun(int n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
+/* Each error with the file's name and its line. */
+static void print_errors(const char *path, const struct conf_errors *errs)
+{
+	for (int i = 0; i < errs->n; i++) {
+		if (errs->e[i].line)
+			fprintf(stderr, "%s:%d: %s\n", path, errs->e[i].line,
+				errs->e[i].message);
+		else
+			fprintf(stderr, "%s: %s\n", path, errs->e[i].message);
+	}
+	if (errs->dropped)
+		fprintf(stderr, "%s: and %d more errors\n", path,
+			errs->dropped);
+}
+
+/* The file, then the certificates it names (curve = yes): -n and the
+ * start refuse the same. */
 static int load_conf(struct fd_daemon *d)
 {
 	struct conf_errors errs;
@@ -59,19 +76,10 @@ static int load_conf(struct fd_daemon *d)
 		conf_builtin(&d->conf);
 		return 0;
 	}
-	if (conf_load(d->conf_path, &d->conf, &errs) == 0)
+	if (conf_load(d->conf_path, &d->conf, &errs) == 0 &&
+	    fd_certs_check(&d->conf, &errs) == 0)
 		return 0;
-	for (int i = 0; i < errs.n; i++) {
-		if (errs.e[i].line)
-			fprintf(stderr, "%s:%d: %s\n", d->conf_path,
-				errs.e[i].line, errs.e[i].message);
-		else
-			fprintf(stderr, "%s: %s\n", d->conf_path,
-				errs.e[i].message);
-	}
-	if (errs.dropped)
-		fprintf(stderr, "%s: and %d more errors\n", d->conf_path,
-			errs.dropped);
+	print_errors(d->conf_path, &errs);
 	return -1;
 }
 
@@ -140,6 +148,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 	if (sig == SIGHUP) {
 		reload(d);
+		fd_security_reload(d);
 		return;
 	}
 	log_info("%s: venting and stopping", strsignal((int)sig));
@@ -316,8 +325,9 @@ int main(int argc, char **argv)
 		d->ndev, noun(d->ndev, "device", "devices"), d->profiles.n,
 		noun(d->profiles.n, "profile", "profiles"), d->conf.journal);
 	if (foreground) {
-		printf("ready control=%s publish=%s\n", d->control_bound,
-		       d->publish_bound);
+		printf("ready control=%s publish=%s%s%s\n", d->control_bound,
+		       d->publish_bound, d->local_bound[0] ? " local=" : "",
+		       d->local_bound);
 		fflush(stdout);
 	}
 	event_base_dispatch(d->base);

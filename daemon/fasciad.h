@@ -45,6 +45,36 @@ struct fd_device_conf {
 	int line; /* where its section starts */
 };
 
+/* What a client may do (docs/security.md): each role may do all that the
+ * one before it may. */
+enum fd_role {
+	FD_ROLE_NONE,     /* nothing: not a role a client can have */
+	FD_ROLE_OBSERVER, /* read, subscribe, vent */
+	FD_ROLE_OPERATOR, /* and start, pause, resume, stop, ack */
+	FD_ROLE_ADMIN,    /* and profile.put */
+};
+
+#define FD_NAME_MAX 64 /* a client's name, or the person a gateway names */
+
+/* Who sent a request (security.c): a certificate's name and role, or the
+ * local endpoint's role, or (curve = no) an unnamed admin. */
+struct fd_who {
+	char name[FD_NAME_MAX + 1]; /* "" : no name (curve = no) */
+	char as[FD_NAME_MAX + 1];   /* the person a gateway acts for, or "" */
+	enum fd_role role;
+	bool gateway; /* may name the person it acts for ("as") */
+};
+
+/* [security] */
+struct fd_security_conf {
+	bool curve;            /* CURVE on control and publish */
+	char server_cert[512]; /* the daemon's secret certificate */
+	char clients[512];     /* a directory of clients' public ones */
+	char local[256];       /* an ipc:// endpoint for the box, or "" */
+	enum fd_role local_role;
+	int server_cert_line, clients_line; /* where given, for -n */
+};
+
 struct fd_conf {
 	char control[256];
 	char publish[256];
@@ -57,6 +87,7 @@ struct fd_conf {
 	int trace_hz;          /* trace samples a second, 0-10 */
 	int trace_keep_days;
 	struct ilk_config ilk;
+	struct fd_security_conf sec;
 	struct fd_device_conf dev[FD_MAX_DEVICES];
 	int ndev;
 	/* -B, for benchmarks only: tick as fast as the exchanges go (no
@@ -65,8 +96,8 @@ struct fd_conf {
 };
 
 struct conf_error {
-	int line; /* 0: the file as a whole */
-	char message[160];
+	int line;          /* 0: the file as a whole */
+	char message[320]; /* a certificate's path and why */
 };
 
 struct conf_errors {
@@ -88,6 +119,50 @@ int conf_load_stream(FILE *fp, const char *name, struct fd_conf *c,
 		     struct conf_errors *errs);
 void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* A role's name ("observer", ...), and back: 0, or -1 for no role's. */
+const char *conf_role_name(enum fd_role r);
+int conf_role_parse(const char *s, enum fd_role *r);
+
+/* ---- certs.c: the CURVE certificates (docs/security.md) ---- */
+
+/* A client's public certificate, as read. */
+struct fd_cert {
+	char key[41]; /* its public key, Z85 */
+	char file[512];
+	struct fd_who who; /* role FD_ROLE_NONE: missing or unknown */
+};
+
+/* A directory's certificates, sorted by key. */
+struct fd_certset {
+	struct fd_cert *c;
+	int n;
+};
+
+/*
+ * Read the client certificates in dir: every NAME.key (a NAME.key_secret
+ * is refused: a secret has no place there).  Each problem goes to errs at line
+ * (where `clients =` is): a file that is not a certificate or has a bad
+ * name is left out; one whose role is missing or unknown is kept with
+ * FD_ROLE_NONE (the ZAP handler admits it: the daemon treats it as an
+ * observer).  0, or -1 when dir cannot be read.
+ */
+int fd_certs_read(const char *dir, struct fd_certset *set,
+		  struct conf_errors *errs, int line);
+void fd_certs_free(struct fd_certset *set);
+const struct fd_cert *fd_certs_find(const struct fd_certset *set,
+				    const char *key);
+/* A cheap summary of dir's files (names, sizes, times): it changes when
+ * a certificate is added, removed or edited. */
+uint64_t fd_certs_signature(const char *dir);
+/* The daemon's secret certificate at path (a zcert_t *), or NULL with
+ * why. */
+void *fd_certs_server(const char *path, char *why, size_t len);
+/* -n and the start: the server certificate and every client's, each
+ * error with its line.  0, or -1. */
+int fd_certs_check(const struct fd_conf *c, struct conf_errors *errs);
+/* Whether s is a name for the record: 1-64 of A-Z a-z 0-9 . _ @ - and
+ * space, not starting with a space. */
+bool fd_certs_name_ok(const char *s);
 
 /* ---- log.c: stderr and syslog (OpenBSD's verbs) ---- */
 
@@ -278,12 +353,15 @@ typedef struct json_t json_t;
 
 #define FD_IDENTITY_MAX 255 /* a ROUTER peer's identity, bytes */
 
-/* Where a reply goes: the client's ROUTER identity, and whether its
- * request came with the empty delimiter frame of a REQ socket. */
+/* Where a reply goes: the socket and the client's ROUTER identity, and
+ * whether its request came with the empty delimiter frame of a REQ
+ * socket; and who sent it. */
 struct fd_envelope {
 	unsigned char identity[FD_IDENTITY_MAX];
 	size_t identity_len;
 	bool delimiter;
+	int socket; /* FD_SOCK_CONTROL or FD_SOCK_LOCAL */
+	struct fd_who who;
 };
 
 /* A device command waiting for its verdict (commands.c's). */
@@ -619,17 +697,20 @@ void fd_record_news(struct fd_daemon *d, struct fd_device *dev,
 /* A daemon event (start, stop, reload) into the log. */
 void fd_record_daemon(struct fd_daemon *d, const char *event, const char *fmt,
 		      ...) __attribute__((format(printf, 3, 4)));
-/* A state-changing command's outcome, reply as sent (ok, or the error);
- * req the request (what it named). */
+/* A state-changing command's outcome (or any command's refusal for its
+ * role), reply as sent (ok, or the error); req the request (what it
+ * named); env who sent it (by, as). */
 void fd_record_command(struct fd_daemon *d, const char *cmd, json_t *req,
-		       json_t *reply);
+		       const struct fd_envelope *env, json_t *reply);
 /*
  * A start about to be handed over: check its patient and note, that the
  * record can be written (journal_required), give c its session id, and
- * hold what the session's record needs until its "started" event.  0, or
+ * hold what the session's record needs until its "started" event (env:
+ * who started it, the session's operator).  0, or
  * -1 with *reply the refusal.
  */
 int fd_record_start(struct fd_daemon *d, struct fd_device *dev, json_t *req,
+		    const struct fd_envelope *env,
 		    const struct fascia_profile *p, struct fd_command *c,
 		    json_t **reply);
 /* The start given to fd_record_start() was refused: forget it. */
@@ -646,6 +727,29 @@ bool fd_record_writable(struct fd_daemon *d, char *why, size_t len);
  */
 void fd_record_send_committed(struct fd_daemon *d,
 			      const struct fd_envelope *env, json_t *reply);
+
+/* ---- security.c: CURVE at run time (docs/security.md) ---- */
+
+/* With curve = yes: read the certificates, start CZMQ's zauth on d->zmq
+ * and the thread that watches the clients directory.  Before the sockets
+ * bind.  0, or -1 logged.  Nothing with curve = no. */
+int fd_security_open(struct fd_daemon *d);
+/* Make sock a CURVE server with the daemon's certificate (curve = yes)
+ * and count its failed handshakes under what ("control", "publish").
+ * Before it binds.  0, or -1 logged. */
+int fd_security_socket(struct fd_daemon *d, void *sock, const char *what);
+/* Who sent m, a client's frame received on socket (FD_SOCK_*; NULL:
+ * none came): false when no one the daemon admits now (a key removed from
+ * the clients directory): the request is dropped unanswered. */
+struct zmq_msg_t;
+bool fd_security_who(struct fd_daemon *d, int socket, struct zmq_msg_t *m,
+		     struct fd_who *who);
+/* SIGHUP: read the clients directory again now. */
+void fd_security_reload(struct fd_daemon *d);
+/* status's "security": CURVE, the clients known, failed handshakes. */
+struct json_t *fd_security_status(struct fd_daemon *d);
+/* After the sockets are closed. NULL-safe. */
+void fd_security_close(struct fd_daemon *d);
 
 /* ---- server.c: the ZeroMQ sockets and the request codec ---- */
 
@@ -664,8 +768,10 @@ struct fd_daemon {
 	void *record;            /* record.c's state */
 	void *zmq;               /* the ZeroMQ context */
 	void *server;            /* server.c's state */
+	void *security;          /* security.c's (NULL: curve = no) */
 	char control_bound[256]; /* endpoints as bound (port of a *) */
 	char publish_bound[256];
+	char local_bound[256]; /* "" : no local endpoint */
 	uint64_t next_token;   /* of the last device command */
 	struct fd_outbox news; /* what the last wake-up took */
 };
@@ -679,12 +785,22 @@ struct fd_daemon {
  * 24.600000000000001. */
 #define FD_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
+/* The ROUTER sockets: control, and the optional local one. */
+enum { FD_SOCK_CONTROL, FD_SOCK_LOCAL, FD_SOCKS };
+
+/* One ROUTER and its event (the callback's argument). */
+struct fd_router {
+	struct fd_daemon *d;
+	int index; /* FD_SOCK_* */
+	void *sock;
+	struct event *ev; /* its ZMQ_FD */
+};
+
 /* server.c's state (d->server). */
 struct fd_server {
-	void *router;            /* control */
-	void *pub;               /* publish */
-	bool own_zmq;            /* we made d->zmq */
-	struct event *router_ev; /* ZMQ_FD of the ROUTER */
+	struct fd_router router[FD_SOCKS]; /* sock NULL: not opened */
+	void *pub;                         /* publish */
+	bool own_zmq;                      /* we made d->zmq */
 	struct event *publish_timer;
 };
 

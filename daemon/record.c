@@ -557,10 +557,18 @@ static void sha256_hex(const char *text, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+/* Who, for the record: a name, or null (curve = no). */
+static json_t *name_json(const char *name)
+{
+	return name[0] ? json_string(name) : json_null();
+}
+
 int fd_record_start(struct fd_daemon *d, struct fd_device *dev, json_t *req,
+		    const struct fd_envelope *env,
 		    const struct fascia_profile *p, struct fd_command *c,
 		    json_t **reply)
 {
+	const struct fd_who *who = env ? &env->who : NULL;
 	json_t *id = json_object_get(req, "id");
 	struct fd_record_dev *rd = &dev->rec;
 	bool bad = false;
@@ -604,11 +612,15 @@ int fd_record_start(struct fd_daemon *d, struct fd_device *dev, json_t *req,
 		json_pack("{s:s, s:s, s:s}", "sha256", sha, "name", p->name,
 			  "document", text));
 	free(text);
+	/* the operator: the person a gateway acts for, else the client */
 	rd->start_rec = fd_must(json_pack(
-		"{s:s, s:s, s:s, s:s, s:s?, s:n, s:s?, s:f, s:i, s:i}", "id",
+		"{s:s, s:s, s:s, s:s, s:s?, s:o, s:s?, s:f, s:i, s:i}", "id",
 		c->session_id, "device", dev->conf.name, "profile", p->name,
-		"profile_sha256", sha, "patient", patient, "operator", "note",
-		note, "planned_s",
+		"profile_sha256", sha, "patient", patient, "operator",
+		name_json(who == NULL  ? ""
+			  : who->as[0] ? who->as
+				       : who->name),
+		"note", note, "planned_s",
 		round(fascia_profile_duration_s(p) * 10) / 10, "chambers",
 		dev->conf.chambers, "trace_hz", d->conf.trace_hz));
 	snprintf(rd->start_id, sizeof(rd->start_id), "%s", c->session_id);
@@ -624,8 +636,9 @@ void fd_record_start_refused(struct fd_device *dev)
 }
 
 void fd_record_command(struct fd_daemon *d, const char *cmd, json_t *req,
-		       json_t *reply)
+		       const struct fd_envelope *env, json_t *reply)
 {
+	const struct fd_who *who = env ? &env->who : NULL;
 	json_t *err = json_object_get(reply, "error");
 	const struct fascia_profile *p;
 	const char *device, *session = NULL, *pname;
@@ -642,7 +655,8 @@ void fd_record_command(struct fd_daemon *d, const char *cmd, json_t *req,
 		    d->dev[i].rec.open)
 			session = d->dev[i].rec.id;
 	more = fd_must(json_pack(
-		"{s:n, s:s, s:s}", "by", "outcome",
+		"{s:o, s:o, s:s, s:s}", "by", name_json(who ? who->name : ""),
+		"as", name_json(who ? who->as : ""), "outcome",
 		err ? json_string_value(json_object_get(err, "code")) : "ok",
 		"message",
 		err ? json_string_value(json_object_get(err, "message")) : ""));

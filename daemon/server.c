@@ -11,16 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
+#include <czmq.h>
 #include <event2/event.h>
 #include <jansson.h>
-#include <zmq.h>
 
 #include "fasciad.h"
 
 /* Requests handled per wake-up before yielding to other events. */
 #define ROUTER_BUDGET 256
-
-static void router_cb(evutil_socket_t fd, short what, void *arg);
 
 /* ---- replies ---- */
 
@@ -122,27 +122,27 @@ json_t *fd_server_handle(struct fd_daemon *d, const char *buf, size_t len,
 /* ---- the sockets ---- */
 
 /* After a send outside router_cb: the edge may have gone by. */
-static void recheck_router(struct fd_server *sv)
+static void recheck_router(struct fd_router *r)
 {
 	int ev = 0;
 	size_t sz = sizeof(ev);
 
-	if (sv->router_ev != NULL &&
-	    zmq_getsockopt(sv->router, ZMQ_EVENTS, &ev, &sz) == 0 &&
+	if (r->ev != NULL &&
+	    zmq_getsockopt(r->sock, ZMQ_EVENTS, &ev, &sz) == 0 &&
 	    (ev & ZMQ_POLLIN))
-		event_active(sv->router_ev, EV_READ, 0);
+		event_active(r->ev, EV_READ, 0);
 }
 
-static void send_frames(struct fd_server *sv, const struct fd_envelope *env,
+static void send_frames(void *sock, const struct fd_envelope *env,
 			const char *text)
 {
-	if (zmq_send(sv->router, env->identity, env->identity_len,
+	if (zmq_send(sock, env->identity, env->identity_len,
 		     ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		goto fail;
 	if (env->delimiter &&
-	    zmq_send(sv->router, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+	    zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		goto fail;
-	if (zmq_send(sv->router, text, strlen(text), ZMQ_DONTWAIT) < 0)
+	if (zmq_send(sock, text, strlen(text), ZMQ_DONTWAIT) < 0)
 		goto fail;
 	return;
 fail:
@@ -154,14 +154,17 @@ void fd_server_send(struct fd_daemon *d, const struct fd_envelope *env,
 		    json_t *reply)
 {
 	struct fd_server *sv = d->server;
+	struct fd_router *r;
 	char *text;
 
-	if (sv != NULL && sv->router != NULL && env->identity_len > 0) {
+	if (sv != NULL && env->identity_len > 0 && env->socket >= 0 &&
+	    env->socket < FD_SOCKS &&
+	    (r = &sv->router[env->socket])->sock != NULL) {
 		if ((text = json_dumps(reply, FD_JSON_FLAGS)) == NULL)
 			fatalx("out of memory encoding a reply");
-		send_frames(sv, env, text);
+		send_frames(r->sock, env, text);
 		free(text);
-		recheck_router(sv);
+		recheck_router(r);
 	}
 	json_decref(reply);
 }
@@ -197,20 +200,23 @@ static bool rcvmore(void *sock)
 
 /*
  * One request: [identity][empty, from REQ][payload].  Anything else is
- * answered with bad_request (to the identity, when there is one).
- * Returns -1 when nothing was there to receive.
+ * answered with bad_request (to the identity, when there is one).  Who
+ * sent it comes with the payload (security.c); one the daemon no longer
+ * admits gets no reply.  Returns -1 when nothing was there to receive.
  */
-static int serve_one(struct fd_daemon *d, struct fd_server *sv)
+static int serve_one(struct fd_router *r)
 {
 	struct fd_envelope env;
 	zmq_msg_t f[2];
 	int nf = 0, extra = 0;
 	size_t len;
 	json_t *reply;
+	bool admitted;
 
 	memset(&env, 0, sizeof(env));
+	env.socket = r->index;
 	zmq_msg_init(&f[0]);
-	if (zmq_msg_recv(&f[0], sv->router, ZMQ_DONTWAIT) < 0) {
+	if (zmq_msg_recv(&f[0], r->sock, ZMQ_DONTWAIT) < 0) {
 		zmq_msg_close(&f[0]);
 		return -1;
 	}
@@ -218,34 +224,39 @@ static int serve_one(struct fd_daemon *d, struct fd_server *sv)
 	env.identity_len = len < FD_IDENTITY_MAX ? len : FD_IDENTITY_MAX;
 	memcpy(env.identity, zmq_msg_data(&f[0]), env.identity_len);
 	zmq_msg_close(&f[0]);
-	while (nf < 2 && rcvmore(sv->router)) {
+	while (nf < 2 && rcvmore(r->sock)) {
 		zmq_msg_init(&f[nf]);
-		if (zmq_msg_recv(&f[nf], sv->router, ZMQ_DONTWAIT) < 0) {
+		if (zmq_msg_recv(&f[nf], r->sock, ZMQ_DONTWAIT) < 0) {
 			zmq_msg_close(&f[nf]);
 			break;
 		}
 		nf++;
 	}
-	if (rcvmore(sv->router))
-		extra = drain_frames(sv->router);
+	if (rcvmore(r->sock))
+		extra = drain_frames(r->sock);
 	if (nf == 2 && zmq_msg_size(&f[0]) == 0) {
 		env.delimiter = true;
 		zmq_msg_close(&f[0]);
 		f[0] = f[1];
 		nf = 1;
 	}
-	if (nf != 1 || extra > 0 || len > FD_IDENTITY_MAX) {
+	/* the routing id's frame is the ROUTER's own: the properties
+	 * (ZAP's User-Id) come with the client's */
+	admitted = fd_security_who(r->d, r->index, nf > 0 ? &f[nf - 1] : NULL,
+				   &env.who);
+	if (!admitted)
+		reply = NULL;
+	else if (nf != 1 || extra > 0 || len > FD_IDENTITY_MAX)
 		reply = fd_server_error(
 			NULL, "bad_request", NULL, "expected one JSON frame%s",
 			env.delimiter ? " after the delimiter" : "");
-	} else {
-		reply = fd_server_handle(d, zmq_msg_data(&f[0]),
+	else
+		reply = fd_server_handle(r->d, zmq_msg_data(&f[0]),
 					 zmq_msg_size(&f[0]), &env);
-	}
 	for (int i = 0; i < nf; i++)
 		zmq_msg_close(&f[i]);
 	if (reply != NULL)
-		fd_server_send(d, &env, reply);
+		fd_server_send(r->d, &env, reply);
 	return 0;
 }
 
@@ -257,8 +268,7 @@ static int serve_one(struct fd_daemon *d, struct fd_server *sv)
  */
 static void router_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct fd_daemon *d = arg;
-	struct fd_server *sv = d->server;
+	struct fd_router *r = arg;
 	int ev, n;
 	size_t sz;
 
@@ -266,15 +276,15 @@ static void router_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (n = 0; n < ROUTER_BUDGET; n++) {
 		sz = sizeof(ev);
-		if (zmq_getsockopt(sv->router, ZMQ_EVENTS, &ev, &sz) < 0) {
+		if (zmq_getsockopt(r->sock, ZMQ_EVENTS, &ev, &sz) < 0) {
 			log_warnx("control: ZMQ_EVENTS: %s",
 				  zmq_strerror(zmq_errno()));
 			return;
 		}
-		if (!(ev & ZMQ_POLLIN) || serve_one(d, sv) < 0)
+		if (!(ev & ZMQ_POLLIN) || serve_one(r) < 0)
 			return;
 	}
-	event_active(sv->router_ev, EV_READ, 0);
+	event_active(r->ev, EV_READ, 0);
 }
 
 /* Every device's state at publish_hz, from the latest snapshot. */
@@ -299,13 +309,36 @@ static int setopt(void *sock, int opt, int v, const char *name)
 	return -1;
 }
 
-/* A socket of type bound to endpoint; its address as bound in bound. */
-static void *open_socket(void *zmq, int type, const char *endpoint, char *bound,
-			 size_t boundlen)
+/*
+ * The local endpoint's socket file: mode 0660, the daemon's group, from
+ * the bind on (a umask for the bind, then chmod: ZeroMQ creates it with
+ * the umask's mode).  Plaintext, it is guarded by these permissions.
+ */
+static int bind_local(void *s, const char *endpoint)
 {
-	void *s = zmq_socket(zmq, type);
+	mode_t old = umask(0117);
+	int rc = zmq_bind(s, endpoint);
+
+	umask(old);
+	if (rc == 0 && chmod(endpoint + strlen("ipc://"), 0660) < 0) {
+		log_warn("local: chmod %s", endpoint + strlen("ipc://"));
+		return -1;
+	}
+	return rc;
+}
+
+/*
+ * A socket of type bound to endpoint; its address as bound in bound.
+ * what names it in messages; the local one is plaintext, the others
+ * CURVE servers when curve = yes.
+ */
+static void *open_socket(struct fd_daemon *d, int type, const char *what,
+			 const char *endpoint, char *bound, size_t boundlen)
+{
+	void *s = zmq_socket(d->zmq, type);
 	int64_t max = FD_REQUEST_MAX;
 	size_t sz = boundlen;
+	bool local = strcmp(what, "local") == 0;
 
 	if (s == NULL) {
 		log_warnx("zmq_socket: %s", zmq_strerror(zmq_errno()));
@@ -317,8 +350,10 @@ static void *open_socket(void *zmq, int type, const char *endpoint, char *bound,
 	      zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) < 0)) ||
 	    (type == ZMQ_PUB && setopt(s, ZMQ_SNDHWM, 1000, "ZMQ_SNDHWM") < 0))
 		goto fail;
-	if (zmq_bind(s, endpoint) < 0) {
-		log_warnx("cannot bind %s: %s", endpoint,
+	if (!local && fd_security_socket(d, s, what) < 0)
+		goto fail;
+	if ((local ? bind_local(s, endpoint) : zmq_bind(s, endpoint)) < 0) {
+		log_warnx("cannot bind %s %s: %s", what, endpoint,
 			  zmq_strerror(zmq_errno()));
 		goto fail;
 	}
@@ -330,41 +365,66 @@ fail:
 	return NULL;
 }
 
+static int open_router(struct fd_daemon *d, int index, const char *endpoint,
+		       char *bound, size_t boundlen)
+{
+	struct fd_router *r = &((struct fd_server *)d->server)->router[index];
+	int fd;
+	size_t sz = sizeof(fd);
+
+	r->d = d;
+	r->index = index;
+	r->sock = open_socket(d, ZMQ_ROUTER,
+			      index == FD_SOCK_LOCAL ? "local" : "control",
+			      endpoint, bound, boundlen);
+	if (r->sock == NULL)
+		return -1;
+	if (zmq_getsockopt(r->sock, ZMQ_FD, &fd, &sz) < 0) {
+		log_warnx("ZMQ_FD: %s", zmq_strerror(zmq_errno()));
+		return -1;
+	}
+	r->ev = event_new(d->base, fd, EV_READ | EV_PERSIST, router_cb, r);
+	if (r->ev == NULL || event_add(r->ev, NULL) < 0)
+		fatalx("libevent: cannot add the server's events");
+	/* messages may have queued before the event was added */
+	event_active(r->ev, EV_READ, 0);
+	return 0;
+}
+
 int fd_server_open(struct fd_daemon *d)
 {
 	struct fd_server *sv = xcalloc(1, sizeof(*sv));
 	int hz = d->conf.publish_hz > 0 ? d->conf.publish_hz : 10;
 	struct timeval tv = {0, 1000000 / hz};
-	int fd;
-	size_t sz = sizeof(fd);
 
 	d->server = sv;
 	if (d->zmq == NULL) {
-		if ((d->zmq = zmq_ctx_new()) == NULL)
-			fatal("zmq_ctx_new");
+		/* CZMQ's context, where its zauth answers ZAP; CZMQ is not
+		 * to catch our signals (libevent does) */
+		zsys_handler_set(NULL);
+		if ((d->zmq = zsys_init()) == NULL)
+			fatal("zsys_init");
 		sv->own_zmq = true;
 	}
-	sv->router = open_socket(d->zmq, ZMQ_ROUTER, d->conf.control,
-				 d->control_bound, sizeof(d->control_bound));
-	sv->pub = open_socket(d->zmq, ZMQ_PUB, d->conf.publish,
+	if (fd_security_open(d) < 0)
+		goto fail;
+	if (open_router(d, FD_SOCK_CONTROL, d->conf.control, d->control_bound,
+			sizeof(d->control_bound)) < 0 ||
+	    (d->conf.sec.local[0] &&
+	     open_router(d, FD_SOCK_LOCAL, d->conf.sec.local, d->local_bound,
+			 sizeof(d->local_bound)) < 0))
+		goto fail;
+	sv->pub = open_socket(d, ZMQ_PUB, "publish", d->conf.publish,
 			      d->publish_bound, sizeof(d->publish_bound));
-	if (sv->router == NULL || sv->pub == NULL)
+	if (sv->pub == NULL)
 		goto fail;
-	if (zmq_getsockopt(sv->router, ZMQ_FD, &fd, &sz) < 0) {
-		log_warnx("ZMQ_FD: %s", zmq_strerror(zmq_errno()));
-		goto fail;
-	}
-	sv->router_ev =
-		event_new(d->base, fd, EV_READ | EV_PERSIST, router_cb, d);
 	sv->publish_timer = event_new(d->base, -1, EV_PERSIST, publish_cb, d);
-	if (sv->router_ev == NULL || sv->publish_timer == NULL ||
-	    event_add(sv->router_ev, NULL) < 0 ||
+	if (sv->publish_timer == NULL ||
 	    evtimer_add(sv->publish_timer, &tv) < 0)
 		fatalx("libevent: cannot add the server's events");
-	/* messages may have queued before the event was added */
-	event_active(sv->router_ev, EV_READ, 0);
-	log_info("control on %s, publishing on %s", d->control_bound,
-		 d->publish_bound);
+	log_info("control on %s, publishing on %s%s%s%s", d->control_bound,
+		 d->publish_bound, d->local_bound[0] ? ", local on " : "",
+		 d->local_bound, d->conf.sec.curve ? ", CURVE" : ", plaintext");
 	return 0;
 fail:
 	fd_server_close(d);
@@ -377,16 +437,19 @@ void fd_server_close(struct fd_daemon *d)
 
 	if (sv == NULL)
 		return;
-	if (sv->router_ev != NULL)
-		event_free(sv->router_ev);
+	for (int i = 0; i < FD_SOCKS; i++) {
+		if (sv->router[i].ev != NULL)
+			event_free(sv->router[i].ev);
+		if (sv->router[i].sock != NULL)
+			zmq_close(sv->router[i].sock);
+	}
 	if (sv->publish_timer != NULL)
 		event_free(sv->publish_timer);
-	if (sv->router != NULL)
-		zmq_close(sv->router);
 	if (sv->pub != NULL)
 		zmq_close(sv->pub);
+	fd_security_close(d);
 	if (sv->own_zmq) {
-		zmq_ctx_term(d->zmq);
+		zsys_shutdown();
 		d->zmq = NULL;
 	}
 	free(sv);

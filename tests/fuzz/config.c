@@ -3,7 +3,8 @@
  * conf_load_stream() on an fmemopen() stream.  Invariants: the return is 0
  * exactly when no error was recorded, and whatever the parse kept — the
  * defaults or an accepted value — lies within the bounds config.c
- * documents, even when the file as a whole is refused.
+ * documents, even when the file as a whole is refused; and an accepted
+ * file listens off loopback only with CURVE and its certificates named.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +54,29 @@ static void check_device(const struct fd_device_conf *d, bool accepted)
 		CHECK(d->path[0] != '\0');
 }
 
+/* [security]: nothing listens off loopback in plaintext; CURVE has its
+ * certificates; the local endpoint is ipc://. */
+static void check_sec_conf(const struct fd_conf *c, bool accepted)
+{
+	const struct fd_security_conf *sc = &c->sec;
+
+	CHECK(terminated(sc->server_cert, sizeof(sc->server_cert)));
+	CHECK(terminated(sc->clients, sizeof(sc->clients)));
+	CHECK(terminated(sc->local, sizeof(sc->local)));
+	CHECK(sc->local_role >= FD_ROLE_OBSERVER &&
+	      sc->local_role <= FD_ROLE_ADMIN);
+	CHECK(sc->local[0] == '\0' || strncmp(sc->local, "ipc:///", 7) == 0);
+	if (!accepted)
+		return;
+	if (sc->curve) {
+		CHECK(sc->server_cert[0] != '\0' && sc->clients[0] != '\0');
+		return;
+	}
+	CHECK(sc->server_cert[0] == '\0' && sc->clients[0] == '\0');
+	CHECK(strncmp(c->control, "tcp://", 6) != 0 || loopback(c->control));
+	CHECK(strncmp(c->publish, "tcp://", 6) != 0 || loopback(c->publish));
+}
+
 static void check_conf(const struct fd_conf *c, bool accepted)
 {
 	CHECK(terminated(c->control, sizeof(c->control)));
@@ -72,6 +96,7 @@ static void check_conf(const struct fd_conf *c, bool accepted)
 				CHECK(c->ilk.v[i][j] >= k->lo &&
 				      c->ilk.v[i][j] <= k->hi);
 		}
+	check_sec_conf(c, accepted);
 	CHECK(c->ndev >= 0 && c->ndev <= FD_MAX_DEVICES);
 	if (accepted) {
 		CHECK(c->ndev >= 1);
@@ -115,8 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(errs.dropped == 0 || errs.n == CONF_MAX_ERRORS);
 	for (int i = 0; i < errs.n; i++) {
 		CHECK(errs.e[i].line >= 0);
-		CHECK(terminated(errs.e[i].message,
-				 sizeof(errs.e[i].message)));
+		CHECK(terminated(errs.e[i].message, sizeof(errs.e[i].message)));
 		CHECK(errs.e[i].message[0] != '\0');
 	}
 	check_conf(&conf, rc == 0);

@@ -44,6 +44,9 @@ static int published_send(void *sock, const void *buf, size_t len, int flags);
 #include "../../daemon/publish.c"
 #undef zmq_send
 #include "../../daemon/server.c"
+#include "../../daemon/security.c"
+#include "../../daemon/certs.c"
+#include "../../daemon/config.c"
 /* Every reply commands.c and record.c send (a verdict's, held for its
  * record, a query's, a profile.put's) is looked at here. */
 static void captured_send(struct fd_daemon *dd, const struct fd_envelope *e,
@@ -941,6 +944,20 @@ static void answer_query(const uint8_t *data, size_t size)
 	json_decref(req);
 }
 
+/* A refusal for the role names the role needed, above the client's. */
+static void check_role(json_t *r, const struct fd_envelope *env)
+{
+	json_t *err = json_object_get(r, "error");
+	const char *need = json_string_value(json_object_get(err, "role"));
+	enum fd_role role;
+
+	if (need == NULL)
+		return;
+	CHECK(strcmp(json_string_value(json_object_get(err, "code")),
+		     "forbidden") == 0);
+	CHECK(conf_role_parse(need, &role) == 0 && role > env->who.role);
+}
+
 /* One request and everything that answers it; exactly one reply. */
 static void request(const uint8_t *data, size_t size, const struct answers *an)
 {
@@ -951,6 +968,10 @@ static void request(const uint8_t *data, size_t size, const struct answers *an)
 	env.identity_len =
 		(size_t)snprintf((char *)env.identity, sizeof(env.identity),
 				 "c%llx", (unsigned long long)++req_no);
+	/* every role, a gateway or not: the role table's refusals and "as" */
+	env.who.role = (enum fd_role)(FD_ROLE_OBSERVER + size % 3);
+	env.who.gateway = size / 3 % 2;
+	snprintf(env.who.name, sizeof(env.who.name), "fuzz");
 	submit_rc = an->submit_rc;
 	submitted = false;
 	nsent = 0;
@@ -975,6 +996,7 @@ static void request(const uint8_t *data, size_t size, const struct answers *an)
 		CHECK(!submitted);
 		CHECK(nsent == 0);
 		check_reply(r);
+		check_role(r, &env);
 		json_decref(r);
 	}
 	for (int i = 0; i < d->ndev; i++) {

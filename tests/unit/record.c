@@ -35,6 +35,9 @@ static int published_send(void *sock, const void *buf, size_t len, int flags);
 #include "../../daemon/publish.c"
 #undef zmq_send
 #include "../../daemon/server.c"
+#include "../../daemon/security.c"
+#include "../../daemon/certs.c"
+#include "../../daemon/config.c"
 /* The replies commands.c and record.c send are captured here. */
 static void captured_send(struct fd_daemon *dd, const struct fd_envelope *e,
 			  json_t *reply);
@@ -87,7 +90,9 @@ static char dir[64];
 static struct event *watchdog;
 static bool timed_out;
 static struct fd_server fake_server; /* pub set: fd_publish() sends */
-static const struct fd_envelope env = {"client", 6, false};
+/* a client that may do everything: the roles are test_security.py's */
+static const struct fd_envelope env = {
+	.identity = "client", .identity_len = 6, .who.role = FD_ROLE_ADMIN};
 
 /* The replies sent, and how many records were committed at the time. */
 static json_t *sent[MAX_SENT];

@@ -19,6 +19,9 @@
 #include "../../daemon/profiles.c"
 #include "../../daemon/publish.c"
 #include "../../daemon/server.c"
+#include "../../daemon/security.c"
+#include "../../daemon/certs.c"
+#include "../../daemon/config.c"
 /* The replies commands.c sends (a verdict's, a profile.put's) are
  * captured here instead of going to a socket. */
 static json_t *captured;
@@ -71,7 +74,9 @@ static const char *good_profile =
 
 static struct fd_daemon *d;
 static char dir[64];
-static const struct fd_envelope env = {"client", 6, false};
+/* a client that may do everything: the roles are test_security.py's */
+static const struct fd_envelope env = {
+	.identity = "client", .identity_len = 6, .who.role = FD_ROLE_ADMIN};
 
 static int setup(void **state)
 {
@@ -711,8 +716,8 @@ static void test_state_json(void **state)
 	assert_true(
 		json_is_array(member(member(result(r), "ticks"), "late_hist")));
 	json_decref(r);
-	r = fd_publish_state_json("a", &out->snap, NULL, 1,
-				  fd_clock_unix_ms(), false);
+	r = fd_publish_state_json("a", &out->snap, NULL, 1, fd_clock_unix_ms(),
+				  false);
 	check_state(r);
 	assert_null(json_object_get(member(r, "ticks"), "late_hist"));
 	/* as sent: pressures rounded to 0.1 read so (31.84 -> 31.8), not
