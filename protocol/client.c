@@ -1,7 +1,8 @@
 /*
  * libfascia's client side of fasciad's ZeroMQ protocol (docs/protocol.md):
  * a DEALER for requests, each waited for with a bound, and a SUB that
- * tracks every device's "seq" to count the messages it missed.
+ * tracks every device's "seq" to count the messages it missed.  Either
+ * may be a CURVE client, with the keys security.c loads.
  *
  * A DEALER keeps what it sent when a call times out, and the daemon may
  * still answer it later; that late reply then sits in front of the next
@@ -26,6 +27,8 @@
 
 #include <fascia/client.h>
 
+#include "security.h"
+
 /* Largest reply or published message accepted: a profile document is at
  * most 256 KiB, a status of every device a few KiB each. */
 #define CLIENT_MSG_MAX (16 * 1024 * 1024)
@@ -41,6 +44,10 @@ struct fascia_client {
 	json_int_t next_id;
 	/* calls that timed out and whose reply has not come since */
 	unsigned long unanswered;
+	/* CURVE: the socket's handshake events, and whether the daemon
+	 * refused the certificate (a timeout is then EACCES) */
+	void *handshakes;
+	bool refused;
 };
 
 struct seq_track {
@@ -97,7 +104,25 @@ static int open_zmq(int type, void **sock, void **ctx)
 	return 0;
 }
 
+static void client_close(struct fascia_client *c)
+{
+	int saved = errno;
+
+	if (c->handshakes != NULL)
+		zmq_close(c->handshakes);
+	c->handshakes = NULL;
+	errno = saved;
+	close_zmq(&c->sock, &c->ctx);
+}
+
 struct fascia_client *fascia_client_new(const char *endpoint, int timeout_ms)
+{
+	return fascia_client_new_secure(endpoint, timeout_ms, NULL);
+}
+
+struct fascia_client *
+fascia_client_new_secure(const char *endpoint, int timeout_ms,
+			 const struct fascia_security *sec)
 {
 	struct fascia_client *c;
 	int one = 1;
@@ -119,7 +144,11 @@ struct fascia_client *fascia_client_new(const char *endpoint, int timeout_ms)
 	 */
 	if (zmq_setsockopt(c->sock, ZMQ_SNDTIMEO, &timeout_ms,
 			   sizeof(timeout_ms)) < 0 ||
-	    zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0)
+	    zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) < 0 ||
+	    fascia_security_apply(c->sock, sec) < 0)
+		goto fail;
+	if (fascia_security_on(sec) &&
+	    (c->handshakes = fascia_security_watch(c->ctx, c->sock)) == NULL)
 		goto fail;
 	if (zmq_connect(c->sock, endpoint) < 0) {
 		/* one errno for "not an endpoint", whatever part is wrong */
@@ -129,7 +158,7 @@ struct fascia_client *fascia_client_new(const char *endpoint, int timeout_ms)
 	}
 	return c;
 fail:
-	close_zmq(&c->sock, &c->ctx);
+	client_close(c);
 	free(c);
 	return NULL;
 }
@@ -138,7 +167,7 @@ void fascia_client_destroy(struct fascia_client **c)
 {
 	if (c == NULL || *c == NULL)
 		return;
-	close_zmq(&(*c)->sock, &(*c)->ctx);
+	client_close(*c);
 	free(*c);
 	*c = NULL;
 }
@@ -298,6 +327,9 @@ json_t *fascia_client_call(struct fascia_client *c, json_t *request)
 		if (reply == NULL && errno != EPROTO)
 			c->unanswered++;
 	}
+	if (reply == NULL && errno == ETIMEDOUT && c->handshakes != NULL &&
+	    fascia_security_refused(c->handshakes, &c->refused))
+		errno = EACCES;
 	saved = errno;
 	free(text);
 	json_decref(req);
@@ -330,6 +362,13 @@ json_t *fascia_client_call_text(struct fascia_client *c, const char *text)
 struct fascia_monitor *fascia_monitor_new(const char *endpoint,
 					  const char *prefix)
 {
+	return fascia_monitor_new_secure(endpoint, prefix, NULL);
+}
+
+struct fascia_monitor *
+fascia_monitor_new_secure(const char *endpoint, const char *prefix,
+			  const struct fascia_security *sec)
+{
 	struct fascia_monitor *m;
 
 	if (endpoint == NULL || prefix == NULL) {
@@ -341,6 +380,7 @@ struct fascia_monitor *fascia_monitor_new(const char *endpoint,
 	if (open_zmq(ZMQ_SUB, &m->sock, &m->ctx) < 0 ||
 	    zmq_setsockopt(m->sock, ZMQ_SUBSCRIBE, prefix, strlen(prefix)) <
 		    0 ||
+	    fascia_security_apply(m->sock, sec) < 0 ||
 	    zmq_connect(m->sock, endpoint) < 0) {
 		if (errno == EPROTONOSUPPORT || errno == ENOCOMPATPROTO)
 			errno = EINVAL;

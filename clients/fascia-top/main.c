@@ -2,12 +2,13 @@
  * fascia-top: a live terminal view of every device fasciad drives, with
  * the operator's pause/resume/stop/vent/ack keys.  This file reads the
  * options and the environment, connects to the daemon's control and
- * publish endpoints, and runs the curses view (ui.c) on a terminal or
- * plain lines (plain.c) otherwise.
+ * publish endpoints (over CURVE with --cert and --server-key), and runs
+ * the curses view (ui.c) on a terminal or plain lines (plain.c) otherwise.
  *
  * Exit status: 0 on q (or --count lines printed), 1 on a runtime failure,
- * 2 on a usage error (an endpoint that is not one included), 3 when the
- * daemon is unreachable at the start (plain mode).
+ * 2 on a usage error (an endpoint that is not one included, and a
+ * certificate or key that is not one), 3 when the daemon is unreachable at
+ * the start (plain mode).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,7 +23,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: fascia-top [-e ENDPOINT] [-P ENDPOINT] [-d DEVICE] "
-		"[-n COUNT] [-h]\n"
+		"[-n COUNT]\n"
+		"                  [--cert FILE --server-key KEY] [-h]\n"
 		"  -e, --endpoint ENDPOINT  control endpoint "
 		"(FASCIA_CONTROL, default %s)\n"
 		"  -P, --publish ENDPOINT   publish endpoint "
@@ -30,6 +32,11 @@ static void usage(FILE *f)
 		"  -d, --device NAME        device selected at start\n"
 		"  -n, --count N            without a terminal: stop after N "
 		"lines\n"
+		"      --cert FILE          CURVE: this client's secret\n"
+		"                           certificate (FASCIA_CERT)\n"
+		"      --server-key KEY     CURVE: the daemon's public key, "
+		"or\n"
+		"                           its file (FASCIA_SERVER_KEY)\n"
 		"  -h, --help               this help\n"
 		"keys: Tab/arrows select, p pause, r resume, s stop, v vent, "
 		"a ack, q quit\n",
@@ -56,6 +63,8 @@ static int parse_count(const char *s, long *out)
 	return 0;
 }
 
+enum { OPT_CERT = 256, OPT_SERVER_KEY };
+
 /* Returns 0, or 2 (usage error) / -1 (--help). */
 static int parse_args(int argc, char **argv, struct top *t, long *count)
 {
@@ -64,6 +73,8 @@ static int parse_args(int argc, char **argv, struct top *t, long *count)
 		{"publish", required_argument, NULL, 'P'},
 		{"device", required_argument, NULL, 'd'},
 		{"count", required_argument, NULL, 'n'},
+		{"cert", required_argument, NULL, OPT_CERT},
+		{"server-key", required_argument, NULL, OPT_SERVER_KEY},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -79,6 +90,12 @@ static int parse_args(int argc, char **argv, struct top *t, long *count)
 			break;
 		case 'd':
 			t->want_device = optarg;
+			break;
+		case OPT_CERT:
+			t->security_given.cert = optarg;
+			break;
+		case OPT_SERVER_KEY:
+			t->security_given.server_key = optarg;
 			break;
 		case 'n':
 			if (parse_count(optarg, count) < 0) {
@@ -123,13 +140,68 @@ static int endpoint_failed(const char *what, const char *endpoint)
 	return -1;
 }
 
-/* Returns 0, 2 (a bad endpoint) or -1. */
+/* Why a query had no reply, as far as the client can tell. */
+const char *top_no_reply_why(const struct top *t)
+{
+	if (t->refused)
+		return "the daemon refused the certificate (it is not among "
+		       "its clients)";
+	return t->security != NULL
+		       ? "the daemon is down, or the server key is wrong"
+		       : "daemon unreachable";
+}
+
+/* The CURVE settings given (options over the environment): 0, or 2 after
+ * a message for one without the other or a file or key that is not one. */
+static int check_security(struct top *t)
+{
+	struct fascia_security *sec = &t->security_given;
+	const char *bad;
+
+	if (!sec->cert && !sec->server_key)
+		return 0;
+	if (!sec->cert || !sec->server_key) {
+		fprintf(stderr, "fascia-top: %s needs %s (or %s)\n",
+			sec->cert ? "--cert (FASCIA_CERT)"
+				  : "--server-key (FASCIA_SERVER_KEY)",
+			sec->cert ? "--server-key KEY" : "--cert FILE",
+			sec->cert ? "FASCIA_SERVER_KEY" : "FASCIA_CERT");
+		usage(stderr);
+		return 2;
+	}
+	if (fascia_security_check(sec, &bad) < 0) {
+		if (bad == sec->cert && errno == EINVAL)
+			fprintf(stderr,
+				"fascia-top: --cert: %s is not a CURVE secret "
+				"certificate (NAME.key_secret)\n",
+				bad);
+		else if (bad != NULL && errno == EINVAL)
+			fprintf(stderr,
+				"fascia-top: --server-key: \"%s\" is neither "
+				"a public key (40 characters of Z85) nor a "
+				"certificate file\n",
+				bad);
+		else
+			fprintf(stderr, "fascia-top: %s: %s\n",
+				bad ? bad : "CURVE", strerror(errno));
+		return 2;
+	}
+	t->security = sec;
+	return 0;
+}
+
+/* Returns 0, 2 (a bad endpoint, certificate or key) or -1. */
 static int connect_daemon(struct top *t)
 {
-	t->client = fascia_client_new(t->control, TOP_QUERY_TIMEOUT_MS);
+	int rc;
+
+	if ((rc = check_security(t)) != 0)
+		return rc;
+	t->client = fascia_client_new_secure(t->control, TOP_QUERY_TIMEOUT_MS,
+					     t->security);
 	if (!t->client)
 		return endpoint_failed("control", t->control);
-	t->monitor = fascia_monitor_new(t->publish, "");
+	t->monitor = fascia_monitor_new_secure(t->publish, "", t->security);
 	if (!t->monitor)
 		return endpoint_failed("publish", t->publish);
 	return 0;
@@ -143,6 +215,8 @@ int main(int argc, char **argv)
 
 	t.control = env_or("FASCIA_CONTROL", FASCIA_CONTROL_DEFAULT);
 	t.publish = env_or("FASCIA_PUBLISH", FASCIA_PUBLISH_DEFAULT);
+	t.security_given.cert = env_or("FASCIA_CERT", NULL);
+	t.security_given.server_key = env_or("FASCIA_SERVER_KEY", NULL);
 	rc = parse_args(argc, argv, &t, &count);
 	if (rc != 0)
 		return rc < 0 ? 0 : rc;

@@ -7,6 +7,7 @@
  * A value the daemon does not know (no reading yet: no chambers, a null
  * supply) stays unknown here, never 0.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -241,6 +242,7 @@ static json_t *query(struct top *t, const char *cmd)
 	if (!req)
 		return NULL;
 	rep = fascia_client_call(t->client, req);
+	t->refused = !rep && errno == EACCES; /* CURVE: see top_no_reply_why */
 	json_decref(req);
 	if (rep && json_is_true(json_object_get(rep, "ok")))
 		result = json_incref(json_object_get(rep, "result"));

@@ -105,6 +105,8 @@ static bool reach(struct top *t)
 {
 	if (top_model_query(t) == 0)
 		return true;
+	if (t->refused)
+		return false; /* the publisher refuses the same certificate */
 	while (top_now_ms() - t->started_ms < PLAIN_START_MS) {
 		if (top_model_drain(t, 1000) > 0 && t->last_state_ms)
 			return true;
@@ -155,8 +157,15 @@ int plain_run(struct top *t, long count)
 
 	signal(SIGPIPE, SIG_IGN);
 	if (!reach(t)) {
-		fprintf(stderr, "fascia-top: daemon unreachable at %s / %s\n",
-			t->control, t->publish);
+		if (t->refused)
+			fprintf(stderr, "fascia-top: %s: %s\n", t->control,
+				top_no_reply_why(t));
+		else
+			fprintf(stderr,
+				"fascia-top: no reply from %s / %s within %d "
+				"ms: %s\n",
+				t->control, t->publish, PLAIN_START_MS,
+				top_no_reply_why(t));
 		return 3;
 	}
 	next = top_now_ms();

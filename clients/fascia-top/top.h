@@ -110,6 +110,10 @@ struct top_history {
 struct top {
 	const char *control;
 	const char *publish;
+	/* CURVE (--cert, --server-key): NULL for plaintext */
+	const struct fascia_security *security;
+	struct fascia_security security_given;
+	bool refused; /* the last query's certificate was refused */
 	struct fascia_client *client;
 	struct fascia_monitor *monitor;
 
@@ -125,6 +129,9 @@ struct top {
 	uint64_t messages;
 	struct top_history history;
 };
+
+/* main.c */
+const char *top_no_reply_why(const struct top *t);
 
 /* model.c */
 int64_t top_now_ms(void);

@@ -289,15 +289,16 @@ int ui_run(struct top *t)
 
 	memset(&ui, 0, sizeof(ui));
 	ui.top = t;
-	ui.commander = fascia_client_new(t->control, TOP_COMMAND_TIMEOUT_MS);
+	ui.commander = fascia_client_new_secure(
+		t->control, TOP_COMMAND_TIMEOUT_MS, t->security);
 	if (!ui.commander) {
 		fprintf(stderr, "fascia-top: %s: %s\n", t->control,
 			strerror(errno));
 		return 1;
 	}
 	if (top_model_query(t) < 0) {
-		snprintf(ui.status, sizeof(ui.status),
-			 "no reply from %s: daemon unreachable", t->control);
+		snprintf(ui.status, sizeof(ui.status), "no reply from %s: %s",
+			 t->control, top_no_reply_why(t));
 		ui.hello = HELLO_NO_REPLY;
 	} else {
 		snprintf(ui.status, sizeof(ui.status), "connected to %s",

@@ -5,7 +5,8 @@
  * record's history and log; session.c: one recorded session; fhir.c: a
  * session as a FHIR
  * Bundle; table.c: aligned tables and CSV; when.c: times read and written;
- * print.c: human-readable output; watch.c: the publisher stream).
+ * print.c: human-readable output; watch.c: the publisher stream; keygen.c:
+ * CURVE certificates).
  */
 #ifndef FASCIACTL_H
 #define FASCIACTL_H
@@ -47,6 +48,14 @@ struct ctl {
 	struct fascia_profile_limits limits; /* profile check */
 	struct fascia_client *client;        /* opened on the first call */
 
+	/* CURVE: both or neither (docs/man/fasciactl.1, SECURITY) */
+	const char *cert;           /* the client's secret certificate */
+	const char *cert_src;       /* "--cert" or "FASCIA_CERT" */
+	const char *server_key;     /* the daemon's public key or its file */
+	const char *server_key_src; /* "--server-key", "FASCIA_SERVER_KEY" */
+	struct fascia_security security; /* both, once ctl_security() ok'd */
+	bool security_checked;
+
 	/* The options of start and of the journal's queries, as given;
 	 * each command checks and converts the ones it takes. */
 	const char *patient; /* --patient */
@@ -60,6 +69,8 @@ struct ctl {
 	bool trace;          /* session --trace */
 	bool fhir;           /* export --fhir */
 	const char *output;  /* export -o FILE */
+	const char *role;    /* keygen --role */
+	const char *dir;     /* keygen -d DIR */
 };
 
 /* main.c */
@@ -72,6 +83,8 @@ int ctl_call_quiet(struct ctl *ctl, json_t *req, json_t **reply);
 int ctl_device_names(struct ctl *ctl, json_t **names);
 int ctl_default_device(struct ctl *ctl, const char **device, json_t **keep);
 int ctl_endpoint_error(const char *endpoint, const char *src);
+int ctl_security(struct ctl *ctl, const struct fascia_security **sec);
+void ctl_no_reply(const struct ctl *ctl, const char *endpoint);
 void ctl_print_json(const json_t *v);
 void ctl_list_devices(FILE *f, const json_t *names);
 
@@ -139,5 +152,8 @@ void print_alarm_line(FILE *f, const json_t *al);
 
 /* watch.c */
 int cmd_watch(struct ctl *ctl, int argc, char **argv);
+
+/* keygen.c */
+int cmd_keygen(struct ctl *ctl, int argc, char **argv);
 
 #endif

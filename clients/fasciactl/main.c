@@ -1,8 +1,9 @@
 /*
  * fasciactl: the command line of fasciad.  Options anywhere on the line,
  * then a subcommand and its arguments; endpoints from the options, else
- * FASCIA_CONTROL / FASCIA_PUBLISH, else libfascia's defaults.  Exit codes
- * are in fasciactl.h and docs/man/fasciactl.1.
+ * FASCIA_CONTROL / FASCIA_PUBLISH, else libfascia's defaults; CURVE when
+ * --cert and --server-key (or FASCIA_CERT and FASCIA_SERVER_KEY) are both
+ * given.  Exit codes are in fasciactl.h and docs/man/fasciactl.1.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,7 +28,7 @@ static const struct subcommand subcommands[] = {
 	{"vent", cmd_operator},     {"ack", cmd_operator},
 	{"history", cmd_history},   {"session", cmd_session},
 	{"log", cmd_log},           {"export", cmd_export},
-	{"watch", cmd_watch},
+	{"watch", cmd_watch},       {"keygen", cmd_keygen},
 };
 
 static const char usage_text[] =
@@ -58,6 +59,11 @@ static const char usage_text[] =
 	"                          a session as a FHIR R4 Bundle (JSON)\n"
 	"  watch [--count N] [DEVICE]\n"
 	"                          stream state, events and alarms\n"
+	"  keygen NAME [--role ROLE] [-d DIR]\n"
+	"                          a CURVE certificate: DIR/NAME.key (public,\n"
+	"                          for the daemon) and DIR/NAME.key_secret\n"
+	"                          (for --cert); ROLE observer (default),\n"
+	"                          operator or admin\n"
 	"\n"
 	"  T is Unix ms or a local YYYY-MM-DD[THH:MM[:SS]]; N is 1..1000.\n"
 	"\n"
@@ -67,14 +73,20 @@ static const char usage_text[] =
 	"  -p, --publish EP        publish endpoint ($FASCIA_PUBLISH, "
 	"default " FASCIA_PUBLISH_DEFAULT ")\n"
 	"  -t, --timeout MS        wait at most MS for each reply (2000)\n"
+	"      --cert FILE         CURVE: this client's secret certificate\n"
+	"                          ($FASCIA_CERT; needs --server-key)\n"
+	"      --server-key KEY    CURVE: the daemon's public key, 40\n"
+	"                          characters of Z85 or its certificate file\n"
+	"                          ($FASCIA_SERVER_KEY; needs --cert)\n"
 	"  -j, --json              print replies as JSON, one per line\n"
 	"                          (history, session, log: the result)\n"
 	"      --csv               history, session, log: RFC 4180 CSV\n"
 	"  -h, --help              this text\n"
 	"  -V, --version           the version\n"
 	"\n"
-	"exit: 0 done, 1 refused by the daemon or an invalid profile,\n"
-	"      2 usage, 3 daemon unreachable.  See fasciactl(1).\n";
+	"exit: 0 done, 1 refused by the daemon, an invalid profile or\n"
+	"      keygen's files there already, 2 usage, 3 daemon unreachable.\n"
+	"      See fasciactl(1).\n";
 
 enum {
 	OPT_COUNT = 256,
@@ -90,6 +102,9 @@ enum {
 	OPT_TRACE,
 	OPT_CSV,
 	OPT_FHIR,
+	OPT_CERT,
+	OPT_SERVER_KEY,
+	OPT_ROLE,
 };
 
 static const struct option long_options[] = {
@@ -113,6 +128,10 @@ static const struct option long_options[] = {
 	{"csv", no_argument, NULL, OPT_CSV},
 	{"fhir", no_argument, NULL, OPT_FHIR},
 	{"output", required_argument, NULL, 'o'},
+	{"cert", required_argument, NULL, OPT_CERT},
+	{"server-key", required_argument, NULL, OPT_SERVER_KEY},
+	{"role", required_argument, NULL, OPT_ROLE},
+	{"dir", required_argument, NULL, 'd'},
 	{NULL, 0, NULL, 0},
 };
 
@@ -142,6 +161,8 @@ static const struct scope {
 	{OPT_CSV, "--csv", "history session log", "history, session and log"},
 	{OPT_FHIR, "--fhir", "export", "export"},
 	{'o', "--output", "export", "export"},
+	{OPT_ROLE, "--role", "keygen", "keygen"},
+	{'d', "--dir", "keygen", "keygen"},
 };
 #define NSCOPES (sizeof(scopes) / sizeof(scopes[0]))
 
@@ -201,6 +222,25 @@ static bool take_kinds(struct ctl *ctl, const char *arg)
 			return false;
 		}
 		json_array_append_new(ctl->kinds, v);
+	}
+	return true;
+}
+
+/* --cert FILE, --server-key KEY: over FASCIA_CERT, FASCIA_SERVER_KEY. */
+static bool take_security(struct ctl *ctl, int c, const char *arg)
+{
+	const char *name = c == OPT_CERT ? "--cert" : "--server-key";
+
+	if (*arg == '\0') {
+		ctl_usage_hint("%s: empty", name);
+		return false;
+	}
+	if (c == OPT_CERT) {
+		ctl->cert = arg;
+		ctl->cert_src = name;
+	} else {
+		ctl->server_key = arg;
+		ctl->server_key_src = name;
 	}
 	return true;
 }
@@ -281,6 +321,15 @@ static bool take_option(struct ctl *ctl, int c, const char *arg)
 	case 'o':
 		ctl->output = arg;
 		return true;
+	case OPT_ROLE:
+		ctl->role = arg;
+		return true;
+	case 'd':
+		ctl->dir = arg;
+		return true;
+	case OPT_CERT:
+	case OPT_SERVER_KEY:
+		return take_security(ctl, c, arg);
 	}
 	ctl_usage_hint("%s: \"%s\" is out of range",
 		       c == 't' ? "--timeout" : "--chambers", arg);
@@ -336,7 +385,7 @@ static int parse_options(struct ctl *ctl, int argc, char **argv)
 	bool seen[NSCOPES] = {false};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "e:p:t:jhVo:", long_options,
+	while ((c = getopt_long(argc, argv, "e:p:t:jhVo:d:", long_options,
 				NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage_text, stdout);
@@ -374,6 +423,14 @@ static void ctl_init(struct ctl *ctl)
 	env = getenv("FASCIA_PUBLISH");
 	ctl->publish = env != NULL && *env ? env : FASCIA_PUBLISH_DEFAULT;
 	ctl->publish_src = env != NULL && *env ? "FASCIA_PUBLISH" : "default";
+	if ((env = getenv("FASCIA_CERT")) != NULL && *env) {
+		ctl->cert = env;
+		ctl->cert_src = "FASCIA_CERT";
+	}
+	if ((env = getenv("FASCIA_SERVER_KEY")) != NULL && *env) {
+		ctl->server_key = env;
+		ctl->server_key_src = "FASCIA_SERVER_KEY";
+	}
 	ctl->timeout_ms = CTL_TIMEOUT_DEFAULT_MS;
 	fascia_profile_limits_default(&ctl->limits);
 }

@@ -226,6 +226,7 @@ static int watch_loop(struct ctl *ctl, struct watch *w,
 int cmd_watch(struct ctl *ctl, int argc, char **argv)
 {
 	static struct watch w;
+	const struct fascia_security *sec;
 	struct fascia_monitor *m;
 	struct sigaction sa;
 	int rc;
@@ -236,9 +237,10 @@ int cmd_watch(struct ctl *ctl, int argc, char **argv)
 	}
 	memset(&w, 0, sizeof(w));
 	w.device = argc == 1 ? argv[0] : NULL;
-	if ((rc = watch_precheck(ctl, w.device)) != CTL_OK)
+	if ((rc = watch_precheck(ctl, w.device)) != CTL_OK ||
+	    (rc = ctl_security(ctl, &sec)) != CTL_OK)
 		return rc;
-	if ((m = fascia_monitor_new(ctl->publish, "")) == NULL)
+	if ((m = fascia_monitor_new_secure(ctl->publish, "", sec)) == NULL)
 		return ctl_endpoint_error(ctl->publish, ctl->publish_src);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal; /* no SA_RESTART: the wait returns EINTR */

@@ -11,6 +11,9 @@ test rigs.
 
 Errors are exceptions, one class per protocol error code (FasciaError and
 its subclasses); Unreachable (also a TimeoutError) when no reply comes.
+
+CURVE: Client(..., cert="alice.key_secret", server_key=KEY_OR_FILE), and
+Monitor likewise; both default to $FASCIA_CERT and $FASCIA_SERVER_KEY.
 """
 from .client import CONTROL_DEFAULT, PUBLISH_DEFAULT, Client
 from .errors import (ERRORS, BadRequest, Busy, FasciaError, Forbidden, Interlock,

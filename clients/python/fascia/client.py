@@ -19,6 +19,7 @@ import time
 
 import zmq
 
+from . import _curve
 from ._socket import SocketOwner
 from .errors import ProtocolError, Unreachable, error_from_reply
 
@@ -46,14 +47,26 @@ def _given(**args):
 class Client(SocketOwner):
     """A connection to fasciad's control endpoint.
 
-    endpoint  the control endpoint; default $FASCIA_CONTROL, else
-              tcp://127.0.0.1:7410
-    timeout   seconds each call waits for its reply (Unreachable after)
+    endpoint    the control endpoint; default $FASCIA_CONTROL, else
+                tcp://127.0.0.1:7410
+    timeout     seconds each call waits for its reply (Unreachable after)
+    cert        CURVE: this client's secret certificate file
+                (NAME.key_secret); default $FASCIA_CERT
+    server_key  CURVE: the daemon's public key, 40 characters of Z85 or its
+                public certificate file; default $FASCIA_SERVER_KEY
+
+    cert and server_key go together (ValueError for one alone, or for a file
+    or key that is not one; OSError for a file that cannot be read).
     """
 
-    def __init__(self, endpoint=None, timeout=2.0, context=None):
+    def __init__(self, endpoint=None, timeout=2.0, context=None, cert=None,
+                 server_key=None):
         self.endpoint = endpoint or os.environ.get("FASCIA_CONTROL") or CONTROL_DEFAULT
         self.timeout = timeout
+        self.sock = None
+        self.handshakes = None
+        keys = _curve.keys(cert, server_key)
+        self.secure = keys is not None
         self.next_id = 1
         self.skipped = 0          # late or unmatched replies dropped
         self.unanswered = 0       # calls that timed out, their reply not come
@@ -64,6 +77,9 @@ class Client(SocketOwner):
         # daemon is away times out here instead of being delivered, and
         # perhaps acted on, whenever the daemon comes back.
         self.sock.setsockopt(zmq.IMMEDIATE, 1)
+        _curve.apply(self.sock, keys)
+        if self.secure:
+            self.handshakes = _curve.Handshakes(self.sock)
         self.sock.connect(self.endpoint)
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
@@ -88,19 +104,33 @@ class Client(SocketOwner):
         try:
             self.sock.send_multipart([b"", payload])
         except zmq.Again:
-            raise Unreachable("unreachable", "no connection to %s within %.1f s"
-                              % (self.endpoint, limit)) from None
+            raise Unreachable("unreachable", "no connection to %s within %.1f s%s"
+                              % (self.endpoint, limit, self._why())) from None
         while True:
             left = _remaining_ms(deadline)
             if left <= 0 or not self.poller.poll(left):
                 self.unanswered += 1          # its reply may still come
-                raise Unreachable("unreachable", "no reply from %s within %.1f s to %s"
-                                  % (self.endpoint, limit, req.get("cmd")))
+                raise Unreachable("unreachable", "no reply from %s within %.1f s to %s%s"
+                                  % (self.endpoint, limit, req.get("cmd"), self._why()))
             frames = self.sock.recv_multipart()
             reply = self._parse(frames)
             if reply is not None and self._answers(reply, rid):
                 return reply
             self.skipped += 1
+
+    def close(self):
+        if self.handshakes is not None:
+            self.handshakes.close()
+            self.handshakes = None
+        super().close()
+
+    def _why(self):
+        """What no reply means, over CURVE (nothing to add in plaintext)."""
+        if self.handshakes is None:
+            return ""
+        if self.handshakes.refused():
+            return ": " + _curve.REFUSED_WHY
+        return ": " + _curve.NO_REPLY_WHY
 
     def _answers(self, reply, rid):
         """Whether reply answers the call awaiting id rid; one that does

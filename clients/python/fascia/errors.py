@@ -59,7 +59,15 @@ class Interlock(FasciaError):
 
 
 class Forbidden(FasciaError):
+    """What the state does not take (pause while idle), or, with CURVE, what
+    the certificate's role does not: then .role is the role needed."""
     code = "forbidden"
+
+    @property
+    def role(self):
+        err = (self.reply or {}).get("error")
+        role = err.get("role") if isinstance(err, dict) else None
+        return role if isinstance(role, str) else None
 
 
 class Internal(FasciaError):
@@ -72,7 +80,8 @@ class ProtocolError(FasciaError):
 
 
 class Unreachable(FasciaError, TimeoutError):
-    """No reply within the timeout: the daemon is not there, or too slow."""
+    """No reply within the timeout: the daemon is not there, or too slow, or
+    (with CURVE) the server key is wrong."""
     code = "unreachable"
 
 

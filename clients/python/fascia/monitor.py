@@ -7,6 +7,7 @@ import time
 
 import zmq
 
+from . import _curve
 from ._socket import SocketOwner
 from .client import PUBLISH_DEFAULT
 
@@ -68,6 +69,8 @@ class Monitor(SocketOwner):
     topics    prefixes to subscribe to ("state.sim" for one device's state)
     timeout   seconds next() and iteration wait for a message; None: forever.
               Iteration ends when it passes with no message.
+    cert, server_key  CURVE, as for Client (default $FASCIA_CERT,
+              $FASCIA_SERVER_KEY): with a wrong server key nothing arrives.
 
     The SUB join is asynchronous: messages published in the first moments
     after the Monitor is made may not arrive (state is repeated at
@@ -75,9 +78,12 @@ class Monitor(SocketOwner):
     """
 
     def __init__(self, endpoint=None, topics=("state.", "event.", "alarm."),
-                 timeout=None, context=None):
+                 timeout=None, context=None, cert=None, server_key=None):
         self.endpoint = endpoint or os.environ.get("FASCIA_PUBLISH") or PUBLISH_DEFAULT
         self.timeout = timeout
+        self.sock = None
+        keys = _curve.keys(cert, server_key)
+        self.secure = keys is not None
         self.tracker = SeqTracker()
         self.bad = 0              # messages that were not [topic, JSON object]
         ctx = context or zmq.Context.instance()
@@ -88,6 +94,7 @@ class Monitor(SocketOwner):
             topics = (topics,)
         for t in topics:
             self.sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+        _curve.apply(self.sock, keys)
         self.sock.connect(self.endpoint)
         self.poller = zmq.Poller()
         self.poller.register(self.sock, zmq.POLLIN)
