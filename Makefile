@@ -250,7 +250,7 @@ check-valgrind: deps all
 		-q tests/system/test_sim_*.py
 	FASCIA_VALGRIND=fasciad FASCIA_BUILD=$(abspath $(B)) $(PYTHON) -m pytest \
 		-q tests/system/test_daemon_*.py tests/system/test_fault_matrix.py \
-		tests/system/test_journal.py
+		tests/system/test_journal.py tests/system/test_security.py
 
 # Re-measure the reactions quoted in docs/safety.md.
 safety-report: deps all

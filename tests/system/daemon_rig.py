@@ -1,14 +1,18 @@
 """The daemon side of the system tests: one fasciad process with a generated
 configuration, its control socket and its publisher.
 
-  Daemon        fasciad -f -c FILE (.control, .publish, .call(), .ok(),
-                .subscribe(), .stop(), .kill(), .log())
+  Daemon        fasciad -f -c FILE (.control, .publish, .local, .call(),
+                .ok(), .subscribe(), .stop(), .kill(), .log()); with
+                curve=CurveKeys(...) every socket it makes is a CURVE client
   Sub           a SUB socket whose messages a background thread collects
+  CurveKeys     a client's CURVE keys and the server's public key (Z85);
+                curve_context(keys) a zmq.Context whose sockets use them
   PROFILES      the short test profiles (name -> document)
 
 Readiness is always polled (the ready line, wait_until on a state), never
 slept for; every process is stopped by its pid.
 """
+import collections
 import json
 import os
 import signal
@@ -110,6 +114,25 @@ class DaemonStartError(AssertionError):
     pass
 
 
+# A CURVE client's keys: its own public and secret key and the server's
+# public key, each 40 characters of Z85 (bytes, as zmq.auth.load_certificate
+# gives them).
+CurveKeys = collections.namedtuple("CurveKeys", "public secret server")
+
+
+def curve_context(keys=None):
+    """A new zmq.Context whose every socket is a CURVE client with keys
+    (pyzmq applies a context's options to each socket it makes, before the
+    caller can connect it); plaintext with keys None.  The caller
+    destroys it."""
+    ctx = zmq.Context()
+    if keys is not None:
+        ctx.setsockopt(zmq.CURVE_SERVERKEY, keys.server)
+        ctx.setsockopt(zmq.CURVE_PUBLICKEY, keys.public)
+        ctx.setsockopt(zmq.CURVE_SECRETKEY, keys.secret)
+    return ctx
+
+
 class Sub:
     """A SUB socket on the daemon's publisher; a thread collects every
     message as (topic, dict, monotonic time of receipt)."""
@@ -208,13 +231,19 @@ class Sub:
 
 
 class Daemon:
-    """One fasciad -f -c FILE process."""
+    """One fasciad -f -c FILE process.  With curve (CurveKeys: a
+    [security] curve = yes daemon), its control and SUB sockets are CURVE
+    clients with those keys, from a context of its own."""
 
     _zctx = zmq.Context.instance()
 
-    def __init__(self, conf_path, timeout=DAEMON_START_TIMEOUT_S, args=()):
+    def __init__(self, conf_path, timeout=DAEMON_START_TIMEOUT_S, args=(), curve=None):
         if not os.access(FASCIAD_BIN, os.X_OK):
             pytest.fail("no daemon binary at %s (set FASCIA_BUILD, run make)" % FASCIAD_BIN)
+        self.curve = curve
+        self._own_ctx = None
+        if curve is not None:
+            self._own_ctx = self._zctx = curve_context(curve)
         self.conf_path = conf_path
         self.args = [FASCIAD_BIN, "-f", "-c", conf_path] + list(args)
         self.stderr_path = conf_path + ".%d.err" % id(self)
@@ -232,10 +261,12 @@ class Daemon:
             self.ready_line = self._read_ready(timeout)
         except BaseException:
             self.kill()
+            self._destroy_ctx()
             raise
         fields = fascia.ready_fields(self.ready_line)
         self.control = fields["control"]
         self.publish = fields["publish"]
+        self.local = fields.get("local")      # [security] local = ipc://...
 
     def log(self):
         self._err.flush()
@@ -383,3 +414,11 @@ class Daemon:
             if not self.proc.stdout.closed:
                 self.proc.stdout.close()
             self._err.close()
+            self._destroy_ctx()
+
+    def _destroy_ctx(self):
+        """The context of a curve= daemon, with any socket left on it."""
+        if self._own_ctx is not None:
+            self._drop_socket()
+            self._own_ctx.destroy(linger=0)
+            self._own_ctx = None
