@@ -4,7 +4,9 @@ session on the simulated device, shown live until it ends.
 
   1. fascia-sim -p 0 -c tcp://127.0.0.1:*      (its ready line: the ports)
   2. fasciad -f -c CONF, CONF a temporary file: control and publish on free
-     ports, the repository's etc/profiles, device "sim" at the simulator
+     ports with CURVE on (fasciactl keygen makes the daemon's certificate
+     and an operator's, "demo", in the temporary directory), the
+     repository's etc/profiles, device "sim" at the simulator
   3. waits for the device to be idle, starts gentle-wave
   4. shows it: on a terminal build/fascia-top (q quits), else build/fasciactl
      watch, else plain lines from the Python module's Monitor; when stdout
@@ -51,6 +53,11 @@ profiles = {profiles}
 journal = {journal}
 tick_hz = 50
 publish_hz = 10
+
+[security]
+curve = yes
+server_cert = {keys}/server.key_secret
+clients = {clients}
 
 [device {device}]
 transport = tcp
@@ -286,11 +293,15 @@ def run(procs, workdir, seconds):
     fields = read_ready(sim, "fascia-sim", sim_log)
     port = int(fields["modbus"].split(",")[0].rsplit(":", 1)[1])
 
+    keys, clients = make_certificates(workdir)
     conf = os.path.join(workdir, "fasciad.conf")
     with open(conf, "w") as f:
         f.write(CONFIG.format(profiles=os.path.join(REPO, "etc", "profiles"),
                               journal=os.path.join(workdir, "journal.db"),
+                              keys=keys, clients=clients,
                               device=DEVICE, port=port))
+    cert = os.path.join(keys, "demo.key_secret")
+    server_key = os.path.join(keys, "server.key")
     d_log = os.path.join(workdir, "fasciad.log")
     daemon = procs.start("fasciad", [os.path.join(BUILD, "fasciad"), "-f", "-c", conf], d_log)
     say("fascia-sim pid %d, fasciad pid %d" % (sim.pid, daemon.pid))
@@ -300,12 +311,16 @@ def run(procs, workdir, seconds):
         % (DEVICE, port, control, publish))
 
     ctl = os.path.join(BUILD, "fasciactl")
+    say("CURVE on: the operator certificate %s, the daemon's public key %s"
+        % (cert, server_key))
     if os.access(ctl, os.X_OK):
-        say("in another terminal: FASCIA_CONTROL=%s FASCIA_PUBLISH=%s %s status"
-            % (control, publish, ctl))
-    client = fascia.Client(control, timeout=4.0)
+        say("in another terminal: FASCIA_CONTROL=%s FASCIA_PUBLISH=%s "
+            "FASCIA_CERT=%s FASCIA_SERVER_KEY=%s %s status"
+            % (control, publish, cert, server_key, ctl))
+    client = fascia.Client(control, timeout=4.0, cert=cert, server_key=server_key)
     monitor = fascia.Monitor(publish, topics=("state." + DEVICE, "event." + DEVICE,
-                                              "alarm." + DEVICE))
+                                              "alarm." + DEVICE),
+                             cert=cert, server_key=server_key)
     try:
         deadline = time.monotonic() + IDLE_TIMEOUT_S
         while client.status(DEVICE)["state"] != "idle":
@@ -319,7 +334,8 @@ def run(procs, workdir, seconds):
                                         " (for %g s: DEMO_SECONDS)" % seconds))
         watch = Watch(monitor, seconds)
         try:
-            env = dict(os.environ, FASCIA_CONTROL=control, FASCIA_PUBLISH=publish)
+            env = dict(os.environ, FASCIA_CONTROL=control, FASCIA_PUBLISH=publish,
+                       FASCIA_CERT=cert, FASCIA_SERVER_KEY=server_key)
             for argv in viewers(control, publish):
                 if show_external(argv, watch, env):
                     break
@@ -335,6 +351,24 @@ def run(procs, workdir, seconds):
     finally:
         monitor.close()
         client.close()
+
+
+def make_certificates(workdir):
+    """The daemon's certificate and the operator "demo"'s, made by
+    fasciactl keygen in workdir/keys; demo's public one alone in
+    workdir/clients, the directory fasciad admits from."""
+    keys = os.path.join(workdir, "keys")
+    clients = os.path.join(workdir, "clients")
+    os.mkdir(keys, 0o700)
+    os.mkdir(clients)
+    for name, role in (("server", "observer"), ("demo", "operator")):
+        r = subprocess.run([os.path.join(BUILD, "fasciactl"), "keygen", name,
+                            "--role", role, "-d", keys],
+                           capture_output=True, text=True, timeout=10)
+        if r.returncode != 0:
+            raise DemoError("fasciactl keygen %s failed: %s" % (name, r.stderr.strip()))
+    shutil.copy(os.path.join(keys, "demo.key"), clients)
+    return keys, clients
 
 
 def stop_session(client):
