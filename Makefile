@@ -30,10 +30,11 @@ SIM_PKGS = libevent $(LIB_PKGS)
 SIM_SYS = -lm
 #   fasciad: modbus_*, event_*, zmq_*, json_*, ini_*, sqlite3_* (the
 #   journal), crypto_hash_sha256 (libsodium: a profile's hash), zauth,
-#   zcert_*, zsys_init (libczmq: CURVE's ZAP handler); threads, libm.
+#   zcert_*, zsys_init (libczmq: CURVE's ZAP handler), sd_notify
+#   (libsystemd: the unit's readiness and watchdog); threads, libm.
 #   (Nothing calls evthread_*: add libevent_pthreads when something does.)
 DAEMON_PKGS = libmodbus libevent libzmq libczmq jansson inih sqlite3 \
-	libsodium
+	libsodium libsystemd
 DAEMON_SYS = -lpthread -lm
 #   fasciactl: json_*, zcert_* (keygen), and libfascia's client (zmq_*).
 CTL_PKGS = $(LIB_PKGS)
@@ -44,7 +45,7 @@ TOP_SYS = $(LIB_SYS)
 #   The unit tests, the benches and the fuzzers #include modules of every
 #   part (tests/unit/*.c the daemon's .c files): the whole list.
 TEST_PKGS = libmodbus libevent libzmq libczmq jansson inih sqlite3 \
-	libsodium
+	libsodium libsystemd
 TEST_SYS = -lpthread -lm
 UNIT_PKGS = $(TEST_PKGS) cmocka
 
@@ -69,7 +70,7 @@ DEB_PACKAGES = build-essential pkg-config libmodbus-dev libevent-dev \
 	libzmq3-dev libjansson-dev libinih-dev libcmocka-dev libncurses-dev \
 	python3 python3-zmq python3-pytest python3-pymodbus mbpoll tmux \
 	python3-serial-asyncio libsqlite3-dev libsodium-dev sqlite3 \
-	libczmq-dev \
+	libczmq-dev libsystemd-dev \
 	clang libclang-rt-14-dev valgrind
 
 # Before anything is compiled, pkg-check asks pkg-config for every module
@@ -92,6 +93,7 @@ DEB_OF_ncursesw = libncurses-dev
 DEB_OF_sqlite3 = libsqlite3-dev
 DEB_OF_libsodium = libsodium-dev
 DEB_OF_libczmq = libczmq-dev
+DEB_OF_libsystemd = libsystemd-dev
 MISSING_MODULES = $(shell for m in $(CHECK_PKGS); do \
 	$(PKG_CONFIG) --exists $$m || echo $$m; done)
 MISSING_DEBS = $(if $(shell command -v $(firstword $(PKG_CONFIG)) 2>/dev/null),\

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -206,10 +207,8 @@ static void log_news(struct fd_daemon *d, struct fd_device *dev,
  * waiting for a verdict, then the log (a write or two per line). */
 static void (*const consumers[])(struct fd_daemon *, struct fd_device *,
 				 const struct fd_outbox *) = {
-	fd_publish_news,
-	fd_record_news,
-	fd_commands_news,
-	log_news,
+	fd_publish_news, fd_record_news, fd_commands_news,
+	fd_notify_news,  log_news,
 };
 
 void fd_device_news(struct fd_daemon *d, struct fd_device *dev,
@@ -234,8 +233,31 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the thread's life ---- */
 
+/* SCHED_FIFO refused: which grant is missing, said once for every device
+ * (CAP_SYS_NICE, or an RLIMIT_RTPRIO as high as RT_PRIORITY). */
+static void no_rt_priority(const struct fd_device *dev, int err)
+{
+	static bool told;
+	struct rlimit rl;
+	char limit[32] = "unknown";
+
+	if (told) {
+		log_debug("device %s: normal priority too", dev->conf.name);
+		return;
+	}
+	told = true;
+	if (getrlimit(RLIMIT_RTPRIO, &rl) == 0)
+		snprintf(limit, sizeof(limit), "%llu",
+			 (unsigned long long)rl.rlim_cur);
+	log_warnx("device %s: no real-time priority (%s): the control threads "
+		  "tick at normal priority.  Grant CAP_SYS_NICE "
+		  "(AmbientCapabilities=) or an RLIMIT_RTPRIO of %d "
+		  "(LimitRTPRIO=; it is %s now)",
+		  dev->conf.name, strerror(err), RT_PRIORITY, limit);
+}
+
 /* The thread, at real-time priority where the process has the right: a
- * refusal is logged here, once, and the thread ticks at normal priority. */
+ * refusal is logged, once, and the thread ticks at normal priority. */
 static int spawn(struct fd_device *dev)
 {
 	struct sched_param sp = {.sched_priority = RT_PRIORITY};
@@ -249,9 +271,7 @@ static int spawn(struct fd_device *dev)
 	pthread_attr_setschedparam(&attr, &sp);
 	err = pthread_create(&dev->thread, &attr, fd_tick_thread, dev->ctl);
 	if (err == EPERM) {
-		log_info("device %s: no real-time priority (%s); ticking at "
-			 "normal priority",
-			 dev->conf.name, strerror(err));
+		no_rt_priority(dev, err);
 		pthread_attr_setinheritsched(&attr, PTHREAD_INHERIT_SCHED);
 		err = pthread_create(&dev->thread, &attr, fd_tick_thread,
 				     dev->ctl);

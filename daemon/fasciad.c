@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -147,11 +149,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void)what;
 	if (sig == SIGHUP) {
+		fd_notify_reloading(d, false);
 		reload(d);
 		fd_security_reload(d);
+		fd_notify_reloading(d, true);
 		return;
 	}
 	log_info("%s: venting and stopping", strsignal((int)sig));
+	fd_notify_stopping(d);
 	event_base_loopbreak(d->base);
 }
 
@@ -173,14 +178,60 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 #define HEAP_RESERVE (512 * 1024)
 #define HEAP_PIECE (16 * 1024) /* well under the mmap threshold */
 
+/* Whether the process has capability cap in its effective set (CapEff in
+ * /proc/self/status). */
+static bool has_capability(int cap)
+{
+	char line[128];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+	bool found = false;
+
+	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL)
+		found = sscanf(line, "CapEff: %llx", &eff) == 1;
+	if (f != NULL)
+		fclose(f);
+	return found && (eff >> cap & 1);
+}
+
+/*
+ * Lock every page, now and to come, where the process may: CAP_IPC_LOCK
+ * lifts RLIMIT_MEMLOCK.  Without it, a finite limit counts each new
+ * mapping whole (a thread's 8 MiB stack too): MCL_FUTURE would make a
+ * later allocation or thread fail, so only what is mapped now is locked.
+ * Which grant is missing is said once.
+ */
+static void lock_memory(void)
+{
+	struct rlimit rl;
+	int flags = MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT;
+	bool finite = getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+		      rl.rlim_cur != RLIM_INFINITY;
+	char limit[32] = "unlimited";
+
+	if (finite)
+		snprintf(limit, sizeof(limit), "%llu KiB",
+			 (unsigned long long)rl.rlim_cur / 1024);
+	if (finite && !has_capability(CAP_IPC_LOCK))
+		flags &= ~MCL_FUTURE;
+	if (mlockall(flags) == -1)
+		log_warnx("memory not locked (%s): pages may be swapped out.  "
+			  "Grant CAP_IPC_LOCK (AmbientCapabilities=; "
+			  "RLIMIT_MEMLOCK is %s)",
+			  strerror(errno), limit);
+	else if (!(flags & MCL_FUTURE))
+		log_warnx("memory locked as it is now, not as it grows: no "
+			  "CAP_IPC_LOCK, and RLIMIT_MEMLOCK is %s.  Grant "
+			  "CAP_IPC_LOCK (AmbientCapabilities=)",
+			  limit);
+}
+
 static void prepare_memory(void)
 {
 	void *piece[HEAP_RESERVE / HEAP_PIECE];
 	const int n = HEAP_RESERVE / HEAP_PIECE;
 
-	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) == -1)
-		log_info("memory not locked (%s); pages may be swapped out",
-			 strerror(errno));
+	lock_memory();
 	if (mallopt(M_TRIM_THRESHOLD, -1) != 1)
 		log_info("heap trimming left on; the RSS may follow the heap");
 	for (int i = 0; i < n; i++) {
@@ -330,12 +381,14 @@ int main(int argc, char **argv)
 		       d->local_bound);
 		fflush(stdout);
 	}
+	fd_notify_ready(d);
 	event_base_dispatch(d->base);
 	stop_devices(d);
 	fd_record_daemon(d, "stop", "stopped");
 	fd_record_close(d);
 	fd_store_destroy(&d->store); /* its answers go out before the close */
 	fd_commands_close(d);
+	fd_notify_close(d);
 	fd_server_close(d);
 	for (int i = 0; i < 3; i++)
 		event_free(sigs[i]);

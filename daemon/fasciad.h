@@ -751,6 +751,31 @@ struct json_t *fd_security_status(struct fd_daemon *d);
 /* After the sockets are closed. NULL-safe. */
 void fd_security_close(struct fd_daemon *d);
 
+/* ---- notify.c: systemd's supervision (sd_notify; docs/install.md) ---- */
+
+/* WATCHDOG=1 goes only while every control thread has ticked within
+ * this. */
+#define FD_NOTIFY_TICKED_S 1.0
+
+/* Under systemd (NOTIFY_SOCKET): READY=1 and STATUS=, and the watchdog's
+ * timer when WATCHDOG_USEC asks for one.  Once the sockets listen and the
+ * devices run.  Nothing outside systemd. */
+void fd_notify_ready(struct fd_daemon *d);
+/* A device's news: STATUS= again when a state changed. */
+void fd_notify_news(struct fd_daemon *d, struct fd_device *dev,
+		    const struct fd_outbox *news);
+/* SIGHUP: RELOADING=1 before the reload, READY=1 after (done). */
+void fd_notify_reloading(struct fd_daemon *d, bool done);
+/* STOPPING=1, before the devices vent. */
+void fd_notify_stopping(struct fd_daemon *d);
+void fd_notify_close(struct fd_daemon *d);
+/* STATUS='s line: "2 devices: sim idle, left running", from state[]. */
+void fd_notify_status_text(struct fd_daemon *d, const enum fd_state *state,
+			   char *out, size_t len);
+/* Whether every device's control thread ticked within FD_NOTIFY_TICKED_S
+ * of now; else false with why. */
+bool fd_notify_alive(struct fd_daemon *d, double now, char *why, size_t len);
+
 /* ---- server.c: the ZeroMQ sockets and the request codec ---- */
 
 struct fd_daemon {
@@ -769,6 +794,7 @@ struct fd_daemon {
 	void *zmq;               /* the ZeroMQ context */
 	void *server;            /* server.c's state */
 	void *security;          /* security.c's (NULL: curve = no) */
+	void *notify;            /* notify.c's (NULL: not under systemd) */
 	char control_bound[256]; /* endpoints as bound (port of a *) */
 	char publish_bound[256];
 	char local_bound[256]; /* "" : no local endpoint */

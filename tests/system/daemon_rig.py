@@ -237,7 +237,8 @@ class Daemon:
 
     _zctx = zmq.Context.instance()
 
-    def __init__(self, conf_path, timeout=DAEMON_START_TIMEOUT_S, args=(), curve=None):
+    def __init__(self, conf_path, timeout=DAEMON_START_TIMEOUT_S, args=(), curve=None,
+                 env=None):
         if not os.access(FASCIAD_BIN, os.X_OK):
             pytest.fail("no daemon binary at %s (set FASCIA_BUILD, run make)" % FASCIAD_BIN)
         self.curve = curve
@@ -250,7 +251,7 @@ class Daemon:
         self._err = open(self.stderr_path, "w+b")
         self.proc = subprocess.Popen(under_valgrind(self.args), stdout=subprocess.PIPE,
                                      stderr=self._err, stdin=subprocess.DEVNULL,
-                                     env=daemon_env(conf_path))
+                                     env=dict(daemon_env(conf_path), **(env or {})))
         self.pid = self.proc.pid
         self.killed = False
         self.sock = None

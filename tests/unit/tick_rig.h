@@ -144,6 +144,14 @@ void fd_record_news(struct fd_daemon *d, struct fd_device *dev,
 	(void)news;
 }
 
+void fd_notify_news(struct fd_daemon *d, struct fd_device *dev,
+		    const struct fd_outbox *news)
+{
+	(void)d;
+	(void)dev;
+	(void)news;
+}
+
 void fd_record_daemon(struct fd_daemon *d, const char *event, const char *fmt,
 		      ...)
 {
