@@ -5,21 +5,21 @@
  * that is wrong with a file at once: a key given twice, a device that
  * shares another's address, a watchdog the tick cannot keep fed.  Without a
  * file the daemon runs the built-in default: one device `sim` at
- * 127.0.0.1:1502.
+ * 127.0.0.1:1502.  config.c reads the file, its values, [daemon] and
+ * [security], and makes the checks of the whole; confdev.c the
+ * [device NAME] sections, behind the two files' own header, config.h.
  */
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <ini.h>
 
-#include "fasciad.h"
+#include "config.h"
 
 /*
  * The profiles directory without a `profiles` key.  The Makefile passes the
@@ -32,45 +32,13 @@
 #define FASCIA_PROFILES_DIR "/usr/local/share/fascia/profiles"
 #endif
 
-/*
- * The firmware's watchdog (watchdog_ms) must outlast the comms interlock
- * (comms_ticks missed exchanges) by this many tick periods: one for a tick
- * that runs late, one for the exchange that times out.  With fewer, the
- * firmware, not the daemon, is the first to see a link that drops, and a
- * watchdog of a tick or two trips on a healthy link's jitter (at tick_hz
- * 10, watchdog_ms 50 faults the device after every ack).
- */
-#define WATCHDOG_SPARE_TICKS 2
-
-/* [daemon] keys, in the order of struct parse's daemon_line. */
-enum {
-	DAK_CONTROL,
-	DAK_PUBLISH,
-	DAK_PROFILES,
-	DAK_TICK_HZ,
-	DAK_PUBLISH_HZ,
-	DAK_MAX_SESSION,
-	DAK_JOURNAL,
-	DAK_JOURNAL_REQUIRED,
-	DAK_TRACE_HZ,
-	DAK_TRACE_KEEP,
-	DAEMON_KEYS
-};
+/* The names of config.h's DAK_ and SK_ keys. */
 static const char *const daemon_keys[DAEMON_KEYS] = {
 	"control",    "publish",         "profiles", "tick_hz",
 	"publish_hz", "max_session_s",   "journal",  "journal_required",
 	"trace_hz",   "trace_keep_days",
 };
 
-/* [security] keys, in the order of struct parse's sec_line. */
-enum {
-	SK_CURVE,
-	SK_SERVER_CERT,
-	SK_CLIENTS,
-	SK_LOCAL,
-	SK_LOCAL_ROLE,
-	SK_COUNT
-};
 static const char *const security_keys[SK_COUNT] = {
 	"curve", "server_cert", "clients", "local", "local_role",
 };
@@ -111,45 +79,6 @@ static void journal_default(char *out, size_t len)
 		snprintf(out, len, "%s", FD_JOURNAL_DEFAULT);
 }
 
-/* [device NAME] keys, in the order of its dev_line[i]. */
-enum {
-	DK_TRANSPORT,
-	DK_ADDRESS,
-	DK_BAUD,
-	DK_PARITY,
-	DK_UNIT,
-	DK_CHAMBERS,
-	DK_LIMIT,
-	DK_WATCHDOG,
-	DK_COUNT
-};
-static const char *const device_keys[DK_COUNT] = {
-	"transport", "address",  "baud",       "parity",
-	"unit",      "chambers", "limit_mmhg", "watchdog_ms",
-};
-
-/*
- * Counts lines for the handler (inih does not pass them in this build) and
- * keeps the line of each key given, 0 for one not given: a key given twice
- * names the first, and the checks of the whole file name the line of the
- * key they refuse.
- */
-struct parse {
-	struct fd_conf *conf;
-	struct conf_errors *errs;
-	FILE *fp;
-	int line;
-	bool indented;              /* the line starts with a blank */
-	struct fd_device_conf *dev; /* the [device NAME] being read */
-	bool in_security;           /* in [security] */
-	/* Its address, read once its section ends: transport may follow it. */
-	char address[256];
-	int daemon_line[DAEMON_KEYS];
-	int sec_line[SK_COUNT];
-	int ilk_line[ILK_COUNT][2];
-	int dev_line[FD_MAX_DEVICES][DK_COUNT];
-};
-
 void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
 {
 	struct conf_error *e;
@@ -164,20 +93,6 @@ void conf_error(struct conf_errors *errs, int line, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->message, sizeof(e->message), fmt, ap);
 	va_end(ap);
-}
-
-static void device_default(struct fd_device_conf *d)
-{
-	memset(d, 0, sizeof(*d));
-	d->transport = TRANSPORT_TCP;
-	snprintf(d->host, sizeof(d->host), "127.0.0.1");
-	d->port = 1502;
-	d->baud = 115200;
-	d->parity = 'N';
-	d->unit = 1;
-	d->chambers = 8;
-	d->limit_mmhg = 80.0;
-	d->watchdog_ms = FASCIA_WATCHDOG_MS_DEFAULT;
 }
 
 void conf_default(struct fd_conf *c)
@@ -202,13 +117,13 @@ void conf_builtin(struct fd_conf *c)
 {
 	conf_default(c);
 	c->ndev = 1;
-	device_default(&c->dev[0]);
+	confdev_default(&c->dev[0]);
 	snprintf(c->dev[0].name, sizeof(c->dev[0].name), "sim");
 }
 
 /* Numbers: the whole value must parse, and lie within [lo, hi]. */
-static int get_long_at(struct parse *p, int line, const char *key,
-		       const char *v, long lo, long hi, long *out)
+int conf_get_long(struct parse *p, int line, const char *key, const char *v,
+		  long lo, long hi, long *out)
 {
 	char *end;
 	long n;
@@ -229,25 +144,19 @@ static int get_long_at(struct parse *p, int line, const char *key,
 	return 0;
 }
 
-static int get_long(struct parse *p, const char *key, const char *v, long lo,
-		    long hi, long *out)
-{
-	return get_long_at(p, p->line, key, v, lo, hi, out);
-}
-
-static int get_int(struct parse *p, const char *key, const char *v, long lo,
-		   long hi, int *out)
+int conf_get_int(struct parse *p, const char *key, const char *v, long lo,
+		 long hi, int *out)
 {
 	long n;
 
-	if (get_long(p, key, v, lo, hi, &n) == -1)
+	if (conf_get_long(p, p->line, key, v, lo, hi, &n) == -1)
 		return -1;
 	*out = (int)n;
 	return 0;
 }
 
-static int get_double(struct parse *p, const char *key, const char *v,
-		      double lo, double hi, double *out)
+int conf_get_double(struct parse *p, const char *key, const char *v, double lo,
+		    double hi, double *out)
 {
 	char *end;
 	double d;
@@ -268,18 +177,8 @@ static int get_double(struct parse *p, const char *key, const char *v,
 	return 0;
 }
 
-static int get_bool(struct parse *p, const char *key, const char *v, bool *out)
-{
-	if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
-		*out = v[0] == 'y';
-		return 0;
-	}
-	conf_error(p->errs, p->line, "%s: '%s' is neither yes nor no", key, v);
-	return -1;
-}
-
-static int get_string(struct parse *p, const char *key, const char *v,
-		      char *out, size_t size)
+int conf_get_string(struct parse *p, const char *key, const char *v, char *out,
+		    size_t size)
 {
 	if (*v == '\0' || strlen(v) >= size) {
 		conf_error(p->errs, p->line, "%s: must be 1..%zu characters",
@@ -290,25 +189,14 @@ static int get_string(struct parse *p, const char *key, const char *v,
 	return 0;
 }
 
-/*
- * Whether a tcp:// endpoint's interface is the loopback one: 127.0.0.0/8,
- * [::1], localhost or lo.  Anything else (*, 0.0.0.0, an address or an
- * interface of the network) is reachable from off the box.
- */
-static bool loopback(const char *v)
+static int get_bool(struct parse *p, const char *key, const char *v, bool *out)
 {
-	const char *host = v + strlen("tcp://");
-	size_t n = strcspn(host, ":");
-	static const char *const names[] = {"localhost", "lo"};
-
-	if (strncmp(host, "[::1]:", 6) == 0)
-		return true;
-	if (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n)
-		return true;
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strlen(names[i]) == n && strncmp(host, names[i], n) == 0)
-			return true;
-	return false;
+	if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
+		*out = v[0] == 'y';
+		return 0;
+	}
+	conf_error(p->errs, p->line, "%s: '%s' is neither yes nor no", key, v);
+	return -1;
 }
 
 static int get_endpoint(struct parse *p, const char *key, const char *v,
@@ -321,88 +209,7 @@ static int get_endpoint(struct parse *p, const char *key, const char *v,
 			   key, v);
 		return -1;
 	}
-	return get_string(p, key, v, out, size);
-}
-
-/*
- * A tcp device's address, HOST:PORT, given at line.  A path is the
- * address of an rtu device, and saying so tells the operator which of the
- * two lines is wrong.  Refused, the host is cleared: check_shared()
- * compares only the addresses that parsed.
- */
-static void tcp_address(struct parse *p, struct fd_device_conf *d, int line)
-{
-	const char *v = p->address, *colon = strrchr(v, ':');
-	size_t hlen;
-	long port;
-
-	d->host[0] = '\0';
-	if (v[0] == '/') {
-		conf_error(p->errs, line,
-			   "address: '%s' is a serial device, but device %s "
-			   "is tcp: give HOST:PORT, or transport = rtu",
-			   v, d->name);
-		return;
-	}
-	if (colon == NULL || colon == v) {
-		conf_error(p->errs, line, "address: '%s' is not HOST:PORT", v);
-		return;
-	}
-	hlen = (size_t)(colon - v);
-	if (hlen >= sizeof(d->host)) {
-		conf_error(p->errs, line,
-			   "address: host too long (%zu at most)",
-			   sizeof(d->host) - 1);
-		return;
-	}
-	if (get_long_at(p, line, "address port", colon + 1, 1, 65535, &port) ==
-	    -1)
-		return;
-	d->port = (int)port;
-	memcpy(d->host, v, hlen);
-	d->host[hlen] = '\0';
-}
-
-/* An rtu device's address: the path of its serial device. */
-static void rtu_address(struct parse *p, struct fd_device_conf *d, int line)
-{
-	const char *v = p->address;
-
-	d->path[0] = '\0';
-	if (v[0] != '/') {
-		conf_error(p->errs, line,
-			   "address: '%s' is not a serial device, but device "
-			   "%s is rtu: give its path (/dev/ttyUSB0), or "
-			   "transport = tcp",
-			   v, d->name);
-		return;
-	}
-	if (strlen(v) >= sizeof(d->path)) {
-		conf_error(p->errs, line,
-			   "address: path too long (%zu at most)",
-			   sizeof(d->path) - 1);
-		return;
-	}
-	memcpy(d->path, v, strlen(v) + 1);
-}
-
-static const long bauds[] = {1200,  2400,  4800,   9600,   19200,
-			     38400, 57600, 115200, 230400, 460800};
-
-static int get_baud(struct parse *p, const char *v, int *out)
-{
-	long n;
-	size_t i;
-
-	if (get_long(p, "baud", v, 1, 4000000, &n) == -1)
-		return -1;
-	for (i = 0; i < sizeof(bauds) / sizeof(bauds[0]); i++)
-		if (bauds[i] == n) {
-			*out = (int)n;
-			return 0;
-		}
-	conf_error(p->errs, p->line, "baud: %ld is not a standard rate", n);
-	return -1;
+	return conf_get_string(p, key, v, out, size);
 }
 
 /*
@@ -412,7 +219,7 @@ static int get_baud(struct parse *p, const char *v, int *out)
  * hands an indented line on as more of the key above it, a second value
  * too, told apart because the fix differs.
  */
-static bool given_once(struct parse *p, int *line, const char *key)
+bool conf_given_once(struct parse *p, int *line, const char *key)
 {
 	char section[48];
 
@@ -438,6 +245,15 @@ static bool given_once(struct parse *p, int *line, const char *key)
 	return false;
 }
 
+int conf_key_index(const char *const *keys, int n, const char *name)
+{
+	int i = 0;
+
+	while (i < n && strcmp(name, keys[i]) != 0)
+		i++;
+	return i;
+}
+
 /* Interlock thresholds: the keys and bounds of the table's rows. */
 static int interlock_key(struct parse *p, const char *name, const char *v)
 {
@@ -447,33 +263,23 @@ static int interlock_key(struct parse *p, const char *name, const char *v)
 
 			if (k->key == NULL || strcmp(k->key, name) != 0)
 				continue;
-			if (!given_once(p, &p->ilk_line[i][j], name))
+			if (!conf_given_once(p, &p->ilk_line[i][j], name))
 				return -1;
-			return get_double(p, name, v, k->lo, k->hi,
-					  &p->conf->ilk.v[i][j]);
+			return conf_get_double(p, name, v, k->lo, k->hi,
+					       &p->conf->ilk.v[i][j]);
 		}
 	conf_error(p->errs, p->line, "unknown key '%s' in [daemon]", name);
 	return -1;
 }
 
-/* name's place in a section's key table, or n when it is not there. */
-static int key_index(const char *const *keys, int n, const char *name)
-{
-	int i = 0;
-
-	while (i < n && strcmp(name, keys[i]) != 0)
-		i++;
-	return i;
-}
-
 static int daemon_key(struct parse *p, const char *name, const char *v)
 {
 	struct fd_conf *c = p->conf;
-	int i = key_index(daemon_keys, DAEMON_KEYS, name);
+	int i = conf_key_index(daemon_keys, DAEMON_KEYS, name);
 
 	if (i == DAEMON_KEYS)
 		return interlock_key(p, name, v);
-	if (!given_once(p, &p->daemon_line[i], name))
+	if (!conf_given_once(p, &p->daemon_line[i], name))
 		return -1;
 	switch (i) {
 	case DAK_CONTROL:
@@ -481,14 +287,15 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 	case DAK_PUBLISH:
 		return get_endpoint(p, name, v, c->publish, sizeof(c->publish));
 	case DAK_PROFILES:
-		return get_string(p, name, v, c->profiles, sizeof(c->profiles));
+		return conf_get_string(p, name, v, c->profiles,
+				       sizeof(c->profiles));
 	case DAK_TICK_HZ:
-		return get_int(p, name, v, 10, 200, &c->tick_hz);
+		return conf_get_int(p, name, v, 10, 200, &c->tick_hz);
 	case DAK_PUBLISH_HZ:
-		return get_int(p, name, v, 1, 50, &c->publish_hz);
+		return conf_get_int(p, name, v, 1, 50, &c->publish_hz);
 	case DAK_MAX_SESSION:
-		return get_double(p, name, v, FASCIA_MIN_SESSION_S,
-				  FASCIA_MAX_SESSION_S, &c->max_session_s);
+		return conf_get_double(p, name, v, FASCIA_MIN_SESSION_S,
+				       FASCIA_MAX_SESSION_S, &c->max_session_s);
 	case DAK_JOURNAL:
 		if (v[0] != '/' && strcmp(v, "off") != 0) {
 			conf_error(p->errs, p->line,
@@ -497,38 +304,40 @@ static int daemon_key(struct parse *p, const char *name, const char *v)
 				   v);
 			return -1;
 		}
-		return get_string(p, name, v, c->journal, sizeof(c->journal));
+		return conf_get_string(p, name, v, c->journal,
+				       sizeof(c->journal));
 	case DAK_JOURNAL_REQUIRED:
 		return get_bool(p, name, v, &c->journal_required);
 	case DAK_TRACE_HZ:
-		return get_int(p, name, v, 0, 10, &c->trace_hz);
+		return conf_get_int(p, name, v, 0, 10, &c->trace_hz);
 	default:
-		return get_int(p, name, v, 1, 36500, &c->trace_keep_days);
+		return conf_get_int(p, name, v, 1, 36500, &c->trace_keep_days);
 	}
 }
 
 static int security_key(struct parse *p, const char *name, const char *v)
 {
 	struct fd_security_conf *sc = &p->conf->sec;
-	int k = key_index(security_keys, SK_COUNT, name);
+	int k = conf_key_index(security_keys, SK_COUNT, name);
 
 	if (k == SK_COUNT) {
 		conf_error(p->errs, p->line, "unknown key '%s' in [security]",
 			   name);
 		return -1;
 	}
-	if (!given_once(p, &p->sec_line[k], name))
+	if (!conf_given_once(p, &p->sec_line[k], name))
 		return -1;
 	switch (k) {
 	case SK_CURVE:
 		return get_bool(p, name, v, &sc->curve);
 	case SK_SERVER_CERT:
 		sc->server_cert_line = p->line;
-		return get_string(p, name, v, sc->server_cert,
-				  sizeof(sc->server_cert));
+		return conf_get_string(p, name, v, sc->server_cert,
+				       sizeof(sc->server_cert));
 	case SK_CLIENTS:
 		sc->clients_line = p->line;
-		return get_string(p, name, v, sc->clients, sizeof(sc->clients));
+		return conf_get_string(p, name, v, sc->clients,
+				       sizeof(sc->clients));
 	case SK_LOCAL:
 		if (strncmp(v, "ipc://", 6) != 0 || v[6] != '/') {
 			conf_error(p->errs, p->line,
@@ -538,7 +347,8 @@ static int security_key(struct parse *p, const char *name, const char *v)
 				   v);
 			return -1;
 		}
-		return get_string(p, name, v, sc->local, sizeof(sc->local));
+		return conf_get_string(p, name, v, sc->local,
+				       sizeof(sc->local));
 	default:
 		if (conf_role_parse(v, &sc->local_role) == 0)
 			return 0;
@@ -550,145 +360,17 @@ static int security_key(struct parse *p, const char *name, const char *v)
 	}
 }
 
-static int device_key(struct parse *p, const char *name, const char *v)
-{
-	struct fd_device_conf *d = p->dev;
-	int k = key_index(device_keys, DK_COUNT, name);
-
-	if (k == DK_COUNT) {
-		conf_error(p->errs, p->line, "unknown key '%s' in [device %s]",
-			   name, d->name);
-		return -1;
-	}
-	if (!given_once(p, &p->dev_line[d - p->conf->dev][k], name))
-		return -1;
-	switch (k) {
-	case DK_TRANSPORT:
-		if (strcmp(v, "tcp") == 0)
-			d->transport = TRANSPORT_TCP;
-		else if (strcmp(v, "rtu") == 0)
-			d->transport = TRANSPORT_RTU;
-		else {
-			conf_error(p->errs, p->line,
-				   "transport: '%s' is neither tcp nor rtu", v);
-			return -1;
-		}
-		return 0;
-	case DK_ADDRESS:
-		return get_string(p, name, v, p->address, sizeof(p->address));
-	case DK_BAUD:
-		return get_baud(p, v, &d->baud);
-	case DK_PARITY:
-		if (strlen(v) != 1 || strchr("NEO", toupper(*v)) == NULL) {
-			conf_error(p->errs, p->line,
-				   "parity: '%s' is not N, E or O", v);
-			return -1;
-		}
-		d->parity = (char)toupper(*v);
-		return 0;
-	case DK_UNIT:
-		return get_int(p, name, v, 1, 247, &d->unit);
-	case DK_CHAMBERS:
-		return get_int(p, name, v, 1, FASCIA_MAX_CHAMBERS,
-			       &d->chambers);
-	case DK_LIMIT:
-		return get_double(p, name, v, 10, FASCIA_CEILING_MMHG,
-				  &d->limit_mmhg);
-	default:
-		return get_int(p, name, v, FASCIA_WATCHDOG_MS_MIN,
-			       FASCIA_WATCHDOG_MS_MAX, &d->watchdog_ms);
-	}
-}
-
-/*
- * The end of a [device NAME] section, when its transport is known
- * whichever line gave it: the address is read for that transport, and the
- * serial line's keys are refused on a tcp device, where they would be
- * ignored.
- */
-static void end_device(struct parse *p)
-{
-	struct fd_device_conf *d = p->dev;
-	const int *at;
-
-	if (d == NULL)
-		return;
-	at = p->dev_line[d - p->conf->dev];
-	if (d->transport == TRANSPORT_TCP)
-		for (int k = DK_BAUD; k <= DK_PARITY; k++)
-			if (at[k])
-				conf_error(p->errs, at[k],
-					   "%s: device %s is tcp; baud and "
-					   "parity are for rtu: remove the "
-					   "line, or transport = rtu",
-					   device_keys[k], d->name);
-	if (at[DK_ADDRESS] == 0) {
-		/* tcp has a default (the simulator's), rtu none. */
-		if (d->transport == TRANSPORT_RTU)
-			conf_error(p->errs, d->line,
-				   "device %s: rtu needs address = /dev/...",
-				   d->name);
-	} else if (p->address[0] == '\0') {
-		/* Refused as it was read: compare it with no other. */
-		d->host[0] = '\0';
-	} else if (d->transport == TRANSPORT_TCP)
-		tcp_address(p, d, at[DK_ADDRESS]);
-	else
-		rtu_address(p, d, at[DK_ADDRESS]);
-	p->address[0] = '\0';
-	p->dev = NULL;
-}
-
-static bool valid_name(const char *s)
-{
-	size_t n = strlen(s);
-
-	if (n == 0 || n >= sizeof(((struct fd_device_conf *)0)->name))
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
-			return false;
-	return true;
-}
-
-/* A new section: [daemon] or [device NAME]. */
+/* A new section: [daemon], [security] or [device NAME]. */
 static void new_section(struct parse *p, const char *section)
 {
-	struct fd_conf *c = p->conf;
-	const char *name;
-	int i;
-
-	end_device(p);
+	confdev_end(p);
 	p->in_security = strcmp(section, "security") == 0;
 	if (strcmp(section, "daemon") == 0 || p->in_security)
 		return;
-	if (strncmp(section, "device ", 7) != 0) {
+	if (strncmp(section, "device ", 7) == 0)
+		confdev_begin(p, section + 7);
+	else
 		conf_error(p->errs, p->line, "unknown section [%s]", section);
-		return;
-	}
-	name = section + 7;
-	if (!valid_name(name)) {
-		conf_error(
-			p->errs, p->line,
-			"device name '%s': use 1..31 letters, digits, - or _",
-			name);
-		return;
-	}
-	for (i = 0; i < c->ndev; i++)
-		if (strcmp(c->dev[i].name, name) == 0) {
-			conf_error(p->errs, p->line,
-				   "device '%s' is defined twice", name);
-			return;
-		}
-	if (c->ndev == FD_MAX_DEVICES) {
-		conf_error(p->errs, p->line, "more than %d devices",
-			   FD_MAX_DEVICES);
-		return;
-	}
-	p->dev = &c->dev[c->ndev++];
-	device_default(p->dev);
-	memcpy(p->dev->name, name, strlen(name) + 1); /* valid_name: fits */
-	p->dev->line = p->line;
 }
 
 static int handler(void *user, const char *section, const char *name,
@@ -701,7 +383,7 @@ static int handler(void *user, const char *section, const char *name,
 	else if (strcmp(section, "security") == 0)
 		security_key(p, name, value);
 	else if (p->dev != NULL)
-		device_key(p, name, value);
+		confdev_key(p, name, value);
 	else if (section[0] == '\0')
 		conf_error(p->errs, p->line, "'%s' outside any section", name);
 	return 1; /* go on: report every error, not just the first */
@@ -733,70 +415,25 @@ static char *reader(char *str, int num, void *stream)
 	return s;
 }
 
-/* Where device i's key k was given, else where its section starts. */
-static int key_line(const struct parse *p, int i, int k)
-{
-	return p->dev_line[i][k] ? p->dev_line[i][k] : p->conf->dev[i].line;
-}
-
 /*
- * The watchdog against the tick, which [daemon] may set after the devices:
- * at least comms_ticks + WATCHDOG_SPARE_TICKS tick periods.
+ * Whether a tcp:// endpoint's interface is the loopback one: 127.0.0.0/8,
+ * [::1], localhost or lo.  Anything else (*, 0.0.0.0, an address or an
+ * interface of the network) is reachable from off the box.
  */
-static void check_watchdog(struct parse *p, int i)
+static bool loopback(const char *v)
 {
-	const struct fd_conf *c = p->conf;
-	const struct fd_device_conf *d = &c->dev[i];
-	double ticks = c->ilk.v[ILK_COMMS][0] + WATCHDOG_SPARE_TICKS;
-	double min_ms = ceil(ticks * 1000.0 / c->tick_hz);
+	const char *host = v + strlen("tcp://");
+	size_t n = strcspn(host, ":");
+	static const char *const names[] = {"localhost", "lo"};
 
-	if (d->watchdog_ms < min_ms)
-		conf_error(p->errs, key_line(p, i, DK_WATCHDOG),
-			   "watchdog_ms: %d is under %g ticks at tick_hz %d "
-			   "(comms_ticks + %d): give %.0f or more, or raise "
-			   "tick_hz",
-			   d->watchdog_ms, ticks, c->tick_hz,
-			   WATCHDOG_SPARE_TICKS, min_ms);
-}
-
-/*
- * Two devices at one address would be one controller driven by two
- * control threads.  tcp: the same host (as written) and port and unit;
- * other units behind one gateway are other controllers.  rtu: the same
- * path, whatever the units, since each device's thread opens the port
- * itself (link.c) and two masters' frames would interleave on the bus.
- */
-static void check_shared(struct parse *p, int i)
-{
-	const struct fd_conf *c = p->conf;
-	const struct fd_device_conf *d = &c->dev[i], *o;
-	int j;
-
-	for (j = 0; j < i; j++) {
-		o = &c->dev[j];
-		if (o->transport != d->transport)
-			continue;
-		if (d->transport == TRANSPORT_TCP && d->host[0] != '\0' &&
-		    strcasecmp(d->host, o->host) == 0 && d->port == o->port &&
-		    d->unit == o->unit) {
-			conf_error(p->errs, key_line(p, i, DK_ADDRESS),
-				   "device %s: %s:%d unit %d is device %s's "
-				   "(line %d): give each its own address or "
-				   "unit",
-				   d->name, d->host, d->port, d->unit, o->name,
-				   o->line);
-			return;
-		}
-		if (d->transport == TRANSPORT_RTU && d->path[0] != '\0' &&
-		    strcmp(d->path, o->path) == 0) {
-			conf_error(p->errs, key_line(p, i, DK_ADDRESS),
-				   "device %s: %s is device %s's (line %d): "
-				   "one device a serial port, even with "
-				   "other units",
-				   d->name, d->path, o->name, o->line);
-			return;
-		}
-	}
+	if (strncmp(host, "[::1]:", 6) == 0)
+		return true;
+	if (strncmp(host, "127.", 4) == 0 && strspn(host, "0123456789.") == n)
+		return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strlen(names[i]) == n && strncmp(host, names[i], n) == 0)
+			return true;
+	return false;
 }
 
 /*
@@ -845,15 +482,9 @@ static void check_security(struct parse *p)
 static void check_whole(struct parse *p)
 {
 	struct fd_conf *c = p->conf;
-	int i;
 
 	check_security(p);
-	if (c->ndev == 0)
-		conf_error(p->errs, 0, "no [device NAME] section");
-	for (i = 0; i < c->ndev; i++) {
-		check_watchdog(p, i);
-		check_shared(p, i);
-	}
+	confdev_check(p);
 	/* "tcp://host:*" binds a fresh port each time: no clash. */
 	if (strcmp(c->control, c->publish) == 0 && !strchr(c->control, '*'))
 		conf_error(p->errs, 0, "control and publish are the same");
@@ -869,7 +500,7 @@ int conf_load_stream(FILE *fp, const char *name, struct fd_conf *c,
 	memset(errs, 0, sizeof(*errs));
 	conf_default(c);
 	rc = ini_parse_stream(reader, &p, handler, &p);
-	end_device(&p);
+	confdev_end(&p);
 	if (rc > 0)
 		conf_error(errs, rc, "not a key = value line nor a [section]");
 	else if (rc < 0)

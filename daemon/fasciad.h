@@ -24,6 +24,10 @@
 
 /* ---- config.c: the INI file ---- */
 
+/* config.c reads the file, [daemon] and [security]; confdev.c reads the
+ * [device NAME] sections, behind the configuration's own header,
+ * config.h. */
+
 #define FD_MAX_DEVICES 256
 #define FD_JOURNAL_DEFAULT "/var/lib/fascia/journal.db"
 #define CONF_MAX_ERRORS 32

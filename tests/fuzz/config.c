@@ -1,16 +1,18 @@
 /*
- * Fuzz fasciad's INI configuration parser (daemon/config.c) through
- * conf_load_stream() on an fmemopen() stream.  Invariants: the return is 0
- * exactly when no error was recorded, and whatever the parse kept — the
- * defaults or an accepted value — lies within the bounds config.c
- * documents, even when the file as a whole is refused; and an accepted
- * file listens off loopback only with CURVE and its certificates named.
+ * Fuzz fasciad's INI configuration parser (daemon/config.c, and
+ * confdev.c for the [device NAME] sections) through conf_load_stream() on
+ * an fmemopen() stream.  Invariants: the return is 0 exactly when no error
+ * was recorded, and whatever the parse kept — the defaults or an accepted
+ * value — lies within the bounds the two files document, even when the
+ * file as a whole is refused; and an accepted file listens off loopback
+ * only with CURVE and its certificates named.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../daemon/config.c"
+#include "../../daemon/confdev.c"
 #include "../../daemon/interlock.c"
 
 #include "check.h"

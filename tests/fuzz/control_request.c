@@ -47,6 +47,7 @@ static int published_send(void *sock, const void *buf, size_t len, int flags);
 #include "../../daemon/security.c"
 #include "../../daemon/certs.c"
 #include "../../daemon/config.c"
+#include "../../daemon/confdev.c"
 /* Every reply commands.c and record.c send (a verdict's, held for its
  * record, a query's, a profile.put's) is looked at here. */
 static void captured_send(struct fd_daemon *dd, const struct fd_envelope *e,

@@ -70,10 +70,11 @@ def test_every_daemon_file_has_a_section():
     files = {f for f in os.listdir(DAEMON) if f.endswith(".c")}
     # the safety core has headers of its own (safety.h, session.h: the
     # dose is the session's); the process itself is fasciad.c; the
-    # journal's SQLite side (journal.h) and the queries' parts (query.h)
-    # are behind their module's own header, for that module's files only
+    # journal's SQLite side (journal.h), the queries' parts (query.h) and
+    # the configuration's [device NAME] sections (config.h) are behind
+    # their module's own header, for that module's files only
     own = {"interlock.c", "state.c", "session.c", "dose.c", "fasciad.c",
-           "jfile.c", "jwrite.c", "qargs.c", "qread.c"}
+           "jfile.c", "jwrite.c", "qargs.c", "qread.c", "confdev.c"}
     lost = sorted(files - set(secs) - own)
     assert not lost, "daemon files missing from the map in fasciad.h: %s" % lost
 

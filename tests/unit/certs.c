@@ -21,6 +21,7 @@
 
 #include "../../daemon/certs.c"
 #include "../../daemon/config.c"
+#include "../../daemon/confdev.c"
 #include "../../daemon/interlock.c"
 
 #include "../czmq_leaks.h"

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "../../daemon/config.c"
+#include "../../daemon/confdev.c"
 #include "../../daemon/interlock.c"
 
 static char path[64];

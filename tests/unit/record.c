@@ -38,6 +38,7 @@ static int published_send(void *sock, const void *buf, size_t len, int flags);
 #include "../../daemon/security.c"
 #include "../../daemon/certs.c"
 #include "../../daemon/config.c"
+#include "../../daemon/confdev.c"
 /* The replies commands.c and record.c send are captured here. */
 static void captured_send(struct fd_daemon *dd, const struct fd_envelope *e,
 			  json_t *reply);

@@ -22,6 +22,7 @@
 #include "../../daemon/security.c"
 #include "../../daemon/certs.c"
 #include "../../daemon/config.c"
+#include "../../daemon/confdev.c"
 /* The replies commands.c sends (a verdict's, a profile.put's) are
  * captured here instead of going to a socket. */
 static json_t *captured;
