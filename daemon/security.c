@@ -362,7 +362,10 @@ static void on_event(struct monitor *m, uint16_t event, uint32_t value)
 			log_failure(m);
 		s->failed++;
 		s->last_ms = fd_clock_unix_ms();
-		snprintf(s->last_peer, sizeof(s->last_peer), "unknown");
+		/* the latest accepted, until its close names the right one */
+		snprintf(s->last_peer, sizeof(s->last_peer), "%s",
+			 m->npeer ? m->peer[(m->npeer - 1) % PEERS].addr
+				  : "unknown");
 		failure_reason(event, value, s->last_reason,
 			       sizeof(s->last_reason));
 		m->pending = true;

@@ -378,6 +378,7 @@ def test_a_client_without_an_admitted_certificate_gets_no_reply_and_is_counted(s
         ("an admitted certificate with a wrong server key",
          r.certs["tech"].keys(other_server)),
     ]
+    peers = []
     for what, keys in cases:
         failed = r.security()["handshakes_failed"]
         bad = Peer(r.d.control, keys)
@@ -393,9 +394,14 @@ def test_a_client_without_an_admitted_certificate_gets_no_reply_and_is_counted(s
         last = sec["last_failure"]
         assert isinstance(last, dict), (what, sec)
         assert isinstance(last.get("time"), int) and last["time"] > 1.6e12, (what, last)
-        assert str(last.get("peer", "")).startswith("tcp://127.0.0.1:"), (what, last)
+        # the peer's address is taken when the connection is accepted; one
+        # closed before the daemon could ask is "unknown" (docs/security.md)
+        assert last.get("peer") == "unknown" or last["peer"].startswith("tcp://127.0.0.1:"), \
+            (what, last)
+        peers.append(last["peer"])
         assert isinstance(last.get("reason"), str) and last["reason"], (what, last)
         assert r.peer("watcher").call("hello")["ok"], "an admitted client is not served"
+    assert any(p.startswith("tcp://127.0.0.1:") for p in peers), peers
     assert r.d.status()["state"] == "idle"
     assert history_ids(r.d) == [], "a session was started"
     wait_until(lambda: "handshake" in r.d.log().lower(), RECORD_TIMEOUT_S, interval=0.05,
