@@ -29,6 +29,13 @@
 
 #include "fasciad.h"
 
+/* libzmq 4.3 takes it, though zmq.h names it only in its draft API:
+ * without it a CURVE socket whose ZAP handler cannot be reached admits
+ * every key (the "Stonehouse" fallback). */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
 #define WATCH_MS 1000 /* how often the watcher looks at the directory */
 #define MONITORS 2    /* control and publish */
 #define PEERS 64      /* connections whose address a monitor keeps */
@@ -452,9 +459,11 @@ int fd_security_socket(struct fd_daemon *d, void *sock, const char *what)
 			   zcert_secret_key(s->server), 32) < 0 ||
 	    zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY,
 			   zcert_public_key(s->server), 32) < 0 ||
-	    /* a domain makes ZAP required: were zauth ever away, a
-	     * handshake would fail rather than pass unchecked */
-	    zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "fascia", 6) < 0) {
+	    /* ZAP required: were zauth ever away, a handshake would fail
+	     * rather than pass unchecked */
+	    zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, "fascia", 6) < 0 ||
+	    zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof(one)) <
+		    0) {
 		log_warnx("%s: cannot set CURVE: %s", what,
 			  zmq_strerror(zmq_errno()));
 		return -1;
@@ -486,9 +495,15 @@ bool fd_security_who(struct fd_daemon *d, int socket, zmq_msg_t *m,
 		*who = c->who;
 	pthread_mutex_unlock(&s->lock);
 	if (!known && fd_clock_mono_s() - s->dropped_logged_s >= 1.0) {
-		log_warnx("control: a request from key %.8s..., no longer in "
-			  "clients, is dropped",
-			  key ? key : "?");
+		if (key != NULL)
+			log_warnx("control: a request from key %.8s..., no "
+				  "longer in clients, is dropped",
+				  key);
+		else
+			log_warnx("control: a request without a User-Id (%s) "
+				  "is dropped",
+				  m == NULL ? "no frame after the routing id"
+					    : "no ZAP answer");
 		s->dropped_logged_s = fd_clock_mono_s();
 	}
 	return known;
