@@ -29,7 +29,7 @@
  * Makefile's own default, for the tests that #include this file.
  */
 #ifndef FASCIA_PROFILES_DIR
-#define FASCIA_PROFILES_DIR "/usr/local/share/fascia/profiles"
+#define FASCIA_PROFILES_DIR "/usr/local/etc/fascia/profiles"
 #endif
 
 /* The names of config.h's DAK_ and SK_ keys. */

@@ -64,7 +64,7 @@ static void test_builtin(void **state)
 	/* Where `make install` puts them, not a path that depends on the
 	 * directory the daemon starts in. */
 	assert_true(conf.profiles[0] == '/');
-	assert_non_null(strstr(conf.profiles, "/share/fascia/profiles"));
+	assert_non_null(strstr(conf.profiles, "/etc/fascia/profiles"));
 }
 
 /* The example of fasciad.conf(5), inline comments and all. */
