@@ -2,7 +2,13 @@
  * pubsub: publish latency, as a subscriber on the same machine sees it.
  *
  *   build/bench/pubsub sub ENDPOINT NSUB SECONDS
- *       NSUB SUB sockets on a fasciad publisher (topic "state."); each
+ *                      [--cert FILE --server-key KEY] [--pair ENDPOINT2]
+ *       NSUB SUB sockets on a fasciad publisher (topic "state."), CURVE
+ *       clients with --cert and --server-key (bench_opt.h); with --pair,
+ *       NSUB more, plaintext, on another fasciad's ENDPOINT2, in the same
+ *       loop (the sockets are read starting from either group in turn),
+ *       measured alike and reported as "pair": the two publishers at the
+ *       same moments, on the same subscribing process.  Each
  *       state message's latency is CLOCK_MONOTONIC now - link.t_read_us
  *       (the exchange that read its values).  Reported twice: over the
  *       messages that carry a new state (published at once, on the
@@ -19,7 +25,8 @@
  *
  * Prints one JSON object: {"change":{n,p50_us,p99_us,max_us},"all":{...}},
  * and for fasciad "inside": link.t_built_us - link.t_read_us of the change
- * messages, the daemon's own part of their latency.
+ * messages, the daemon's own part of their latency; with --pair, the
+ * second group's as "pair":{"change":...}.
  */
 #include <poll.h>
 #include <pthread.h>
@@ -36,6 +43,8 @@
 
 #include <jansson.h>
 #include <zmq.h>
+
+#include "bench_opt.h"
 
 #define MAX_SUB 64
 #define MAX_DEV 16
@@ -238,6 +247,15 @@ static pid_t start_publisher(struct bare *b)
 
 /* ---- the subscribers ---- */
 
+static void report_group(struct samples *change, struct samples *all,
+			 struct samples *inside)
+{
+	report("change", change, false);
+	report("all", all, true);
+	if (inside->n)
+		report("inside", inside, true);
+}
+
 struct prev {
 	char dev[32];
 	char state[16];
@@ -251,26 +269,39 @@ int main(int argc, char **argv)
 		uint64_t t;
 		char buf[GOT_BYTES];
 	} got[MAX_GOT];
-	struct samples change = {0}, all = {0}, inside = {0};
+	/* [0]: ENDPOINT's subscribers, [1]: --pair's */
+	struct samples change[2] = {{0}}, all[2] = {{0}}, inside[2] = {{0}};
 	void *ctx;
 	void *sub[MAX_SUB];
 	zmq_pollitem_t items[MAX_SUB];
 	struct bare b = {0};
+	struct fascia_security sec;
 	pid_t child = -1;
 	bool bare;
-	int nsub;
+	int nsub, ntot, rot = 0;
 	uint64_t end;
+	const char *pair = bench_opt_value(&argc, argv, "--pair");
 
+	if (curve_opt_take("pubsub", &argc, argv, &sec) < 0)
+		return 2;
 	if (argc < 5)
 		nsub = 0;
 	else
 		nsub = atoi(argv[strcmp(argv[1], "bare") == 0 ? 2 : 3]);
-	if (nsub < 1 || nsub > MAX_SUB) {
-		fprintf(stderr, "usage: pubsub sub ENDPOINT NSUB SECONDS | "
+	bare = argc >= 5 && strcmp(argv[1], "bare") == 0;
+	if (nsub < 1 || nsub > (pair ? MAX_SUB / 2 : MAX_SUB) ||
+	    (pair && (bare || !*pair))) {
+		fprintf(stderr, "usage: pubsub sub ENDPOINT NSUB SECONDS "
+				"[--cert FILE --server-key KEY] "
+				"[--pair ENDPOINT2] | "
 				"pubsub bare NSUB SECONDS HZ [hop]\n");
 		return 2;
 	}
-	bare = strcmp(argv[1], "bare") == 0;
+	if (bare && curve_opt_on(&sec)) {
+		fprintf(stderr, "pubsub: bare: --cert and --server-key are for "
+				"sub (a fasciad)\n");
+		return 2;
+	}
 	if (bare) {
 		nsub = atoi(argv[2]);
 		b.seconds = atof(argv[3]);
@@ -280,29 +311,38 @@ int main(int argc, char **argv)
 			return 1;
 	}
 	ctx = zmq_ctx_new();
-	for (int i = 0; i < nsub; i++) {
+	ntot = pair ? 2 * nsub : nsub;
+	for (int i = 0; i < ntot; i++) {
 		int hwm = 100000;
 
 		sub[i] = zmq_socket(ctx, ZMQ_SUB);
 		zmq_setsockopt(sub[i], ZMQ_RCVHWM, &hwm, sizeof(hwm));
 		zmq_setsockopt(sub[i], ZMQ_SUBSCRIBE, "state.", 6);
+		if (i < nsub && curve_opt_apply("pubsub", sub[i], &sec) < 0)
+			return 1;
 		items[i] = (zmq_pollitem_t){.socket = sub[i],
 					    .events = ZMQ_POLLIN};
 	}
-	for (int i = 0; i < nsub; i++)
-		zmq_connect(sub[i], bare ? b.endpoint : argv[2]);
+	for (int i = 0; i < ntot; i++)
+		zmq_connect(sub[i], i >= nsub ? pair
+				    : bare    ? b.endpoint
+					      : argv[2]);
 	end = mono_us() + (uint64_t)(atof(bare ? argv[3] : argv[4]) * 1e6) +
 	      (bare ? 400000u : 0u);
 	signal(SIGTERM, on_term);
 	while (mono_us() < end && !stopping) {
 		int ngot = 0;
 
-		if (zmq_poll(items, nsub, 100) <= 0)
+		if (zmq_poll(items, ntot, 100) <= 0)
 			continue;
 		/* Take every waiting message first, stamped as it arrives, and
 		 * parse afterwards: parsing one socket's copy must not delay
-		 * the next socket's stamp. */
-		for (int i = 0; i < nsub; i++) {
+		 * the next socket's stamp.  With --pair, each group comes
+		 * first every other time. */
+		rot = pair ? nsub - rot : 0;
+		for (int j = 0; j < ntot; j++) {
+			int i = (j + rot) % ntot;
+
 			while (ngot < MAX_GOT &&
 			       zmq_recv(sub[i], got[ngot].buf, GOT_BYTES - 1,
 					ZMQ_DONTWAIT) >= 0) {
@@ -325,7 +365,7 @@ int main(int argc, char **argv)
 			}
 		}
 		for (int g = 0; g < ngot; g++) {
-			int i = got[g].sock;
+			int i = got[g].sock, grp = i >= nsub;
 			json_t *o = json_loads(got[g].buf, 0, NULL), *tr, *tb;
 			const char *dev, *st;
 
@@ -343,7 +383,7 @@ int main(int argc, char **argv)
 					    (double)json_integer_value(tr);
 				int k;
 
-				add(&all, us);
+				add(&all[grp], us);
 				for (k = 0; k < MAX_DEV && prev[i][k].dev[0] &&
 					    strcmp(prev[i][k].dev, dev);
 				     k++)
@@ -351,9 +391,9 @@ int main(int argc, char **argv)
 				if (k < MAX_DEV) {
 					if (prev[i][k].dev[0] &&
 					    strcmp(prev[i][k].state, st)) {
-						add(&change, us);
+						add(&change[grp], us);
 						if (json_is_integer(tb))
-							add(&inside,
+							add(&inside[grp],
 							    (double)json_integer_value(
 								    tb) -
 								    (double)json_integer_value(
@@ -372,13 +412,15 @@ int main(int argc, char **argv)
 		waitpid(child, NULL, 0);
 	}
 	printf("{");
-	report("change", &change, false);
-	report("all", &all, true);
-	if (inside.n)
-		report("inside", &inside, true);
+	report_group(&change[0], &all[0], &inside[0]);
+	if (pair) {
+		printf(",\"pair\":{\"endpoint\":\"%s\",", pair);
+		report_group(&change[1], &all[1], &inside[1]);
+		printf("}");
+	}
 	printf("}\n");
 	fflush(stdout);
-	for (int i = 0; i < nsub; i++)
+	for (int i = 0; i < ntot; i++)
 		zmq_close(sub[i]);
 	_exit(0); /* no linger on the context */
 }

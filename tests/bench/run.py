@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-"""tests/bench/run.py: every benchmark in one run (issues 6 and 12).
+"""tests/bench/run.py: every benchmark in one run (issues 6, 12, 13 and 15).
 
     FASCIA_BUILD=build /usr/bin/python3 tests/bench/run.py [--json FILE] [--quick]
 
-Starts fascia-sim, fasciad, the helper programs (build/bench/: bare_tick,
+Starts fascia-sim, fasciad, fascia-web (the web phase: tests/bench/web.py),
+the helper programs (build/bench/: bare_tick,
 plain_client, pubsub, load, journal_query) and the pymodbus peer (tests/bench/peer.py) on
 free loopback ports, stops each by its pid, prints one table and writes it
-as JSON.  Method and meaning: docs/performance.md.  Timings are reported,
+as JSON (the CURVE phase makes its certificates in the run's temporary
+directory).  Method and meaning: docs/performance.md.  Timings are reported,
 never judged by the exit status: it is 0 unless something broke.
 """
 import argparse
@@ -124,7 +126,9 @@ def start_sim(ndev, cpus=None):
     return s
 
 
-def write_conf(tmp, ports, hz=50, names=None, limit=60, journal="off", trace_hz=1):
+def write_conf(tmp, ports, hz=50, names=None, limit=60, journal="off", trace_hz=1,
+               curve=None):
+    """curve: make_certs()'s keys, for a daemon with curve = yes."""
     prof = os.path.join(tmp, "profiles")
     os.makedirs(prof, exist_ok=True)
     path = os.path.join(tmp, "fasciad-%d.conf" % random.randrange(1 << 30))
@@ -132,11 +136,55 @@ def write_conf(tmp, ports, hz=50, names=None, limit=60, journal="off", trace_hz=
         f.write("[daemon]\ncontrol = tcp://127.0.0.1:*\npublish = tcp://127.0.0.1:*\n"
                 "profiles = %s\ntick_hz = %d\npublish_hz = 10\njournal = %s\n"
                 "trace_hz = %d\n\n" % (prof, hz, journal, trace_hz))
+        if curve:
+            f.write("[security]\ncurve = yes\nserver_cert = %s\nclients = %s\n\n"
+                    % (curve["server_cert"], curve["clients"]))
         for i, port in enumerate(ports):
             name = names[i] if names else ("sim" if i == 0 else "d%d" % i)
             f.write("[device %s]\naddress = 127.0.0.1:%d\nchambers = 8\nlimit_mmhg = %d\n\n"
                     % (name, port, limit))
     return path
+
+
+def write_cert(path, public, secret=None, meta=None):
+    """A ZPL certificate as zcert_save writes it: the public one (NAME.key)
+    with its metadata too, which pyzmq's create_certificates leaves out."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write("#   ZeroMQ CURVE %s Certificate (tests/bench/run.py)\n\nmetadata\n"
+                % ("**Secret**" if secret else "Public"))
+        for k, v in (meta or {}).items():
+            f.write('    %s = "%s"\n' % (k, v))
+        f.write('curve\n    public-key = "%s"\n' % public.decode())
+        if secret:
+            f.write('    secret-key = "%s"\n' % secret.decode())
+    if not secret:
+        os.chmod(path, 0o644)
+
+
+def make_certs(tmp):
+    """The daemon's certificate and one client's, role operator (the
+    publish phase starts and acknowledges), in tmp/curve: the client's
+    public half alone in the clients directory."""
+    top = os.path.join(tmp, "curve")
+    clients = os.path.join(top, "clients")
+    os.makedirs(clients)
+    spub, ssec = zmq.curve_keypair()
+    cpub, csec = zmq.curve_keypair()
+    c = {"server_cert": os.path.join(top, "server.key_secret"),
+         "server_key": os.path.join(top, "server.key"), "clients": clients,
+         "cert": os.path.join(top, "bench.key_secret"),
+         "keys": (cpub, csec, spub)}
+    write_cert(c["server_cert"], spub, ssec, {"name": "fasciad"})
+    write_cert(c["server_key"], spub, None, {"name": "fasciad"})
+    meta = {"name": "bench", "role": "operator"}
+    write_cert(c["cert"], cpub, csec, meta)
+    write_cert(os.path.join(clients, "bench.key"), cpub, None, meta)
+    return c
+
+
+def curve_args(curve):
+    """The helpers' (pubsub, load) CURVE options: tests/bench/bench_opt.h."""
+    return ["--cert", curve["cert"], "--server-key", curve["server_key"]] if curve else []
 
 
 def start_daemon(conf, extra=(), cpus=None):
@@ -147,16 +195,21 @@ def start_daemon(conf, extra=(), cpus=None):
 
 
 class Req:
-    """A REQ client (one per thread)."""
+    """A REQ client (one per thread); a CURVE client with curve
+    (make_certs()'s keys)."""
 
-    def __init__(self, ep, timeout_ms=4000):
-        self.ep, self.t = ep, timeout_ms
+    def __init__(self, ep, timeout_ms=4000, curve=None):
+        self.ep, self.t, self.curve = ep, timeout_ms, curve
         self._open()
 
     def _open(self):
         self.s = ZCTX.socket(zmq.REQ)
         self.s.setsockopt(zmq.LINGER, 0)
         self.s.setsockopt(zmq.RCVTIMEO, self.t)
+        if self.curve:
+            pub, sec, server = self.curve["keys"]
+            self.s.curve_publickey, self.s.curve_secretkey = pub, sec
+            self.s.curve_serverkey = server
         self.s.connect(self.ep)
 
     def __call__(self, cmd, **kw):
@@ -251,48 +304,67 @@ def single(v):
 
 # ---- 1 and 5: tick timing, footprint ----------------------------------
 
+def tick_daemon(tmp, hz, curve=None):
+    """The tick phase's set-up: a simulator of two devices (the peer's on
+    the second), fasciad on the first, idle."""
+    sim = start_sim(2)
+    d = start_daemon(write_conf(tmp, sim.ports[:1], hz=hz, curve=curve))
+    req = Req(d.control, curve=curve)
+    wait_until(lambda: (status(req) or {}).get("state") == "idle", 10)
+    time.sleep(0.5)
+    return sim, d, req
+
+
+def tick_condition(sim, d, req, hz, cond, a, out, curve=None):
+    """a.rounds windows of a.tick_s of one condition (idle, or under
+    `load`, a CURVE client of a CURVE daemon with curve), with bare_tick
+    (and at 50 Hz the peer) in the same windows."""
+    fh, bh, peer_late = {}, {}, []
+    cpu, drift, rates = [], [], []
+    for _ in range(a.rounds):
+        s0 = status(req)
+        c0, t0 = d.cpu_s(), time.monotonic()
+        load = None
+        if cond == "load":
+            load = Proc([os.path.join(BENCH, "load"), d.control, d.publish, "50", "20",
+                         str(a.tick_s + 1)] + curve_args(curve))
+            time.sleep(0.5)
+            s0, c0, t0 = status(req), d.cpu_s(), time.monotonic()
+        bare = Proc([os.path.join(BENCH, "bare_tick"), str(hz), str(a.tick_s)])
+        peer = None
+        if hz == 50:
+            peer = Proc([PY, os.path.join(HERE, "peer.py"), "--port", str(sim.ports[1]),
+                         "--seconds", str(a.tick_s)], ready=True)
+        time.sleep(a.tick_s)
+        b = bare.wait_json(a.tick_s + 10)
+        s1, c1, t1 = status(req), d.cpu_s(), time.monotonic()
+        if peer:
+            pj = peer.wait_json(20)
+            peer_late += [max(0, x) for x in pj["late_us"]]
+        if load:
+            lj = load.wait_json(10)
+            if not lj["requests"]:
+                raise RuntimeError("load: no reply from %s%s" % (
+                    d.control, " (CURVE)" if curve else ""))
+            rates.append(lj["rate"])
+            if not curve:
+                out.setdefault("load_rate", []).append(lj["rate"])
+        hist_add(fh, hist_sub(hist_of(s1["ticks"]["late_hist"]),
+                              hist_of(s0["ticks"]["late_hist"])))
+        hist_add(bh, hist_of(b["late_hist"]))
+        drift += [s1["ticks"]["drift_ns"], b["drift_ns"]]
+        cpu.append((c1 - c0) / (t1 - t0))
+    return {"fascia": hist_q(fh), "bare": hist_q(bh),
+            "peer": list_q(peer_late), "drift_ns": drift,
+            "cpu_frac": cpu, "late_ticks": s1["ticks"]["late"],
+            "rss_kib": d.rss_kib(), "load_rate": rates}
+
+
 def phase_tick(tmp, a, out):
     for hz in (50, 200):
-        sim = start_sim(2)
-        d = start_daemon(write_conf(tmp, sim.ports[:1], hz=hz))
-        req = Req(d.control)
-        wait_until(lambda: (status(req) or {}).get("state") == "idle", 10)
-        time.sleep(0.5)
+        sim, d, req = tick_daemon(tmp, hz)
         for cond in ("idle", "load"):
-            fh, bh, peer_late = {}, {}, []
-            cpu, drift = [], []
-            for _ in range(a.rounds):
-                s0 = status(req)
-                c0, t0 = d.cpu_s(), time.monotonic()
-                load = None
-                if cond == "load":
-                    load = Proc([os.path.join(BENCH, "load"), d.control, d.publish, "50", "20",
-                                 str(a.tick_s + 1)])
-                    time.sleep(0.5)
-                    s0, c0, t0 = status(req), d.cpu_s(), time.monotonic()
-                bare = Proc([os.path.join(BENCH, "bare_tick"), str(hz), str(a.tick_s)])
-                peer = None
-                if hz == 50:
-                    peer = Proc([PY, os.path.join(HERE, "peer.py"), "--port", str(sim.ports[1]),
-                                 "--seconds", str(a.tick_s)], ready=True)
-                time.sleep(a.tick_s)
-                b = bare.wait_json(a.tick_s + 10)
-                s1, c1, t1 = status(req), d.cpu_s(), time.monotonic()
-                if peer:
-                    pj = peer.wait_json(20)
-                    peer_late += [max(0, x) for x in pj["late_us"]]
-                if load:
-                    out.setdefault("load_rate", []).append(load.wait_json(10)["rate"])
-                hist_add(fh, hist_sub(hist_of(s1["ticks"]["late_hist"]),
-                                      hist_of(s0["ticks"]["late_hist"])))
-                hist_add(bh, hist_of(b["late_hist"]))
-                drift += [s1["ticks"]["drift_ns"], b["drift_ns"]]
-                cpu.append((c1 - c0) / (t1 - t0))
-            key = "%d_%s" % (hz, cond)
-            out["tick_" + key] = {"fascia": hist_q(fh), "bare": hist_q(bh),
-                                  "peer": list_q(peer_late), "drift_ns": drift,
-                                  "cpu_frac": cpu, "late_ticks": s1["ticks"]["late"],
-                                  "rss_kib": d.rss_kib()}
+            out["tick_%d_%s" % (hz, cond)] = tick_condition(sim, d, req, hz, cond, a, out)
         req.close()
         d.stop()
         sim.stop()
@@ -629,6 +701,125 @@ def phase_foot(tmp, a, out):
     sim.stop()
 
 
+# ---- 7: CURVE against plaintext ----------------------------------------
+
+def curve_changes(simreq, devs, until):
+    """State changes until `until`, on each device of devs in turn
+    (ABBA: each goes first as often as second), three a cycle: start the
+    hold (idle -> running), an e-stop from the simulator (running -> fault,
+    seen by a read), cleared, acknowledged (fault -> idle).  devs: (the
+    device's number in the simulator, its daemon's Req).  Returns the
+    cycles done on each."""
+    cycles = [0] * len(devs)
+    turn = 0
+    while time.monotonic() < until:
+        k = (turn ^ (turn >> 1)) & 1 if len(devs) == 2 else turn % len(devs)
+        turn += 1
+        dev_no, dq = devs[k]
+        if not wait_until(lambda: dq("start", device="sim", profile="bench-hold").get("ok"),
+                          3.0, 0.02):
+            continue
+        time.sleep(random.uniform(0, 0.02))     # a random phase against the tick
+        simreq("inject", device=dev_no, fault="estop")
+        time.sleep(0.06)               # three ticks: seen, fault
+        simreq("clear", device=dev_no, fault="estop")
+        if wait_until(lambda: dq("ack", device="sim").get("ok"), 3.0, 0.02):
+            cycles[k] += 1
+    return cycles
+
+
+def phase_curve(tmp, a, out):
+    """CURVE against plaintext in the same run (issue 13).  One simulator,
+    two daemons on a device each, one plaintext and one with curve = yes
+    (certificates made here, in tmp), both running throughout, measured at
+    the same moments: on this machine a round trip moves by a third from
+    one window of a second to the next, more than CURVE costs.
+    1. Command round trip: `load CURVE_CONTROL ... 1 0 S --pair
+       PLAIN_CONTROL`: a CURVE and a plaintext DEALER take turns, one
+       `status` outstanding in all, for a.curve_rtt_s.
+    2. Publish latency: `pubsub sub CURVE_PUBLISH 10 ... --pair
+       PLAIN_PUBLISH`, 10 CURVE and 10 plaintext subscribers in one loop,
+       while curve_changes() moves the two devices in turn for
+       a.curve_pub_s.
+    3. Tick timing: phase_tick's 50 Hz `load` condition (the same load, now
+       CURVE clients, bare_tick and the peer in the same windows) on a
+       CURVE daemon, against phase_tick's plaintext figure of this run
+       (measured here first when the tick phase did not run)."""
+    certs = make_certs(tmp)
+    os.makedirs(os.path.join(tmp, "profiles"), exist_ok=True)
+    with open(os.path.join(tmp, "profiles", "bench-hold.json"), "w") as f:
+        json.dump(HOLD_PROFILE, f)
+    sim = start_sim(2)
+    simreq = Req(sim.control)
+    d, req = {}, {}
+    for i, mode in enumerate(("plain", "curve")):
+        c = certs if mode == "curve" else None
+        d[mode] = start_daemon(write_conf(tmp, sim.ports[i:i + 1], curve=c))
+        req[mode] = Req(d[mode].control, curve=c)
+    for mode in d:
+        if not wait_until(lambda: (status(req[mode]) or {}).get("state") == "idle", 10):
+            raise RuntimeError("curve: the %s daemon is not idle: %s"
+                               % (mode, d[mode].stderr()))
+    time.sleep(0.3)
+    res = {"plain": {}, "curve": {}}
+    j = Proc([os.path.join(BENCH, "load"), d["curve"].control, d["curve"].publish, "1", "0",
+              str(a.curve_rtt_s), "--pair", d["plain"].control] + curve_args(certs)
+             ).wait_json(a.curve_rtt_s + 15)
+    res["curve"]["rtt"], res["plain"]["rtt"] = j["rtt"], j["pair"]["rtt"]
+    res["rtt_rate"] = j["rate"]
+    subs = Proc([os.path.join(BENCH, "pubsub"), "sub", d["curve"].publish, "10", "100000",
+                 "--pair", d["plain"].publish] + curve_args(certs))
+    time.sleep(0.5)                    # the subscribers join (and shake hands)
+    cyc = curve_changes(simreq, [(1, req["plain"]), (2, req["curve"])],
+                        time.monotonic() + a.curve_pub_s)
+    time.sleep(0.1)                    # the last change's messages
+    j = json.loads(subs.stop().strip().splitlines()[-1])
+    for mode, got in (("curve", j), ("plain", j["pair"])):
+        for k in ("change", "all", "inside"):
+            res[mode][k] = got.get(k)
+    res["plain"]["cycles"], res["curve"]["cycles"] = cyc
+    for mode in d:
+        res[mode]["security"] = req[mode]("status").get("result", {}).get("security")
+        res[mode]["rss_kib"] = d[mode].rss_kib()
+        req[mode].close()
+        d[mode].stop()
+    simreq.close()
+    sim.stop()
+    if "tick_50_load" not in out:
+        sim, dt, rq = tick_daemon(tmp, 50)
+        out["tick_50_load"] = tick_condition(sim, dt, rq, 50, "load", a, out)
+        rq.close()
+        dt.stop()
+        sim.stop()
+    sim, dt, rq = tick_daemon(tmp, 50, certs)
+    res["tick_50_load"] = tick_condition(sim, dt, rq, 50, "load", a, out, certs)
+    res["security"] = rq("status").get("result", {}).get("security")
+    rq.close()
+    dt.stop()
+    sim.stop()
+    out["curve"] = res
+
+
+# ---- 8: the web console (issue 15) --------------------------------------
+
+def phase_web(tmp, a, out):
+    """tests/bench/web.py's run: 4 CURVE daemons (publish_hz 10) as the
+    rooms of one fascia-web, a.web_streams event streams and a direct SUB
+    per daemon read by one poll loop, a.web_s with the console and a.web_s
+    without it.  Its processes are its own to start and stop."""
+    import web
+    d = os.path.join(tmp, "web")
+    os.makedirs(d)
+    out["web"] = web.measure(BUILD, d, a.web_s, a.web_streams)
+
+
+def web_rows(out):
+    import web
+    for r in web.rows(out.get("web")):
+        row(r["name"], r["fig"], r["unit"], r["ref"], r["ref_name"], r["ratio"], r["target"],
+            r["met"], r["note"])
+
+
 # ---- the table ----------------------------------------------------------
 
 def build_rows(out, period_ms=20.0):
@@ -779,6 +970,61 @@ def journal_rows(out):
             q, "us", None, "", None, "p99 < 20 ms", q["p99"] is not None and q["p99"] < 20000)
 
 
+def curve_rows(out):
+    """CURVE against plaintext, same run.  The ratio column is CURVE over
+    plaintext (1: CURVE costs nothing measurable); the target column says
+    what is expected, nothing is judged."""
+    cv = out.get("curve")
+    if not cv:
+        return
+
+    def rr(x, y):
+        return round(x / y, 3) if (x is not None and y) else None
+
+    def fig(h):
+        return h and h.get("n") and {"p50": h["p50_us"], "p99": h["p99_us"],
+                                     "max": h["max_us"], "n": h["n"]}
+
+    pl, cu = cv["plain"], cv["curve"]
+    for key, name, target, note in (
+            ("rtt", "CURVE: command round trip (status, 1 client)", "~1x: + 2 messages' crypto",
+             "a CURVE and a plaintext DEALER taking turns, one request outstanding"),
+            ("change", "CURVE: publish latency, on change, 10 subs", "> 1x: crypto per copy",
+             "read -> subscriber, 10 CURVE and 10 plaintext subscribers in one loop; "
+             "%d + %d start/e-stop/ack cycles" % (pl["cycles"], cu["cycles"]))):
+        p, c = fig(pl.get(key)), fig(cu.get(key))
+        if not (p and c):
+            continue
+        row(name, c, "us", p["p50"], "plain p50", rr(c["p50"], p["p50"]),
+            target, None, "ratio: CURVE p50 / plaintext p50; " + note)
+        row("  the same, plaintext", p, "us")
+        row("  at p99: CURVE / plaintext", None, "x", p["p99"], "plain p99",
+            rr(c["p99"], p["p99"]))
+    ins_p, ins_c = fig(pl.get("inside")), fig(cu.get("inside"))
+    if ins_p and ins_c:
+        row("  of which inside fasciad (read -> built), CURVE", ins_c, "us", ins_p["p50"],
+            "plain p50", rr(ins_c["p50"], ins_p["p50"]), "~1x: crypto is after", None,
+            "ratio: p50 CURVE / plaintext")
+    tc, tp = cv.get("tick_50_load"), out.get("tick_50_load")
+    if tc and tp:
+        f, p = tc["fascia"], tp["fascia"]
+        row("CURVE: tick lateness 50 Hz load", f, "us", p["p99"], "plain p99",
+            rr(f["p99"], p["p99"]), "~1x (crypto off the tick)", None,
+            "ratio: p99 CURVE / plaintext (the tick phase's 50 Hz load, this run)")
+        row("  bare abs-sleep loop, CURVE windows", tc["bare"], "us", tp["bare"]["p99"],
+            "plain windows p99", rr(tc["bare"]["p99"], tp["bare"]["p99"]), "", None,
+            "the machine itself in the two sets of windows: read the ratio above "
+            "against this one")
+        lc, lp = median(tc.get("load_rate") or []), median(tp.get("load_rate") or [])
+        if lc and lp:
+            row("  load: status replies per second, CURVE", single(round(lc)), "1/s",
+                round(lp), "plain", rr(lc, lp), "", None,
+                "the same load program: 50 clients as fast as the daemon answers "
+                "(median of the windows), 20 subscribers, one deaf")
+        dr = max(abs(x) for x in tc["drift_ns"])
+        row("  cumulative drift 50 Hz load, CURVE", single(dr), "ns", None, "", None, "0")
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -806,18 +1052,22 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json")
     ap.add_argument("--quick", action="store_true", help="a short smoke run")
-    ap.add_argument("--only", default="foot,tick,react,scale,rate,journal")
+    ap.add_argument("--only", default="foot,tick,curve,react,scale,rate,journal,web")
     a = ap.parse_args()
     a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 2, 10.0, 200, 6.0, 3.0
     a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 300.0, 5, 6, 5.0
     a.scale, a.scale_tries = [16, 32, 48, 64, 96, 128], 3
     a.jsessions, a.jqueries = 100000, 300
+    a.curve_rtt_s, a.curve_pub_s = 3.0, 6.0
+    a.web_s, a.web_streams = 20.0, 50
     if a.quick:
         a.rounds, a.tick_s, a.injections, a.scale_s, a.rate_s = 1, 3.0, 10, 2.0, 1.0
         a.react_s, a.rate_rounds, a.foot_windows, a.foot_s = 60.0, 1, 2, 2.0
         a.scale = [8, 64]
         a.jsessions, a.jqueries = 5000, 50
-    for b in ("fasciad", "fascia-sim", "bench/bare_tick", "bench/plain_client",
+        a.curve_rtt_s, a.curve_pub_s = 1.0, 3.0
+        a.web_s = 3.0
+    for b in ("fasciad", "fascia-sim", "fascia-web", "bench/bare_tick", "bench/plain_client",
               "bench/pubsub", "bench/load", "bench/journal_query"):
         if not os.access(os.path.join(BUILD, b), os.X_OK):
             sys.exit("run.py: no %s in %s (make first)" % (b, BUILD))
@@ -836,6 +1086,11 @@ def main():
         if "tick" in only:
             print("bench: tick timing ...", file=sys.stderr, flush=True)
             phase_tick(tmp, a, out)
+        if "curve" in only:
+            print("bench: CURVE against plaintext ...", file=sys.stderr, flush=True)
+            t1 = time.monotonic()
+            phase_curve(tmp, a, out)
+            out["curve"]["seconds"] = round(time.monotonic() - t1, 1)
         if "react" in only:
             print("bench: reaction and publish latency ...", file=sys.stderr, flush=True)
             phase_reaction(tmp, a, out)
@@ -845,6 +1100,11 @@ def main():
         if "journal" in only:
             print("bench: journal ...", file=sys.stderr, flush=True)
             phase_journal(tmp, a, out)
+        if "web" in only:
+            print("bench: the web console ...", file=sys.stderr, flush=True)
+            t1 = time.monotonic()
+            phase_web(tmp, a, out)
+            out["web"]["phase_seconds"] = round(time.monotonic() - t1, 1)
     finally:
         for p in list(PROCS):
             p.stop()
@@ -853,6 +1113,8 @@ def main():
     out["machine"]["load1_end"] = os.getloadavg()[0]
     build_rows(out)
     journal_rows(out)
+    curve_rows(out)
+    web_rows(out)
     print_table()
     print("(%d CPUs, load %.2f -> %.2f, %.0f s; a shared machine: other work may run)"
           % (out["machine"]["cpus"], out["machine"]["load1"], out["machine"]["load1_end"],
