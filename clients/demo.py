@@ -8,6 +8,10 @@ session on the simulated device, shown live until it ends.
      and an operator's, "demo", in the temporary directory), the
      repository's etc/profiles, device "sim" at the simulator
   3. waits for the device to be idle, starts gentle-wave
+  3b. when build/fascia-web is built: the web console on a free loopback
+     port (its own certificate, `gateway = yes`, admitted by fasciad; a
+     demo user "demo" with a password made up for this run, printed with
+     the address: a demo's only, gone with its temporary directory)
   4. shows it: on a terminal build/fascia-top (q quits), else build/fasciactl
      watch, else plain lines from the Python module's Monitor; when stdout
      is not a terminal, always plain lines (DEMO_VIEWER=plain|fasciactl|
@@ -23,6 +27,7 @@ order.  Exit status 0 on a normal end, 1 when something failed (the device
 faulted, a program would not start).
 """
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -65,6 +70,23 @@ address = 127.0.0.1:{port}
 chambers = 8
 limit_mmhg = 80
 """
+
+
+# The console's configuration (docs/console.md): plain HTTP, as it listens
+# on the loopback interface only.
+WEB_CONFIG = """# written by clients/demo.py
+[web]
+listen = 127.0.0.1:0
+users = {users}
+cert = {keys}/console.key_secret
+static = {static}
+
+[room demo]
+control = {control}
+publish = {publish}
+server_key = {keys}/server.key
+"""
+WEB_USER = "demo"
 
 
 class DemoError(Exception):
@@ -310,6 +332,8 @@ def run(procs, workdir, seconds):
     say("device %s at 127.0.0.1:%d; fasciad control %s publish %s"
         % (DEVICE, port, control, publish))
 
+    console = start_console(procs, workdir, keys, control, publish)
+
     ctl = os.path.join(BUILD, "fasciactl")
     say("CURVE on: the operator certificate %s, the daemon's public key %s"
         % (cert, server_key))
@@ -336,7 +360,14 @@ def run(procs, workdir, seconds):
         try:
             env = dict(os.environ, FASCIA_CONTROL=control, FASCIA_PUBLISH=publish,
                        FASCIA_CERT=cert, FASCIA_SERVER_KEY=server_key)
-            for argv in viewers(control, publish):
+            external = viewers(control, publish)
+            if console and external and sys.stdin.isatty() and sys.stdout.isatty():
+                # fascia-top takes the whole terminal: give the reader the
+                # time to open the console's address first
+                say("open %s in a browser, then press Enter for %s (the console stays "
+                    "up until the demo ends)" % (console, os.path.basename(external[0][0])))
+                input()
+            for argv in external:
                 if show_external(argv, watch, env):
                     break
             else:
@@ -355,20 +386,72 @@ def run(procs, workdir, seconds):
 
 def make_certificates(workdir):
     """The daemon's certificate and the operator "demo"'s, made by
-    fasciactl keygen in workdir/keys; demo's public one alone in
-    workdir/clients, the directory fasciad admits from."""
+    fasciactl keygen in workdir/keys; demo's public one in workdir/clients,
+    the directory fasciad admits from, and, when the console is built, the
+    console's: an operator with gateway = yes, so that it may name the
+    person it acts for."""
     keys = os.path.join(workdir, "keys")
     clients = os.path.join(workdir, "clients")
     os.mkdir(keys, 0o700)
     os.mkdir(clients)
-    for name, role in (("server", "observer"), ("demo", "operator")):
+    certs = [("server", "observer"), ("demo", "operator")]
+    if os.access(os.path.join(BUILD, "fascia-web"), os.X_OK):
+        certs.append(("console", "operator"))
+    for name, role in certs:
         r = subprocess.run([os.path.join(BUILD, "fasciactl"), "keygen", name,
                             "--role", role, "-d", keys],
                            capture_output=True, text=True, timeout=10)
         if r.returncode != 0:
             raise DemoError("fasciactl keygen %s failed: %s" % (name, r.stderr.strip()))
-    shutil.copy(os.path.join(keys, "demo.key"), clients)
+        if name == "server":
+            continue
+        if name == "console":
+            add_gateway(os.path.join(keys, "console.key"))
+        shutil.copy(os.path.join(keys, name + ".key"), clients)
     return keys, clients
+
+
+def add_gateway(public_file):
+    """gateway = "yes" in a public certificate's metadata (fasciactl keygen
+    has no option for it; docs/security.md)."""
+    with open(public_file) as f:
+        lines = f.read().splitlines()
+    lines.insert(lines.index("metadata") + 1, '    gateway = "yes"')
+    with open(public_file, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def start_console(procs, workdir, keys, control, publish):
+    """build/fascia-web on a free loopback port, a client of the demo's
+    fasciad with the console certificate, and its one user, "demo", with a
+    password made up for this run (stdin of --add-user, as a person would
+    type it).  Prints the address, the name and the password.  A console
+    that does not start is said and left out: the demo goes on without."""
+    web = os.path.join(BUILD, "fascia-web")
+    if not os.access(web, os.X_OK) or not os.path.exists(os.path.join(keys, "console.key")):
+        return None
+    users = os.path.join(workdir, "web-users")
+    password = secrets.token_urlsafe(9)
+    r = subprocess.run([web, "--add-user", WEB_USER, "--role", "operator", "-u", users],
+                       input=password + "\n", capture_output=True, text=True, timeout=20)
+    if r.returncode != 0:
+        say("the web console is left out: fascia-web --add-user failed: %s" % r.stderr.strip())
+        return None
+    conf = os.path.join(workdir, "fascia-web.conf")
+    with open(conf, "w") as f:
+        f.write(WEB_CONFIG.format(users=users, keys=keys, control=control, publish=publish,
+                                  static=os.path.join(REPO, "clients", "fascia-web", "static")))
+    log = os.path.join(workdir, "fascia-web.log")
+    proc = procs.start("fascia-web", [web, "-c", conf], log)
+    try:
+        fields = read_ready(proc, "fascia-web", log)
+    except DemoError as e:
+        say("the web console is left out: %s" % e)
+        return None
+    say("fascia-web pid %d" % proc.pid)
+    say("the web console: %s (log in as %s, password %s: this demo's only)"
+        % (fields["listen"], WEB_USER, password))
+    return fields["listen"]
 
 
 def stop_session(client):

@@ -9,12 +9,8 @@
 
 #include <fascia/client.h>
 
-/*
- * Set sec's keys on a ZeroMQ socket, before it connects: nothing for
- * plaintext (sec NULL or naming neither).  Returns 0, or -1 with the
- * errno of fascia_security_check() or of zmq_setsockopt().
- */
-int fascia_security_apply(void *sock, const struct fascia_security *sec);
+/* fascia_security_apply(), which sets sec's keys on a socket, is public:
+ * <fascia/client.h>. */
 
 /* Whether sec names a certificate or a server key (CURVE, or an error). */
 bool fascia_security_on(const struct fascia_security *sec);

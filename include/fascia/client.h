@@ -61,6 +61,15 @@ struct fascia_security {
 int fascia_security_check(const struct fascia_security *sec, const char **bad);
 
 /*
+ * Set sec's keys on a libzmq socket of the caller's own, before it
+ * connects, for a program that serves its sockets from its own event loop
+ * (fascia-web): nothing for plaintext (sec NULL or naming neither).
+ * Returns 0, or -1 with the errno of fascia_security_check() or of
+ * zmq_setsockopt().
+ */
+int fascia_security_apply(void *sock, const struct fascia_security *sec);
+
+/*
  * A client of the control endpoint (a DEALER socket).  timeout_ms bounds
  * every call.  Returns NULL with errno on failure: EINVAL for an endpoint
  * that is not one ("bogus", "tcp://host" without a port, an unknown

@@ -423,3 +423,138 @@ class Daemon:
             self._drop_socket()
             self._own_ctx.destroy(linger=0)
             self._own_ctx = None
+
+
+# --------------------------------------------------------------------------
+# fascia-web (issue 15): the console's certificate, its users, its
+# configuration and its process.  A room is a Daemon; the console is a
+# CURVE client of each with a certificate of its own (gateway = yes).
+
+WEB_BIN = os.path.join(BUILD, "fascia-web")
+FASCIACTL_BIN = os.path.join(BUILD, "fasciactl")
+WEB_START_TIMEOUT_S = 5.0 * SLOW
+WEB_STOP_TIMEOUT_S = 5.0 * SLOW
+WEB_STATIC_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..",
+                                              "clients", "fascia-web", "static"))
+
+
+def console_cert(keys_dir, name="console", role="operator"):
+    """The console's certificate, made by `fasciactl keygen NAME --role
+    ROLE -d keys_dir`, its public file given `gateway = "yes"` (keygen
+    writes name and role only): (public file, secret file).  Copy the
+    public file into each daemon's clients directory."""
+    os.makedirs(keys_dir, exist_ok=True)
+    subprocess.run([FASCIACTL_BIN, "keygen", name, "--role", role, "-d", keys_dir],
+                   check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    public = os.path.join(keys_dir, name + ".key")
+    with open(public) as f:
+        text = f.read()
+    assert "metadata\n" in text, text
+    with open(public, "w") as f:
+        f.write(text.replace("metadata\n", 'metadata\n    gateway = "yes"\n', 1))
+    return public, os.path.join(keys_dir, name + ".key_secret")
+
+
+def add_web_user(users_file, name, role, password):
+    """fascia-web --add-user NAME --role ROLE -u users_file, the password
+    on stdin -> CompletedProcess (text)."""
+    return subprocess.run([WEB_BIN, "--add-user", name, "--role", role, "-u", users_file],
+                          input=password + "\n", capture_output=True, text=True, timeout=30)
+
+
+def write_web_config(path, rooms, users=None, cert=None, tls=None, listen="127.0.0.1:0",
+                     static=WEB_STATIC_DIR, extra="", web_extra=()):
+    """A fascia-web configuration at path.  rooms: [(name, control,
+    publish, server_key or None)] (a Daemon's .control and .publish);
+    users: the users file or None; cert: the console's secret
+    certificate; tls: (cert file, key file) or None; web_extra: more
+    lines of [web]; extra: text after the rooms.  Returns path."""
+    lines = ["[web]", "listen = %s" % listen] + list(web_extra)
+    if static:
+        lines.append("static = %s" % static)
+    if users:
+        lines.append("users = %s" % users)
+    if cert:
+        lines.append("cert = %s" % cert)
+    if tls:
+        lines += ["tls_cert = %s" % tls[0], "tls_key = %s" % tls[1]]
+    for name, control, publish, server_key in rooms:
+        lines += ["", "[room %s]" % name, "control = %s" % control,
+                  "publish = %s" % publish]
+        if server_key:
+            lines.append("server_key = %s" % server_key)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n" + extra)
+    return path
+
+
+def run_web_check(conf_path, timeout=20):
+    """fascia-web -n -c FILE -> CompletedProcess (text)."""
+    return subprocess.run([WEB_BIN, "-n", "-c", conf_path], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+class WebStartError(AssertionError):
+    pass
+
+
+class Web:
+    """One `fascia-web -c FILE` process: .url (from its ready line,
+    `ready listen=URL`), .stop() by pid (SIGTERM, must exit 0), .kill(),
+    .log() (its stderr)."""
+
+    def __init__(self, conf_path, timeout=WEB_START_TIMEOUT_S, args=()):
+        if not os.access(WEB_BIN, os.X_OK):
+            pytest.fail("no fascia-web binary at %s (set FASCIA_BUILD, run make)" % WEB_BIN)
+        self.conf_path = conf_path
+        self.args = [WEB_BIN, "-c", conf_path] + list(args)
+        self.stderr_path = conf_path + ".%d.err" % id(self)
+        self._err = open(self.stderr_path, "w+b")
+        self.proc = subprocess.Popen(under_valgrind(self.args), stdout=subprocess.PIPE,
+                                     stderr=self._err, stdin=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        try:
+            self.ready_line = read_ready(self.proc, self.args, timeout, ("listen=",),
+                                         self.log, WebStartError)
+        except BaseException:
+            self.kill()
+            self._err.close()
+            raise
+        self.url = fascia.ready_fields(self.ready_line)["listen"]
+
+    def log(self):
+        self._err.flush()
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM by pid; its exit status (SIGKILL after the wait is a
+        failure)."""
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=WEB_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait()
+                raise AssertionError("fascia-web pid %d did not stop; log:\n%s"
+                                     % (self.pid, self.log()[-3000:]))
+        return self.proc.returncode
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def finish(self):
+        """Stop it and check it exited 0."""
+        try:
+            rc = self.stop()
+            assert rc == 0, "fascia-web exited %r; log:\n%s" % (rc, self.log()[-3000:])
+        finally:
+            if not self.proc.stdout.closed:
+                self.proc.stdout.close()
+            self._err.close()
