@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -231,7 +233,7 @@ static void start_stream(struct web *w, struct evhttp_request *req,
 	struct sse_client *c = xcalloc(1, sizeof(*c));
 	struct timeval wtv = {SSE_WRITE_TIMEOUT_S, 0};
 	struct bufferevent *bev;
-	int sndbuf = SSE_SNDBUF;
+	int sndbuf = SSE_SNDBUF, one = 1;
 	char head[32], *text;
 	size_t len;
 
@@ -253,6 +255,11 @@ static void start_stream(struct web *w, struct evhttp_request *req,
 	if (setsockopt(bufferevent_getfd(bev), SOL_SOCKET, SO_SNDBUF, &sndbuf,
 		       sizeof(sndbuf)) < 0)
 		log_warn("event stream: SO_SNDBUF");
+	/* an event goes at once: Nagle would hold a small one (an alarm)
+	 * until the browser's delayed ACK, up to 40 ms */
+	if (setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one,
+		       sizeof(one)) < 0)
+		log_warn("event stream: TCP_NODELAY");
 	evhttp_connection_set_closecb(c->evcon, on_close, c);
 	LIST_INSERT_HEAD(&w->sse->clients, c, entry);
 	w->sse->n++;
