@@ -29,6 +29,8 @@ import zmq
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "clients", "python"))
 import fascia  # noqa: E402
+# the certificates' files and the table's cells, as web.py writes them
+from web import fmt, write_cert  # noqa: E402
 BUILD = os.path.abspath(os.environ.get("FASCIA_BUILD", os.path.join(HERE, "..", "..", "build")))
 BENCH = os.path.join(BUILD, "bench")
 PY = "/usr/bin/python3"
@@ -144,21 +146,6 @@ def write_conf(tmp, ports, hz=50, names=None, limit=60, journal="off", trace_hz=
             f.write("[device %s]\naddress = 127.0.0.1:%d\nchambers = 8\nlimit_mmhg = %d\n\n"
                     % (name, port, limit))
     return path
-
-
-def write_cert(path, public, secret=None, meta=None):
-    """A ZPL certificate as zcert_save writes it: the public one (NAME.key)
-    with its metadata too, which pyzmq's create_certificates leaves out."""
-    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
-        f.write("#   ZeroMQ CURVE %s Certificate (tests/bench/run.py)\n\nmetadata\n"
-                % ("**Secret**" if secret else "Public"))
-        for k, v in (meta or {}).items():
-            f.write('    %s = "%s"\n' % (k, v))
-        f.write('curve\n    public-key = "%s"\n' % public.decode())
-        if secret:
-            f.write('    secret-key = "%s"\n' % secret.decode())
-    if not secret:
-        os.chmod(path, 0o644)
 
 
 def make_certs(tmp):
@@ -1023,16 +1010,6 @@ def curve_rows(out):
                 "(median of the windows), 20 subscribers, one deaf")
         dr = max(abs(x) for x in tc["drift_ns"])
         row("  cumulative drift 50 Hz load, CURVE", single(dr), "ns", None, "", None, "0")
-
-
-def fmt(v):
-    if v is None:
-        return "-"
-    if isinstance(v, bool):
-        return "yes" if v else "NO"
-    if isinstance(v, float):
-        return "%.3g" % v if abs(v) < 10 else "%.0f" % v
-    return str(v)
 
 
 def print_table():

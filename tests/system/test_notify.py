@@ -100,9 +100,11 @@ def test_status_follows_the_device_from_offline_to_idle_to_running(notified):
     since = time.monotonic()
     d.ok("start", device="sim", profile="long")
     note.wait("STATUS", lambda v: v == "1 device: sim running", since=since)
-    # one line a change, not one a tick
-    n = len(note.all("STATUS"))
-    time.sleep(0.5)
+    # one line a change, not one a tick: 25 ticks go by (five WATCHDOG=1
+    # of the daemon's own loop) with no other STATUS
+    n, w = len(note.all("STATUS")), len(note.all("WATCHDOG"))
+    wait_until(lambda: len(note.all("WATCHDOG")) >= w + 5, 5.0, interval=0.02,
+               what="five more WATCHDOG=1")
     assert len(note.all("STATUS")) == n, note.all("STATUS")[n:]
     d.ok("stop", device="sim")
     note.wait("STATUS", lambda v: v == "1 device: sim releasing", since=since)
